@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -111,9 +112,10 @@ def token_fingerprint(token: str) -> str:
 
     Example:
         >>> token_fingerprint("abc")
-        'tok:ba7816bf'
+        'tok-ba7816bf8f01'
     """
-    return "tok:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
+    # Same scheme as the library's log lines, so the demo's fingerprints match what the workers log.
+    return "tok-" + hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()[:12]
 
 
 def _find_token(payload: Any) -> str | None:
@@ -384,6 +386,9 @@ class LocalStepFunctions:
         region: the region for every client and resource.
         account_id: moto's default account; only used to build ARNs and the Lambda context.
         quiet: lower moto's loggers to CRITICAL while the simulator runs.
+        context_factory: builds the Lambda context for a call from the function (or queue) name, e.g.
+            ``lambda name: callback_kit.testing.FakeLambdaContext(function_name=name)``; by default a
+            minimal context with 30 s remaining.
 
     Example:
         >>> def handler(event, context):                                     # doctest: +SKIP
@@ -397,9 +402,15 @@ class LocalStepFunctions:
     """
 
     def __init__(
-        self, region: str = "us-east-1", *, account_id: str = "123456789012", quiet: bool = True
+        self,
+        region: str = "us-east-1",
+        *,
+        account_id: str = "123456789012",
+        quiet: bool = True,
+        context_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self.region = region
+        self._context_factory = context_factory
         self.account_id = account_id
         self._quiet = quiet
         self._mock: Any = None
@@ -411,7 +422,9 @@ class LocalStepFunctions:
         self._lambda_routes: dict[str, _LambdaRoute] = {}
         self._pending: list[_Pending] = []
         self._pending_lock = threading.Lock()
-        self._deliver_lock = threading.RLock()
+        self._receive_lock = threading.Lock()
+        self._pump_threads: list[threading.Thread] = []
+        self._pump_stop = threading.Event()
         self._delivery_listeners: list[Callable[[Delivery], None]] = []
         self._callback_listeners: list[Callable[[CallbackCall], None]] = []
         self._role_arn: str | None = None
@@ -882,32 +895,75 @@ class LocalStepFunctions:
         """
         deadline = time.monotonic() + wait
         while True:
-            with self._deliver_lock:
-                calls = self._deliver_pending()
-                for route in list(self._sqs_routes):
-                    calls += self._deliver_queue(route)
-            if calls or time.monotonic() >= deadline:
-                return calls
+            jobs = self._collect()
+            for job in jobs:
+                job()
+            if jobs or time.monotonic() >= deadline:
+                return len(jobs)
             time.sleep(0.02)
 
-    def _deliver_pending(self) -> int:
-        now = time.monotonic()
-        with self._pending_lock:
-            ready = [p for p in self._pending if p.not_before <= now]
-            self._pending = [p for p in self._pending if p.not_before > now]
-        for item in ready:
-            delivery = self._call(item.source, item.target, item.handler, item.event, item.attempt)
-            if delivery.error is None:
-                continue
-            if item.attempt <= item.retries:
-                item.attempt += 1
-                item.not_before = time.monotonic() + item.retry_delay
-                self._enqueue(item)
-            elif item.fail_task_on_error:
-                self._fail_task_like_lambda(item.event, delivery.error)
-            else:
-                self.dead_letters.append(delivery)
-        return len(ready)
+    def _collect(self) -> list[Callable[[], None]]:
+        """Take what is ready off the queues and the pending list; return one job per handler call.
+
+        Receiving is serialised (moto's SQS is not built for concurrent receivers in one process), while
+        the returned jobs may run on several pump threads at once, as Lambda runs several invocations.
+        """
+        jobs: list[Callable[[], None]] = []
+        with self._receive_lock:
+            for route in list(self._sqs_routes):
+                messages = self._receive(route)
+                if not messages:
+                    continue
+                if not route.as_eventbridge:
+                    jobs.append(functools.partial(self._process_batch, route, messages))
+                    continue
+                for message in messages:
+                    # EventBridge has handed the event over: from here on Lambda's async retries apply.
+                    self.sqs.delete_message(QueueUrl=route.queue.url, ReceiptHandle=message["ReceiptHandle"])
+                    envelope = json.loads(message["Body"])
+                    envelope.setdefault("account", self.account_id)  # moto omits it; AWS always sends it
+                    self._enqueue(
+                        _Pending(
+                            source="eventbridge",
+                            target=route.queue.name,
+                            handler=route.handler,
+                            event=envelope,
+                            retries=route.retries,
+                            retry_delay=route.retry_delay,
+                        )
+                    )
+            now = time.monotonic()
+            with self._pending_lock:
+                ready = [p for p in self._pending if p.not_before <= now]
+                self._pending = [p for p in self._pending if p.not_before > now]
+        jobs.extend(functools.partial(self._process_pending, item) for item in ready)
+        return jobs
+
+    def _receive(self, route: _SqsRoute) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if route.visibility_timeout is not None:
+            kwargs["VisibilityTimeout"] = route.visibility_timeout
+        messages = self.sqs.receive_message(
+            QueueUrl=route.queue.url,
+            MaxNumberOfMessages=route.batch_size,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            **kwargs,
+        ).get("Messages", [])
+        return [dict(m) for m in messages]
+
+    def _process_pending(self, item: _Pending) -> None:
+        delivery = self._call(item.source, item.target, item.handler, item.event, item.attempt)
+        if delivery.error is None:
+            return
+        if item.attempt <= item.retries:
+            item.attempt += 1
+            item.not_before = time.monotonic() + item.retry_delay
+            self._enqueue(item)
+        elif item.fail_task_on_error:
+            self._fail_task_like_lambda(item.event, delivery.error)
+        else:
+            self.dead_letters.append(delivery)
 
     def _fail_task_like_lambda(self, payload: Any, error: BaseException) -> None:
         token = _find_token(payload)
@@ -924,43 +980,15 @@ class LocalStepFunctions:
         with contextlib.suppress(Exception):  # the task may already be closed: nothing left to fail
             self.sfn.send_task_failure(taskToken=token, error=type(error).__name__, cause=cause)
 
-    def _deliver_queue(self, route: _SqsRoute) -> int:
-        kwargs: dict[str, Any] = {}
-        if route.visibility_timeout is not None:
-            kwargs["VisibilityTimeout"] = route.visibility_timeout
-        messages = self.sqs.receive_message(
-            QueueUrl=route.queue.url,
-            MaxNumberOfMessages=route.batch_size,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            **kwargs,
-        ).get("Messages", [])
-        if not messages:
-            return 0
-        if route.as_eventbridge:
-            for message in messages:
-                # EventBridge has handed the event over: from here on Lambda's async retries apply.
-                self.sqs.delete_message(QueueUrl=route.queue.url, ReceiptHandle=message["ReceiptHandle"])
-                envelope = json.loads(message["Body"])
-                envelope.setdefault("account", self.account_id)  # moto omits it; AWS always sends it
-                self._enqueue(
-                    _Pending(
-                        source="eventbridge",
-                        target=route.queue.name,
-                        handler=route.handler,
-                        event=envelope,
-                        retries=route.retries,
-                        retry_delay=route.retry_delay,
-                    )
-                )
-            return self._deliver_pending()
-        event = {"Records": [self.sqs_record(route.queue, dict(m)) for m in messages]}
+    def _process_batch(self, route: _SqsRoute, messages: list[dict[str, Any]]) -> None:
+        event = {"Records": [self.sqs_record(route.queue, m) for m in messages]}
         delivery = self._call("sqs", route.queue.name, route.handler, event, 1)
         if delivery.error is not None:
-            return 1  # a raise fails the whole batch: every message stays for redelivery
+            return  # a raise fails the whole batch: every message stays for redelivery
+        response = delivery.result if isinstance(delivery.result, Mapping) else {}
         failed = {
             item.get("itemIdentifier")
-            for item in (delivery.result or {}).get("batchItemFailures", [])
+            for item in response.get("batchItemFailures") or []
             if isinstance(item, Mapping)
         }
         done = [
@@ -970,7 +998,6 @@ class LocalStepFunctions:
         ]
         if done:
             self.sqs.delete_message_batch(QueueUrl=route.queue.url, Entries=done)  # type: ignore[arg-type]
-        return 1
 
     def sqs_record(self, queue: Queue, message: Mapping[str, Any]) -> dict[str, Any]:
         """Turn one ReceiveMessage message into the record Lambda's SQS event source mapping delivers.
@@ -999,7 +1026,11 @@ class LocalStepFunctions:
         return record
 
     def _call(self, source: str, target: str, handler: LambdaHandler, event: Any, attempt: int) -> Delivery:
-        context = _FakeLambdaContext(target.replace(".", "-"), self.region, self.account_id)
+        name = target.replace(".", "-")
+        if self._context_factory is not None:
+            context = self._context_factory(name)
+        else:
+            context = _FakeLambdaContext(name, self.region, self.account_id)
         tokens = tuple(token_fingerprint(t) for t in _tokens_in(source, event))
         started = time.monotonic()
         result: Any = None
@@ -1014,16 +1045,17 @@ class LocalStepFunctions:
 
     # -- background pump -------------------------------------------------------------------------------
 
-    _pump_thread: threading.Thread | None = None
-    _pump_stop: threading.Event | None = None
+    def start_pump(self, interval: float = 0.02, *, concurrency: int = 4) -> None:
+        """Start ``concurrency`` daemon threads that deliver until :meth:`stop_pump`.
 
-    def start_pump(self, interval: float = 0.02) -> None:
-        """Start a daemon thread that calls :meth:`deliver_once` until :meth:`stop_pump`.
+        Each thread loops over :meth:`deliver_once`, so up to ``concurrency`` handler calls run at once:
+        one slow, heartbeating handler does not hold up the other executions' tasks.
 
-        Handlers run on that thread one delivery at a time, so a long handler delays the others (a
-        handler that must heartbeat for seconds still works: heartbeats come from its own threads).
+        Example:
+            >>> sim.start_pump(concurrency=2)                                # doctest: +SKIP
+            >>> sim.stop_pump()
         """
-        if self._pump_thread is not None:
+        if self._pump_threads:
             return
         stop = threading.Event()
 
@@ -1037,27 +1069,29 @@ class LocalStepFunctions:
                     stop.wait(interval)
 
         self._pump_stop = stop
-        self._pump_thread = threading.Thread(target=loop, name="callback-kit-sim-pump", daemon=True)
-        self._pump_thread.start()
+        for i in range(max(1, concurrency)):
+            thread = threading.Thread(target=loop, name=f"callback-kit-sim-pump-{i}", daemon=True)
+            thread.start()
+            self._pump_threads.append(thread)
 
     def stop_pump(self, timeout: float = 5.0) -> None:
-        """Stop the pump thread (waits for the handler call in progress)."""
-        if self._pump_thread is None or self._pump_stop is None:
-            return
+        """Stop the pump threads (waits up to ``timeout`` for handler calls in progress)."""
         self._pump_stop.set()
-        self._pump_thread.join(timeout)
-        self._pump_thread = None
-        self._pump_stop = None
+        deadline = time.monotonic() + timeout
+        for thread in self._pump_threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._pump_threads.clear()
+        self._pump_stop = threading.Event()
 
     @contextlib.contextmanager
-    def pump(self, interval: float = 0.02) -> Iterator[LocalStepFunctions]:
+    def pump(self, interval: float = 0.02, *, concurrency: int = 4) -> Iterator[LocalStepFunctions]:
         """Deliver in the background for the duration of a ``with`` block.
 
         Example:
             >>> with sim.pump():                                             # doctest: +SKIP
             ...     result = sim.wait_for_execution(sim.start_execution(arn), timeout=3)
         """
-        self.start_pump(interval)
+        self.start_pump(interval, concurrency=concurrency)
         try:
             yield self
         finally:
@@ -1070,7 +1104,7 @@ class LocalStepFunctions:
             >>> sim.run(arn, {"n": 1}, timeout=3)["status"]                  # doctest: +SKIP
             'SUCCEEDED'
         """
-        running = self._pump_thread is not None
+        running = bool(self._pump_threads)
         if not running:
             self.start_pump()
         try:

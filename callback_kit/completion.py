@@ -1,0 +1,348 @@
+"""Deliver callbacks to Step Functions: SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat.
+
+Each answer from Step Functions falls in one of four classes (see ``AWS_FACTS``):
+
+* **transient** (throttling, 5xx, connection and read errors, ``KmsThrottlingException``): retried with
+  exponential backoff and full jitter, within the attempt budget and any deadline;
+* **closed** (``TaskTimedOut``, ``TaskDoesNotExist``, ``InvalidToken``): the task is already over (timed out,
+  stopped, or answered before). Logged, not raised, not redelivered: :attr:`Delivery.ALREADY_CLOSED`;
+* **rejected** (``InvalidOutput``, ``ValidationException``): the request itself is wrong; a success falls back to
+  a failure callback (``CallbackKit.OutputRejected``) so that the task is still answered;
+* anything else, or a transient error that outlasts the budget: :class:`CallbackDeliveryError`, so that the
+  message that carried the token is redelivered and, in the end, reaches a DLQ.
+
+Retries live here rather than in botocore's retry modes because ``KmsThrottlingException`` is not in botocore's
+throttle list, because a retried success that comes back ``TaskTimedOut`` is a success, and because tests inject
+the sleep. The default client therefore turns botocore's own retries off, so the two never multiply.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from callback_kit.exceptions import ERROR_OUTPUT_REJECTED, CallbackDeliveryError, InvalidOutputError
+from callback_kit.logs import fingerprint, get_logger
+from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+CLOSED_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+REJECTED_CODES = frozenset({"InvalidOutput", "ValidationException"})
+TRANSIENT_CODES = frozenset(
+    {
+        # botocore's throttling and transient error codes, plus KMS throttling, which botocore does not retry.
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "KmsThrottlingException",
+    }
+)
+CONFIG_FAULT_CODES = frozenset({"KmsAccessDeniedException", "KmsInvalidStateException"})
+
+
+class Delivery(enum.Enum):
+    """What became of a completion call."""
+
+    #: Step Functions accepted the callback.
+    DELIVERED = "delivered"
+    #: The task was already closed (timed out, stopped or answered): nothing more can be done for it.
+    ALREADY_CLOSED = "already_closed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How completion calls are retried on transient errors: exponential backoff with full jitter.
+
+    Attempt ``n`` (from 0) waits a random time up to ``min(max_delay, base_delay * 2**n)``.
+
+    Example:
+        >>> policy = RetryPolicy(max_attempts=3, sleep=lambda s: None)
+        >>> policy.delay(10) <= policy.max_delay
+        True
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.1
+    max_delay: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retrying after failed attempt number ``attempt`` (0-based)."""
+        return float(self.random() * min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+@dataclass
+class Completer:
+    """Sends callbacks for tokens, with the retry and error rules described in this module.
+
+    Args:
+        client: a boto3 ``stepfunctions`` client (or a fake with the same methods); by default one shared,
+            lazily built client (see :func:`default_client`).
+        policy: the retry policy.
+
+    Example:
+        >>> from callback_kit.testing import FakeStepFunctions
+        >>> fake = FakeStepFunctions()
+        >>> token = fake.open_task()
+        >>> Completer(fake).complete(token, Success('{"ok": true}'))
+        <Delivery.DELIVERED: 'delivered'>
+    """
+
+    client: Any = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def _client(self) -> SFNClient:
+        return self.client if self.client is not None else default_client()
+
+    def complete(self, token: str, outcome: Outcome, *, deadline: float | None = None) -> Delivery:
+        """Send ``outcome`` for ``token``; fall back to a failure callback if Step Functions rejects the output.
+
+        Args:
+            deadline: a ``policy.clock`` time after which no retry is started (the Lambda's end, say).
+
+        Raises:
+            CallbackDeliveryError: the callback could not be delivered; the message must be redelivered.
+        """
+        if isinstance(outcome, Success):
+            try:
+                return self._call("SendTaskSuccess", token, deadline, output=outcome.output)
+            except _Rejected as exc:
+                get_logger().warning(
+                    "Step Functions rejected the output; sending a failure instead",
+                    extra={"token_fp": fingerprint(token), "code": exc.code},
+                )
+                outcome = failure(ERROR_OUTPUT_REJECTED, f"Step Functions rejected the output: {exc.message}")
+        try:
+            return self._call("SendTaskFailure", token, deadline, error=outcome.error, cause=outcome.cause)
+        except _Rejected as exc:
+            # Our own limits should make this impossible; answer with the plainest failure rather than not at all.
+            get_logger().error(
+                "Step Functions rejected a failure callback; retrying with a minimal one",
+                extra={"token_fp": fingerprint(token), "code": exc.code},
+            )
+            try:
+                return self._call(
+                    "SendTaskFailure",
+                    token,
+                    deadline,
+                    error=ERROR_OUTPUT_REJECTED,
+                    cause=truncate_text(exc.message, 1000),
+                )
+            except _Rejected as again:
+                raise CallbackDeliveryError(again.message, api="SendTaskFailure", code=again.code) from again
+
+    def heartbeat(self, token: str) -> bool:
+        """Send one heartbeat, without retrying (the next one is never far). Never raises.
+
+        Returns:
+            False when Step Functions says the task is closed, True otherwise (including on transient errors,
+            which are logged: a missed beat is covered by the next one).
+        """
+        try:
+            self._client().send_task_heartbeat(taskToken=token)
+        except Exception as exc:
+            code = error_code(exc)
+            if code in CLOSED_CODES:
+                get_logger().info(
+                    "heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code}
+                )
+                return False
+            get_logger().warning(
+                "heartbeat failed; will beat again", extra={"token_fp": fingerprint(token), "code": code or repr(exc)}
+            )
+        return True
+
+    def _call(self, api: str, token: str, deadline: float | None, **params: str) -> Delivery:
+        method = getattr(self._client(), _METHODS[api])
+        policy = self.policy
+        log = get_logger()
+        fp = fingerprint(token)
+        for attempt in range(policy.max_attempts):
+            try:
+                method(taskToken=token, **params)
+            except Exception as exc:
+                code = error_code(exc)
+                if code in CLOSED_CODES:
+                    if attempt and api != "SendTaskHeartbeat":
+                        # An earlier attempt may have landed before its response was lost: that answer stands.
+                        log.info(
+                            f"{api}: task closed on retry; an earlier attempt was delivered", extra={"token_fp": fp}
+                        )
+                        return Delivery.DELIVERED
+                    log.warning(f"{api}: the task is already closed", extra={"token_fp": fp, "code": code})
+                    return Delivery.ALREADY_CLOSED
+                if code in REJECTED_CODES:
+                    raise _Rejected(code or "", str(exc)) from exc
+                if code in CONFIG_FAULT_CODES:
+                    log.error(f"{api}: KMS configuration fault", extra={"token_fp": fp, "code": code})
+                    raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
+                if not is_transient(exc):
+                    log.error(f"{api}: callback failed", extra={"token_fp": fp, "code": code or repr(exc)})
+                    raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
+                pause = policy.delay(attempt)
+                last = attempt + 1 == policy.max_attempts
+                if last or (deadline is not None and policy.clock() + pause > deadline):
+                    log.error(
+                        f"{api}: giving up after {attempt + 1} attempts",
+                        extra={"token_fp": fp, "code": code or repr(exc)},
+                    )
+                    raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
+                log.warning(
+                    f"{api}: transient error, retrying",
+                    extra={"token_fp": fp, "code": code or repr(exc), "attempt": attempt + 1},
+                )
+                policy.sleep(pause)
+            else:
+                log.info(f"{api} delivered", extra={"token_fp": fp})
+                return Delivery.DELIVERED
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+class _Rejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_METHODS = {
+    "SendTaskSuccess": "send_task_success",
+    "SendTaskFailure": "send_task_failure",
+    "SendTaskHeartbeat": "send_task_heartbeat",
+}
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError (or of a fake that mimics its ``response``)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same call later may succeed."""
+    if error_code(exc) in TRANSIENT_CODES:
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
+
+
+_client_lock = threading.Lock()
+_default_client: SFNClient | None = None
+
+
+def default_client() -> SFNClient:
+    """The process-wide ``stepfunctions`` client, built on first use (never at import).
+
+    It honours the usual AWS environment (region, credentials, ``AWS_ENDPOINT_URL``), has short timeouts, and has
+    botocore's own retries turned off because :class:`Completer` retries.
+    """
+    global _default_client
+    if _default_client is None:
+        with _client_lock:
+            if _default_client is None:
+                import boto3
+                from botocore.config import Config
+
+                config = Config(
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                    connect_timeout=5,
+                    read_timeout=15,
+                    user_agent_extra="callback-kit",
+                )
+                _default_client = boto3.session.Session().client("stepfunctions", config=config)
+    return _default_client
+
+
+def send_success(token: str, output: Any = None, *, client: Any = None) -> Delivery:
+    """Complete a task successfully with ``output`` (any JSON-able value), retrying transient errors.
+
+    Example:
+        >>> from callback_kit.testing import FakeStepFunctions
+        >>> fake = FakeStepFunctions()
+        >>> send_success(fake.open_task(), {"approved": True}, client=fake)
+        <Delivery.DELIVERED: 'delivered'>
+
+    Raises:
+        InvalidOutputError: ``output`` is not JSON-serialisable or over 262,144 bytes; nothing was sent.
+        CallbackDeliveryError: Step Functions could not be reached, or refused the call.
+    """
+    encoded = encode_output(output)
+    if isinstance(encoded, Failure):
+        raise InvalidOutputError(encoded.cause, error=encoded.error)
+    return Completer(client).complete(token, encoded)
+
+
+def send_failure(
+    token: str, error: str | BaseException = "Error", cause: str | None = None, *, client: Any = None
+) -> Delivery:
+    """Fail a task with an error name and cause (or with an exception, mapped as the decorator maps it).
+
+    Example:
+        >>> from callback_kit.testing import FakeStepFunctions
+        >>> fake = FakeStepFunctions()
+        >>> send_failure(fake.open_task(), "Order.Invalid", "negative total", client=fake)
+        <Delivery.DELIVERED: 'delivered'>
+
+    Raises:
+        ValueError: ``error`` starts with the reserved ``States.`` or is over 256 characters.
+        CallbackDeliveryError: Step Functions could not be reached, or refused the call.
+    """
+    if isinstance(error, BaseException):
+        outcome = from_exception(error)
+    else:
+        from callback_kit.exceptions import validate_error_name
+
+        outcome = Failure(validate_error_name(error), truncate_text(cause or "", 32_768))
+    return Completer(client).complete(token, outcome)
+
+
+def send_heartbeat(token: str, *, client: Any = None) -> Delivery:
+    """Send one heartbeat for ``token``, retrying transient errors.
+
+    Example:
+        >>> from callback_kit.testing import FakeStepFunctions
+        >>> fake = FakeStepFunctions()
+        >>> send_heartbeat(fake.open_task(), client=fake)
+        <Delivery.DELIVERED: 'delivered'>
+
+    Returns:
+        ``Delivery.ALREADY_CLOSED`` if Step Functions says the task is closed (stop working on it).
+
+    Raises:
+        CallbackDeliveryError: Step Functions could not be reached, or refused the call.
+    """
+    try:
+        return Completer(client)._call("SendTaskHeartbeat", token, None)
+    except _Rejected as exc:
+        raise CallbackDeliveryError(exc.message, api="SendTaskHeartbeat", code=exc.code) from exc

@@ -1,0 +1,112 @@
+"""What a running user function can ask about its task: ``current_task()``, ``heartbeat()``, ``is_cancelled()``.
+
+The state lives in a ContextVar set by the runner around the user function, as Temporal's ``activity.info()``
+does, so the function needs no extra parameter and stays callable directly in tests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from callback_kit.exceptions import NotInTaskError
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """Facts about the task being run. The token itself is deliberately absent: it must not leak into logs.
+
+    Attributes:
+        source: ``"sqs"``, ``"eventbridge"``, ``"direct"`` or ``"activity"``.
+        token_fingerprint: a short hash of the task token, safe to log.
+        record_id: the SQS message id or EventBridge event id, if any.
+        execution_arn: the waiting execution, when the event says it.
+        group_id: the FIFO message group, if any.
+        heartbeat_interval: seconds between automatic heartbeats (``None``: off).
+    """
+
+    source: str
+    token_fingerprint: str
+    record_id: str | None = None
+    execution_arn: str | None = None
+    group_id: str | None = None
+    heartbeat_interval: float | None = None
+
+
+@dataclass
+class TaskState:
+    """The runner's mutable per-task state behind the public functions (internal)."""
+
+    info: TaskInfo
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    beat: Callable[[], None] | None = None
+
+
+_current: ContextVar[TaskState | None] = ContextVar("callback_kit_task", default=None)
+
+
+def current_task() -> TaskInfo:
+    """The :class:`TaskInfo` of the task this code runs for.
+
+    Example:
+        >>> import callback_kit as ck
+        >>> @ck.callback_handler
+        ... def handler(payload: dict) -> dict:
+        ...     return {"seen_by": ck.current_task().token_fingerprint}
+
+    Raises:
+        NotInTaskError: called outside a task run by callback-kit.
+    """
+    return _state().info
+
+
+def heartbeat() -> None:
+    """Ask for a heartbeat to be sent for the current task now, instead of at the next interval.
+
+    Heartbeats are automatic; call this after a long step to tell Step Functions early that the work goes on.
+    It does not block: the process's one heartbeat thread sends it (at most one per second per task).
+
+    Example:
+        >>> import callback_kit as ck
+        >>> def handle(batch: dict) -> dict:
+        ...     for part in batch["parts"]:
+        ...         ...  # long work
+        ...         ck.heartbeat()
+        ...     return {"done": True}
+
+    Raises:
+        NotInTaskError: called outside a task run by callback-kit.
+    """
+    state = _state()
+    if state.beat is not None:
+        state.beat()
+
+
+def is_cancelled() -> bool:
+    """Whether Step Functions has closed this task (timed out, stopped, or answered elsewhere).
+
+    It turns true when a heartbeat is answered "task closed" or when callback-kit gave up on the task (the Lambda
+    deadline, an activity's ``max_task_seconds``, worker shutdown). Once it is true, callback-kit sends no
+    completion for the task, so the function may as well stop.
+
+    Example:
+        >>> import callback_kit as ck
+        >>> def handle(job: dict) -> dict:
+        ...     for step in job["steps"]:
+        ...         if ck.is_cancelled():
+        ...             return {"stopped": True}  # nobody is waiting for this any more
+        ...     return {"done": True}
+
+    Raises:
+        NotInTaskError: called outside a task run by callback-kit.
+    """
+    return _state().cancelled.is_set()
+
+
+def _state() -> TaskState:
+    state = _current.get()
+    if state is None:
+        raise NotInTaskError("this is only available inside a function run by callback-kit")
+    return state

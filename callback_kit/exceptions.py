@@ -1,0 +1,104 @@
+"""Exceptions raised by callback-kit and by its users, and the error names it sends.
+
+Every framework exception derives from :class:`CallbackKitError`. The ``ERROR_*`` constants are the
+``error`` strings that callback-kit itself sends with SendTaskFailure; a state machine's Retry/Catch
+``ErrorEquals`` can name them. They all start with ``CallbackKit.`` and never with the reserved ``States.``.
+"""
+
+from __future__ import annotations
+
+#: The function returned a value whose JSON is over 262,144 UTF-8 bytes.
+ERROR_OUTPUT_TOO_LARGE = "CallbackKit.OutputTooLarge"
+#: The function returned a value that cannot be turned into JSON.
+ERROR_OUTPUT_NOT_SERIALIZABLE = "CallbackKit.OutputNotSerializable"
+#: Step Functions rejected the output (InvalidOutput / ValidationException) although it passed local checks.
+ERROR_OUTPUT_REJECTED = "CallbackKit.OutputRejected"
+#: The payload did not validate against the handler's ``model=``.
+ERROR_INVALID_PAYLOAD = "CallbackKit.InvalidPayload"
+#: The message carried a token but its payload could not be used (for example ``payload_path`` is missing).
+ERROR_MALFORMED_MESSAGE = "CallbackKit.MalformedMessage"
+#: The Lambda function was about to reach its timeout while the task still ran.
+ERROR_LAMBDA_DEADLINE = "CallbackKit.LambdaDeadline"
+#: An activity task ran longer than the worker's ``max_task_seconds``.
+ERROR_TASK_TIMEOUT = "CallbackKit.TaskTimeout"
+#: The activity worker shut down before the task could finish.
+ERROR_WORKER_SHUTDOWN = "CallbackKit.WorkerShutdown"
+
+RESERVED_ERROR_PREFIX = "States."
+MAX_ERROR_CHARS = 256
+
+
+class CallbackKitError(Exception):
+    """Base class of every exception defined by callback-kit."""
+
+
+class TaskFailed(CallbackKitError):
+    """Raised by a user function to fail its task with a chosen error name.
+
+    The state machine sees ``error`` as the task's error name (what ``Retry``/``Catch`` match) and ``cause``
+    (default: the message) as its cause.
+
+    Example:
+        >>> import callback_kit as ck
+        >>> def handle(order: dict) -> dict:
+        ...     if order["total"] < 0:
+        ...         raise ck.TaskFailed("negative total", error="Order.Invalid")
+        ...     return {"ok": True}
+
+    Raises:
+        ValueError: if ``error`` starts with the reserved ``States.`` prefix or is over 256 characters.
+    """
+
+    def __init__(self, message: str = "", *, error: str | None = None, cause: str | None = None) -> None:
+        super().__init__(message)
+        if error is not None:
+            validate_error_name(error)
+        self.message = message
+        self.error = error
+        self.cause = cause
+
+
+class MissingTokenError(CallbackKitError):
+    """An event or record carries no usable task token, so no callback can be sent for it."""
+
+
+class MalformedEventError(CallbackKitError):
+    """An event does not have the shape of the source it was forced to (``source=``)."""
+
+
+class CallbackDeliveryError(CallbackKitError):
+    """A callback could not be delivered to Step Functions after retries; the message must be redelivered."""
+
+    def __init__(self, message: str, *, api: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.api = api
+        self.code = code
+
+
+class InvalidOutputError(CallbackKitError, ValueError):
+    """An output cannot be sent with SendTaskSuccess: not JSON-serialisable, or over 262,144 bytes."""
+
+    def __init__(self, message: str, *, error: str) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class NotInTaskError(CallbackKitError, RuntimeError):
+    """``current_task()``, ``heartbeat()`` or ``is_cancelled()`` was called outside a running task."""
+
+
+def validate_error_name(error: str) -> str:
+    """Check that ``error`` is an error name Step Functions will accept from SendTaskFailure.
+
+    Example:
+        >>> validate_error_name("Order.Invalid")
+        'Order.Invalid'
+
+    Raises:
+        ValueError: if it starts with ``States.`` (reserved) or is longer than 256 characters.
+    """
+    if error.startswith(RESERVED_ERROR_PREFIX):
+        raise ValueError(f"error names starting with {RESERVED_ERROR_PREFIX!r} are reserved: {error[:60]!r}")
+    if len(error) > MAX_ERROR_CHARS:
+        raise ValueError(f"error names are at most {MAX_ERROR_CHARS} characters, got {len(error)}")
+    return error

@@ -1,0 +1,321 @@
+"""The Lambda entry point: ``callback_handler`` and the function it wraps, ``process_event``.
+
+One decorator serves SQS batches, EventBridge events and direct invokes. What it returns to Lambda:
+
+* SQS: ``{"batchItemFailures": [...]}`` listing only the records whose callback could not be delivered or that
+  carry no usable token, so that exactly those are redelivered and, in the end, reach the DLQ. A function that
+  raised is a *delivered* failure callback, not a batch item failure. Records run concurrently on a thread pool
+  (``max_concurrency``); a FIFO batch keeps each message group in order and, at the first record that must be
+  redelivered, starts no further record and reports every record not yet answered.
+* EventBridge and direct: ``None``; :class:`~callback_kit.exceptions.CallbackDeliveryError` or
+  :class:`~callback_kit.exceptions.MissingTokenError` is raised when the task could not be answered, so that
+  Lambda's retries and the on-failure destination take over.
+
+Deadline guard: when the Lambda context says fewer than ``deadline_margin`` seconds remain while tasks still
+run, each running task is failed with ``CallbackKit.LambdaDeadline`` (records not yet started are handed back
+for redelivery), so that the state machine does not wait for a heartbeat or task timeout after Lambda kills the
+function.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from callback_kit.completion import Completer, RetryPolicy
+from callback_kit.exceptions import (
+    ERROR_LAMBDA_DEADLINE,
+    CallbackDeliveryError,
+    MissingTokenError,
+    validate_error_name,
+)
+from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
+from callback_kit.outcome import ErrorMap
+from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
+from callback_kit.sources import SOURCES, Source, parse_event
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
+
+ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
+ENV_DEADLINE_MARGIN = "CALLBACK_KIT_DEADLINE_MARGIN"
+ENV_MAX_CONCURRENCY = "CALLBACK_KIT_MAX_CONCURRENCY"
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+DEFAULT_DEADLINE_MARGIN = 2.0
+DEFAULT_MAX_CONCURRENCY = 10
+#: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
+DEADLINE_POLL = 0.25
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class HandlerOptions:
+    """The options of :func:`callback_handler`, with environment defaults resolved (see its docstring)."""
+
+    model: Any = None
+    token_path: str | None = None
+    payload_path: str | None = None
+    heartbeat_interval: float | None = None
+    source: Source | None = None
+    client: Any = None
+    error_map: ErrorMap | None = None
+    deadline_margin: float = DEFAULT_DEADLINE_MARGIN
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    retry: RetryPolicy | None = None
+    scheduler: HeartbeatScheduler | None = None
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        heartbeat_interval: float | None = None,
+        deadline_margin: float | None = None,
+        max_concurrency: int | None = None,
+        source: str | None = None,
+        error_map: ErrorMap | None = None,
+        **rest: Any,
+    ) -> HandlerOptions:
+        """Fill unset options from the environment, then from the defaults; reject bad values early."""
+        interval = _env_float(ENV_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL, heartbeat_interval)
+        margin = _env_float(ENV_DEADLINE_MARGIN, DEFAULT_DEADLINE_MARGIN, deadline_margin)
+        concurrency = int(_env_float(ENV_MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, max_concurrency))
+        if interval < 0 or margin < 0 or concurrency < 1:
+            raise ValueError("heartbeat_interval and deadline_margin must be >= 0 and max_concurrency >= 1")
+        if source is not None and source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+        for name in (error_map or {}).values():
+            validate_error_name(name)
+        return cls(
+            heartbeat_interval=interval or None,
+            deadline_margin=margin,
+            max_concurrency=concurrency,
+            source=source,
+            error_map=error_map,
+            **rest,
+        )
+
+
+class CallbackHandler(Generic[P, R]):
+    """A Lambda handler made by :func:`callback_handler`: call it as ``handler(event, context)``.
+
+    The undecorated function stays reachable as ``.fn`` (and ``__wrapped__``), so tests can call it directly.
+    """
+
+    def __init__(self, fn: Callable[[P], R], options: Mapping[str, Any]) -> None:
+        self.fn = fn
+        self._options = dict(options)
+        self._resolved: HandlerOptions | None = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def options(self) -> HandlerOptions:
+        """The options in force (environment variables are read on first use)."""
+        if self._resolved is None:
+            self._resolved = HandlerOptions.resolve(**self._options)
+        return self._resolved
+
+    def __call__(self, event: Any, context: Any = None) -> PartialItemFailureResponse | None:
+        return _process(event, context, self.fn, self.options)
+
+
+@overload
+def callback_handler(fn: Callable[[P], R], /) -> CallbackHandler[P, R]: ...
+
+
+@overload
+def callback_handler(
+    fn: None = None,
+    /,
+    *,
+    model: Any = None,
+    token_path: str | None = None,
+    payload_path: str | None = None,
+    heartbeat_interval: float | None = None,
+    source: str | None = None,
+    client: Any = None,
+    error_map: ErrorMap | None = None,
+    deadline_margin: float | None = None,
+    max_concurrency: int | None = None,
+) -> Callable[[Callable[[P], R]], CallbackHandler[P, R]]: ...
+
+
+def callback_handler(
+    fn: Callable[[P], R] | None = None, /, **options: Any
+) -> CallbackHandler[P, R] | Callable[[Callable[[P], R]], CallbackHandler[P, R]]:
+    """Turn a plain function of the payload into a Lambda handler that answers Step Functions callback tasks.
+
+    The function's return value becomes SendTaskSuccess output; an exception becomes SendTaskFailure with the
+    exception's class name as the error (or ``TaskFailed.error``, or ``error_map``). Heartbeats are sent while it
+    runs.
+
+    Args:
+        model: a pydantic model (or any type pydantic validates) the payload is validated into; a payload that
+            does not validate fails the task with ``CallbackKit.InvalidPayload``.
+        token_path: dotted path of the token in the message; default: the first of ``sources.TOKEN_KEYS``.
+        payload_path: dotted path of the object handed to the function; default: the message minus its token.
+        heartbeat_interval: seconds between heartbeats; 0 turns them off. Default: ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
+            or 30. Give the task a ``HeartbeatSeconds`` of about 3x this.
+        source: ``"sqs"``, ``"eventbridge"`` or ``"direct"`` to skip shape detection.
+        client: a boto3 ``stepfunctions`` client to use instead of the default one.
+        error_map: exception class -> error name, matched along the exception's class hierarchy.
+        deadline_margin: seconds before the Lambda timeout at which running tasks are failed with
+            ``CallbackKit.LambdaDeadline``. Default: ``$CALLBACK_KIT_DEADLINE_MARGIN`` or 2.
+        max_concurrency: SQS records run at once. Default: ``$CALLBACK_KIT_MAX_CONCURRENCY`` or 10.
+
+    Example:
+        >>> import callback_kit as ck
+        >>> @ck.callback_handler
+        ... def handler(payload: dict) -> dict:
+        ...     return {"ack": "success"}
+        >>> @ck.callback_handler(token_path="MyTaskToken", heartbeat_interval=20)
+        ... def handle_order(order: dict) -> dict:
+        ...     return {"approved": order["total"] < 100}
+    """
+    HandlerOptions.resolve(**options)  # fail at import time on a bad option, not at the first event
+    if fn is not None:
+        return CallbackHandler(fn, options)
+    return functools.partial(CallbackHandler, options=options)
+
+
+def process_event(
+    event: Any, context: Any, fn: Callable[[Any], Any], **options: Any
+) -> PartialItemFailureResponse | None:
+    """Handle one Lambda event with ``fn``: the function form of :func:`callback_handler` (same options).
+
+    Example:
+        >>> import callback_kit as ck
+        >>> def check(order: dict) -> dict:
+        ...     return {"approved": True}
+        >>> def lambda_handler(event, context):
+        ...     return ck.process_event(event, context, check, heartbeat_interval=20)
+    """
+    return _process(event, context, fn, HandlerOptions.resolve(**options))
+
+
+def _process(
+    event: Any, context: Any, fn: Callable[[Any], Any], options: HandlerOptions
+) -> PartialItemFailureResponse | None:
+    records = parse_event(
+        event, source=options.source, token_path=options.token_path, payload_path=options.payload_path
+    )
+    completer = Completer(options.client, options.retry or RetryPolicy())
+    scheduler = options.scheduler or get_scheduler()
+    run_options = RunOptions(options.model, options.error_map, options.heartbeat_interval)
+    runs = [TaskRun(r, fn, run_options, completer, scheduler) for r in records]
+    fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
+    results = _Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
+    if records and records[0].source == "sqs":
+        return {
+            "batchItemFailures": [{"itemIdentifier": r.record.record_id or ""} for r in results if r.status.redeliver]
+        }
+    for result in results:
+        if result.status is Status.NO_TOKEN:
+            raise MissingTokenError(result.detail or "no task token in the event")
+        if result.status.redeliver:
+            raise CallbackDeliveryError(result.detail or "the callback could not be delivered", api="callback")
+    return None
+
+
+class _Batch:
+    """Runs the task runs of one event, in order where FIFO requires it, under the Lambda deadline guard."""
+
+    def __init__(self, runs: Sequence[TaskRun], fifo: bool, concurrency: int, context: Any, margin: float) -> None:
+        self.runs = runs
+        self.fifo = fifo
+        self.concurrency = concurrency
+        self.context = context
+        self.margin = margin
+        self.stop = threading.Event()  # FIFO: set at the first record that must be redelivered
+
+    def run(self) -> list[TaskResult]:
+        guarded = _remaining(self.context) is not None
+        if len(self.runs) == 1 and not guarded:
+            self._run_lane(self.runs)  # nothing to run beside it, nothing to watch: no thread needed
+        else:
+            self._run_pool()
+        # A run without a result never started: a FIFO stop, or the deadline came first.
+        return [run.result or TaskResult(Status.NOT_STARTED, run.record) for run in self.runs]
+
+    def _lanes(self) -> list[list[TaskRun]]:
+        if not self.fifo:
+            return [[run] for run in self.runs]
+        lanes: dict[str | None, list[TaskRun]] = {}
+        for run in self.runs:
+            lanes.setdefault(run.record.group_id, []).append(run)
+        return list(lanes.values())
+
+    def _run_lane(self, lane: Sequence[TaskRun]) -> None:
+        for run in lane:
+            if self.stop.is_set():
+                return
+            if run.run().status.redeliver and self.fifo:
+                self.stop.set()
+
+    def _run_pool(self) -> None:
+        lanes = self._lanes()
+        pool = cf.ThreadPoolExecutor(max_workers=min(self.concurrency, len(lanes)), thread_name_prefix="callback-kit")
+        try:
+            futures = [pool.submit(self._run_lane, lane) for lane in lanes]
+            if not self._wait(futures):
+                self._expire_unfinished()
+        finally:
+            # Never wait for a function past the deadline: Lambda is about to stop this sandbox anyway.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _wait(self, futures: list[cf.Future[None]]) -> bool:
+        while True:
+            remaining = _remaining(self.context)
+            if remaining is not None and remaining <= self.margin:
+                return False
+            timeout = None if remaining is None else min(remaining - self.margin, DEADLINE_POLL)
+            _, pending = cf.wait(futures, timeout=timeout)
+            if not pending:
+                return True
+
+    def _expire_unfinished(self) -> None:
+        self.stop.set()
+        deadline = time.monotonic() + max(self.margin * 0.8, 0.1)
+        message = "the Lambda function is about to time out; the task was still running"
+        for run in self.runs:
+            if run.done.is_set():
+                continue
+            if run.expire(ERROR_LAMBDA_DEADLINE, message, deadline=deadline) is None:
+                # It finished just now and is sending its own completion: give that call the time left.
+                run.done.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _remaining(context: Any) -> float | None:
+    get = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(get):
+        return None
+    try:
+        return float(get()) / 1000.0
+    except (TypeError, ValueError):
+        return None
+
+
+def _is_fifo(event: Mapping[str, Any]) -> bool:
+    records = event.get("Records") or []
+    first = records[0] if records else {}
+    arn = first.get("eventSourceARN") if isinstance(first, Mapping) else None
+    return isinstance(arn, str) and arn.endswith(".fifo")
+
+
+def _env_float(name: str, default: float, given: float | None) -> float:
+    if given is not None:
+        return float(given)
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"${name} must be a number of seconds, not {raw!r}") from None

@@ -1,0 +1,185 @@
+"""Turn what a user function did into what Step Functions accepts.
+
+A return value becomes the JSON ``output`` of SendTaskSuccess; an exception becomes the ``error`` and
+``cause`` of SendTaskFailure. Step Functions' limits are enforced here, in UTF-8 bytes, because botocore only
+checks minimum lengths and an over-long field would otherwise come back as a ValidationException after the
+function's work is done:
+
+* ``output``: valid JSON, at most 262,144 bytes; otherwise the task fails with
+  ``CallbackKit.OutputTooLarge`` or ``CallbackKit.OutputNotSerializable``.
+* ``error``: at most 256 characters, never starting with ``States.``.
+* ``cause``: at most 32,768 characters; it follows Lambda's own error convention (a JSON object with
+  ``errorMessage``, ``errorType`` and ``stackTrace``) and is cut so that it stays valid JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from callback_kit.exceptions import (
+    ERROR_OUTPUT_NOT_SERIALIZABLE,
+    ERROR_OUTPUT_TOO_LARGE,
+    MAX_ERROR_CHARS,
+    RESERVED_ERROR_PREFIX,
+    TaskFailed,
+)
+
+MAX_OUTPUT_BYTES = 262_144
+MAX_CAUSE_CHARS = 32_768
+
+ErrorMap: TypeAlias = Mapping[type[BaseException], str]
+
+
+@dataclass(frozen=True)
+class Success:
+    """A SendTaskSuccess to make: ``output`` is a JSON document within the size limit."""
+
+    output: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A SendTaskFailure to make: ``error`` and ``cause`` are within Step Functions' limits."""
+
+    error: str
+    cause: str
+
+
+Outcome: TypeAlias = Success | Failure
+
+
+def encode_output(value: Any) -> Success | Failure:
+    """Encode a function's return value as SendTaskSuccess output, or explain why it cannot be.
+
+    pydantic models, dataclasses, dicts, lists, tuples, sets, scalars, ``None``, dates, UUIDs and Decimals are
+    accepted (through pydantic's serializer); NaN and infinities become ``null`` as they have no JSON form.
+
+    Example:
+        >>> encode_output({"ack": "success"})
+        Success(output='{"ack":"success"}')
+        >>> encode_output(object()).error
+        'CallbackKit.OutputNotSerializable'
+    """
+    # Imported here rather than at module level: pydantic_core is only needed once a task has run,
+    # and a Lambda cold start pays for every module-level import.
+    from pydantic_core import to_json
+
+    try:
+        raw = to_json(value, inf_nan_mode="null")
+    except Exception as exc:
+        return failure(ERROR_OUTPUT_NOT_SERIALIZABLE, f"the return value is not JSON-serialisable: {exc}")
+    if len(raw) > MAX_OUTPUT_BYTES:
+        return failure(
+            ERROR_OUTPUT_TOO_LARGE,
+            f"the return value is {len(raw)} bytes of JSON; Step Functions accepts at most {MAX_OUTPUT_BYTES}",
+        )
+    return Success(raw.decode("utf-8"))
+
+
+def error_name(exc: BaseException, error_map: ErrorMap | None = None) -> str:
+    """The error name Step Functions should see for ``exc``.
+
+    Precedence: ``TaskFailed.error``, then the nearest class of ``exc`` in ``error_map``, then the exception's
+    class name, as Lambda reports it.
+
+    Example:
+        >>> error_name(KeyError("x"))
+        'KeyError'
+        >>> error_name(KeyError("x"), {LookupError: "Lookup.Failed"})
+        'Lookup.Failed'
+    """
+    if isinstance(exc, TaskFailed) and exc.error:
+        return safe_error_name(exc.error)
+    if error_map:
+        for klass in type(exc).__mro__:
+            if klass in error_map:
+                return safe_error_name(error_map[klass])
+    return safe_error_name(type(exc).__name__)
+
+
+def safe_error_name(name: str) -> str:
+    """Make ``name`` acceptable to SendTaskFailure: not ``States.``-prefixed and at most 256 characters."""
+    if name.startswith(RESERVED_ERROR_PREFIX):
+        # Step Functions rejects the call outright; keep the information under a non-reserved name.
+        name = "Error." + name
+    return name[:MAX_ERROR_CHARS]
+
+
+def from_exception(exc: BaseException, error_map: ErrorMap | None = None) -> Failure:
+    """Map an exception raised by a user function to a SendTaskFailure.
+
+    Example:
+        >>> f = from_exception(ValueError("bad order"))
+        >>> f.error, json.loads(f.cause)["errorMessage"]
+        ('ValueError', 'bad order')
+    """
+    name = error_name(exc, error_map)
+    if isinstance(exc, TaskFailed):
+        if exc.cause is not None:
+            return Failure(name, truncate_text(exc.cause, MAX_CAUSE_CHARS))
+        return failure(name, exc.message, error_type=type(exc).__name__, exc=exc)
+    return failure(name, str(exc), error_type=type(exc).__name__, exc=exc)
+
+
+def failure(error: str, message: str, *, error_type: str | None = None, exc: BaseException | None = None) -> Failure:
+    """Build a Failure whose cause follows Lambda's error convention.
+
+    Example:
+        >>> failure("CallbackKit.InvalidPayload", "total: field required").cause
+        '{"errorMessage": "total: field required", "errorType": "CallbackKit.InvalidPayload"}'
+    """
+    stack = traceback.format_tb(exc.__traceback__) if exc is not None else None
+    return Failure(safe_error_name(error), lambda_error_cause(message, error_type or error, stack))
+
+
+def lambda_error_cause(message: str, error_type: str, stack: list[str] | None = None) -> str:
+    """Serialise an error as Lambda does (errorMessage, errorType, stackTrace) within the cause limit.
+
+    The result is always a valid JSON object of at most 32,768 ASCII characters. When it would be longer, the
+    oldest stack frames are dropped first, then the message is cut, and ``"truncated": true`` is added.
+    """
+    doc: dict[str, Any] = {"errorMessage": message, "errorType": error_type[:MAX_ERROR_CHARS]}
+    if stack is not None:
+        doc["stackTrace"] = list(stack)
+    text = _dump(doc)
+    if len(text) <= MAX_CAUSE_CHARS:
+        return text
+    doc["truncated"] = True
+    frames: list[str] = doc.get("stackTrace", [])
+    while frames and len(_dump(doc)) > MAX_CAUSE_CHARS:
+        # The frames nearest the raise are the informative ones; drop from the outermost call inwards.
+        del frames[0]
+    if len(_dump(doc)) <= MAX_CAUSE_CHARS:
+        return _dump(doc)
+    doc["errorMessage"] = ""
+    budget = MAX_CAUSE_CHARS - len(_dump(doc))
+    doc["errorMessage"] = _longest_prefix_within(message, budget)
+    return _dump(doc)
+
+
+def truncate_text(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` UTF-8 bytes without splitting a character."""
+    # "replace" turns lone surrogates, which no UTF-8 API accepts, into "?".
+    raw = text.encode("utf-8", errors="replace")
+    return raw[:limit].decode("utf-8", errors="ignore")
+
+
+def _dump(doc: Mapping[str, Any]) -> str:
+    # ensure_ascii makes characters and UTF-8 bytes the same count, so one limit covers both readings.
+    return json.dumps(doc, ensure_ascii=True)
+
+
+def _longest_prefix_within(message: str, budget: int) -> str:
+    """The longest prefix of ``message`` whose JSON string encoding (quotes excluded) fits ``budget``."""
+    lo, hi = 0, min(len(message), budget)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(json.dumps(message[:mid], ensure_ascii=True)) - 2 <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return message[:lo]

@@ -1,0 +1,258 @@
+"""Run one task: set its context, beat, call the user function, and send exactly one completion.
+
+Shared by the Lambda handler and the activity worker, so that one function behaves the same under both. A task
+is *claimed* once, by whichever comes first: the end of the user function, or :meth:`TaskRun.expire` (the Lambda
+deadline guard, an activity's time limit or shutdown). Only the claimer sends a completion, and none is sent for
+a task that a heartbeat found closed, so a token never gets two answers from this process.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from callback_kit.completion import Completer, Delivery
+from callback_kit.context import TaskInfo, TaskState, _current
+from callback_kit.exceptions import (
+    ERROR_INVALID_PAYLOAD,
+    ERROR_MALFORMED_MESSAGE,
+    CallbackDeliveryError,
+)
+from callback_kit.heartbeat import Beat, HeartbeatScheduler
+from callback_kit.logs import fingerprint, get_logger
+from callback_kit.outcome import ErrorMap, Failure, Outcome, encode_output, failure, from_exception
+from callback_kit.sources import TaskRecord
+
+
+class Status(enum.Enum):
+    """How a task run ended."""
+
+    #: A SendTaskSuccess was delivered.
+    SUCCEEDED = "succeeded"
+    #: A SendTaskFailure was delivered (the function raised, its output was unusable, or it was expired).
+    FAILED = "failed"
+    #: Step Functions had already closed the task; no answer was possible or needed.
+    CLOSED = "closed"
+    #: The callback could not be delivered: the message must be redelivered.
+    UNDELIVERABLE = "undeliverable"
+    #: The record has no usable token: the message must be redelivered (and so reach the DLQ).
+    NO_TOKEN = "no_token"  # noqa: S105 - a status name, not a secret
+    #: The run was claimed (expired) before it started: it never ran and sent nothing.
+    NOT_STARTED = "not_started"
+
+    @property
+    def redeliver(self) -> bool:
+        """Whether the message that carried this task must go back to its queue."""
+        return self in (Status.UNDELIVERABLE, Status.NO_TOKEN, Status.NOT_STARTED)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The end of one task run."""
+
+    status: Status
+    record: TaskRecord
+    error: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the runner needs from the handler's or worker's options."""
+
+    model: Any = None
+    error_map: ErrorMap | None = None
+    heartbeat_interval: float | None = None
+
+
+@dataclass
+class TaskRun:
+    """One task from start to its single completion.
+
+    Example:
+        >>> from callback_kit.testing import FakeStepFunctions
+        >>> from callback_kit.sources import parse_event
+        >>> from callback_kit.heartbeat import HeartbeatScheduler
+        >>> fake = FakeStepFunctions()
+        >>> [record] = parse_event({"token": fake.open_task(), "n": 2})
+        >>> run = TaskRun(record, lambda p: p["n"] * 2, RunOptions(), Completer(fake), HeartbeatScheduler())
+        >>> run.run().status, fake.outputs()
+        (<Status.SUCCEEDED: 'succeeded'>, [4])
+    """
+
+    record: TaskRecord
+    fn: Callable[[Any], Any]
+    options: RunOptions
+    completer: Completer
+    scheduler: HeartbeatScheduler
+    clock: Callable[[], float] = time.monotonic
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _claimed: bool = False
+    _started: bool = False
+    _state: TaskState | None = None
+    _beat: Beat | None = None
+    #: The end of this run, once known; ``done`` is set at the same moment.
+    result: TaskResult | None = None
+    done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def started(self) -> bool:
+        """Whether the user function has been (or is being) called."""
+        return self._started
+
+    def run(self) -> TaskResult:
+        """Run the user function and send its completion. Never raises for what the function does."""
+        try:
+            result = self._run()
+        except Exception as exc:  # a fault in the framework itself: hand the message back rather than lose it
+            get_logger().exception("task run crashed; handing the record back for redelivery")
+            result = TaskResult(Status.UNDELIVERABLE, self.record, detail=repr(exc))
+        return self._settle(result)
+
+    def _settle(self, result: TaskResult) -> TaskResult:
+        with self._lock:
+            if self.result is None:
+                self.result = result
+                self.done.set()
+            return self.result
+
+    def _run(self) -> TaskResult:
+        record = self.record
+        if record.token is None:
+            get_logger().warning(
+                "record has no usable task token; handing it back for redelivery",
+                extra={"record_id": record.record_id, "source": record.source, "problem": record.problem},
+            )
+            return TaskResult(Status.NO_TOKEN, record, detail=record.problem)
+        info = TaskInfo(
+            source=record.source,
+            token_fingerprint=fingerprint(record.token),
+            record_id=record.record_id,
+            execution_arn=record.execution_arn,
+            group_id=record.group_id,
+            heartbeat_interval=self.options.heartbeat_interval,
+        )
+        state = TaskState(info)
+        with self._lock:
+            if self._claimed:  # expired before it could start
+                return self.result or TaskResult(Status.NOT_STARTED, record)
+            self._started = True
+            self._state = state
+        if record.problem:
+            return self._finish(failure(ERROR_MALFORMED_MESSAGE, record.problem))
+        self._start_heartbeat(record.token, state)
+        reset = _current.set(state)
+        started = self.clock()
+        try:
+            outcome = self._call(record.payload)
+        finally:
+            _current.reset(reset)
+            self.scheduler.unregister(self._beat)
+        get_logger().debug(
+            "user function returned",
+            extra={"token_fp": info.token_fingerprint, "seconds": round(self.clock() - started, 3)},
+        )
+        return self._finish(outcome)
+
+    def expire(self, error: str, message: str, *, deadline: float | None = None) -> TaskResult | None:
+        """Answer the task with a failure now, while the function may still run (deadline, time limit, shutdown).
+
+        Returns:
+            The result, or ``None`` when the run had already been claimed (it finished first).
+        """
+        with self._lock:
+            if self._claimed:
+                return None
+            self._claimed = True
+            started = self._started
+        if not started or self.record.token is None:
+            return self._settle(TaskResult(Status.NOT_STARTED, self.record))
+        if self._state is not None:
+            self._state.cancelled.set()  # lets the still-running function see is_cancelled()
+        self.scheduler.unregister(self._beat)
+        get_logger().warning(message, extra={"token_fp": fingerprint(self.record.token), "error": error})
+        return self._settle(self._deliver(failure(error, message), deadline))
+
+    def _start_heartbeat(self, token: str, state: TaskState) -> None:
+        interval = self.options.heartbeat_interval
+        if not interval:
+            return
+        beat = self.scheduler.register(
+            functools.partial(self.completer.heartbeat, token), interval, state.cancelled.set
+        )
+        self._beat = beat
+        state.beat = functools.partial(self.scheduler.beat_now, beat)
+
+    def _call(self, payload: Any) -> Outcome:
+        model = self.options.model
+        if model is not None:
+            try:
+                payload = validate(model, payload)
+            except Exception as exc:
+                return failure(ERROR_INVALID_PAYLOAD, _validation_message(exc), error_type=ERROR_INVALID_PAYLOAD)
+        try:
+            value = self.fn(payload)
+        except Exception as exc:
+            get_logger().info(
+                "user function raised",
+                extra={"token_fp": fingerprint(self.record.token), "exception": type(exc).__name__},
+            )
+            return from_exception(exc, self.options.error_map)
+        return encode_output(value)
+
+    def _finish(self, outcome: Outcome) -> TaskResult:
+        with self._lock:
+            if self._claimed:
+                # expire() answered while the function ran; that answer stands.
+                return TaskResult(Status.CLOSED, self.record, detail="answered by expire()")
+            self._claimed = True
+        if self._state is not None and self._state.cancelled.is_set():
+            get_logger().info(
+                "task was closed by Step Functions while running; sending no completion",
+                extra={"token_fp": fingerprint(self.record.token)},
+            )
+            return TaskResult(Status.CLOSED, self.record, detail="closed while running")
+        return self._deliver(outcome, None)
+
+    def _deliver(self, outcome: Outcome, deadline: float | None) -> TaskResult:
+        token = self.record.token
+        assert token is not None
+        try:
+            delivery = self.completer.complete(token, outcome, deadline=deadline)
+        except CallbackDeliveryError as exc:
+            return TaskResult(Status.UNDELIVERABLE, self.record, detail=f"{exc.api}: {exc}")
+        error = outcome.error if isinstance(outcome, Failure) else None
+        if delivery is Delivery.ALREADY_CLOSED:
+            return TaskResult(Status.CLOSED, self.record, error=error)
+        return TaskResult(Status.FAILED if error else Status.SUCCEEDED, self.record, error=error)
+
+
+def validate(model: Any, payload: Any) -> Any:
+    """Validate ``payload`` into ``model``: a pydantic model class, or any type pydantic can validate."""
+    validate_python: Callable[[Any], Any] = getattr(model, "model_validate", None) or _adapter(model).validate_python
+    return validate_python(payload)
+
+
+@functools.lru_cache(maxsize=64)
+def _adapter(model: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(model)
+
+
+def _validation_message(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            # include_input=False: payload values may be personal data and must not land in a cause or log.
+            items: list[Mapping[str, Any]] = errors(include_input=False, include_url=False)
+            parts = [".".join(str(p) for p in e.get("loc", ())) + ": " + str(e.get("msg", "")) for e in items]
+            return f"the payload does not match the model: {'; '.join(parts)}"
+        except TypeError:
+            pass
+    return f"the payload does not match the model: {exc}"
