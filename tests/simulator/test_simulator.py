@@ -102,7 +102,7 @@ def test_sqs_success_reaches_the_state_machine_and_empties_the_queue(sim: LocalS
         "md5OfBody",
     }
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
-    assert deliveries[0].tokens[0].startswith("tok:")
+    assert deliveries[0].tokens[0].startswith("tok-")
     attrs = sim.sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["All"])["Attributes"]
     assert attrs["ApproximateNumberOfMessages"] == attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
 
@@ -200,7 +200,28 @@ def test_heartbeats_keep_a_long_task_alive(sim: LocalStepFunctions) -> None:
     # THEN it succeeded, and the observer saw every heartbeat accepted, then the success
     assert result["status"] == "SUCCEEDED"
     assert [c.kind for c in callbacks] == ["heartbeat"] * 10 + ["success"]
-    assert all(c.rejected is None and c.token.startswith("tok:") for c in callbacks)
+    assert all(c.rejected is None and c.token.startswith("tok-") for c in callbacks)
+
+
+def test_pump_runs_slow_handlers_of_different_executions_at_once(sim: LocalStepFunctions) -> None:
+    # GIVEN a handler that takes 1 s per message, one message per batch
+    def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        time.sleep(1)
+        return answering_sqs_handler(event, context)
+
+    queue = sim.create_queue("parallel")
+    sim.route_sqs(queue, slow, batch_size=1)
+    arn = sim.create_state_machine("parallel", one_state(sqs_task(queue)))
+
+    # WHEN two executions run under a pump with two threads
+    started = time.monotonic()
+    with sim.pump(concurrency=2):
+        executions = [sim.start_execution(arn, {"n": n}) for n in (1, 2)]
+        results = [sim.wait_for_execution(e, timeout=3) for e in executions]
+
+    # THEN both succeeded in about the time of one
+    assert [r["output"] for r in results] == [{"doubled": 2}, {"doubled": 4}]
+    assert time.monotonic() - started < 1.9
 
 
 def test_missing_heartbeats_time_the_task_out(sim: LocalStepFunctions) -> None:
@@ -369,7 +390,7 @@ def test_follow_shows_progress_without_raw_tokens(sim: LocalStepFunctions) -> No
     scheduled = next(e for e in sim.history(execution) if e["type"] == "TaskScheduled")
     token = json.loads(scheduled["taskScheduledEventDetails"]["parameters"])["MessageBody"]["TaskToken"]
     assert token not in text
-    assert "tok:" in text
+    assert "tok-" in text
 
 
 def test_asl_file_with_definition_substitutions(sim: LocalStepFunctions, tmp_path: Path) -> None:
