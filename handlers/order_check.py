@@ -1,0 +1,76 @@
+"""SQS worker: answers the ``CheckOrder`` task (``sqs:sendMessage.waitForTaskToken``).
+
+The message body is ``{"TaskToken": ..., "order": {...}}``; the function sees only the order. It rejects orders
+that cannot be fulfilled with a named failure the state machine can Catch, and tells the state machine which age
+check, if any, the order needs.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+import callback_kit as ck
+
+#: Orders above this total need a manual sales process, not this workflow.
+MAX_ORDER_TOTAL = Decimal("5000.00")
+
+
+class OrderItem(BaseModel):
+    """One line of an order."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    sku: str = Field(min_length=1)
+    quantity: int = Field(ge=1)
+    unit_price: Decimal = Field(ge=0)
+    age_restricted: bool = False
+
+
+class Order(BaseModel):
+    """The order the state machine hands to ``CheckOrder``."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    order_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+    delivery: Literal["shipping", "pickup"] = "shipping"
+    items: list[OrderItem]
+
+
+class OrderApproval(TypedDict):
+    """The task output; ``ageCheck`` drives the state machine's ``HowToVerifyAge`` Choice."""
+
+    status: Literal["approved"]
+    orderId: str
+    total: str
+    currency: str
+    ageCheck: Literal["none", "online", "in_store"]
+
+
+@ck.callback_handler(model=Order, payload_path="order")
+def handler(order: Order) -> OrderApproval:
+    """Approve an order, or fail the task with ``Order.Rejected``."""
+    if not order.items:
+        raise ck.TaskFailed(f"order {order.order_id} has no items", error="Order.Rejected")
+    total = sum((item.unit_price * item.quantity for item in order.items), Decimal(0))
+    if total > MAX_ORDER_TOTAL:
+        raise ck.TaskFailed(
+            f"order {order.order_id} totals {total} {order.currency}, above the {MAX_ORDER_TOTAL} limit",
+            error="Order.Rejected",
+        )
+    age_check: Literal["none", "online", "in_store"] = "none"
+    if any(item.age_restricted for item in order.items):
+        # Pickups are checked by staff at the store (the activity worker); deliveries online, before shipping.
+        age_check = "in_store" if order.delivery == "pickup" else "online"
+    return {
+        "status": "approved",
+        "orderId": order.order_id,
+        "total": f"{total:.2f}",
+        "currency": order.currency,
+        "ageCheck": age_check,
+    }
