@@ -209,9 +209,7 @@ class Delivery:
 
     def describe(self) -> str:
         """One readable line, with token fingerprints only."""
-        what = (
-            f"raised {type(self.error).__name__}: {self.error}" if self.error else f"returned {self.result!r}"
-        )
+        what = f"raised {type(self.error).__name__}: {self.error}" if self.error else f"returned {self.result!r}"
         retry = f" (attempt {self.attempt})" if self.attempt > 1 else ""
         where = f"{self.source}:{self.target} {', '.join(self.tokens)}{retry}"
         return f"handler <- {where}: {what} [{self.seconds:.2f}s]"
@@ -273,6 +271,8 @@ def format_event(event: ExecutionEvent) -> str:
             parts.append(json.dumps(params, separators=(",", ":")))
         if d.get("heartbeatInSeconds"):
             parts.append(f"heartbeat={d['heartbeatInSeconds']}s")
+    if event.type == "ExecutionStarted" and d.get("input") is not None:
+        parts.append(f"input={d['input']}")
     for key in ("output", "error", "cause"):
         if d.get(key) is not None and event.type != "TaskScheduled":
             parts.append(f"{key}={d[key]}")
@@ -306,9 +306,7 @@ class ExecutionWatcher:
     def poll(self) -> list[ExecutionEvent]:
         """Return the new events, oldest first, and refresh :attr:`status`."""
         new: list[ExecutionEvent] = []
-        for page in self._sfn.get_paginator("get_execution_history").paginate(
-            executionArn=self.execution_arn
-        ):
+        for page in self._sfn.get_paginator("get_execution_history").paginate(executionArn=self.execution_arn):
             for raw in page["events"]:
                 if raw["id"] <= self._last_id:
                     continue
@@ -500,9 +498,7 @@ class LocalStepFunctions:
         lam = lambda_simple_backends[self.account_id][self.region]
         original_invoke = lam.invoke
 
-        def invoke(
-            function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
-        ) -> Any:
+        def invoke(function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any) -> Any:
             route = self._lambda_route(function_name)
             if route is None:
                 return original_invoke(function_name, qualifier, body, headers, response_headers)
@@ -531,9 +527,7 @@ class LocalStepFunctions:
         for method, kind in observed:
             self._set_attr(sfn_backend, method, self._observed(getattr(sfn_backend, method), kind))
 
-    def _observed(
-        self, original: Callable[..., Any], kind: Literal["success", "failure", "heartbeat"]
-    ) -> Any:
+    def _observed(self, original: Callable[..., Any], kind: Literal["success", "failure", "heartbeat"]) -> Any:
         def wrapper(task_token: str, *args: Any, **kwargs: Any) -> Any:
             extra: dict[str, str | None] = {}
             if kind == "success":
@@ -610,9 +604,7 @@ class LocalStepFunctions:
             self._role_arn = str(role["Role"]["Arn"])
         return self._role_arn
 
-    def create_queue(
-        self, name: str, *, fifo: bool = False, attributes: Mapping[str, str] | None = None
-    ) -> Queue:
+    def create_queue(self, name: str, *, fifo: bool = False, attributes: Mapping[str, str] | None = None) -> Queue:
         """Create a standard or FIFO queue (``.fifo`` is appended to the name when missing).
 
         FIFO queues get content-based deduplication, which EventBridge targets and state machines that send
@@ -626,12 +618,10 @@ class LocalStepFunctions:
             name = name if name.endswith(".fifo") else name + ".fifo"
             attrs.setdefault("FifoQueue", "true")
             attrs.setdefault("ContentBasedDeduplication", "true")
-        url = self.sqs.create_queue(
-            QueueName=name, Attributes=cast("dict[QueueAttributeNameType, str]", attrs)
-        )["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
+        url = self.sqs.create_queue(QueueName=name, Attributes=cast("dict[QueueAttributeNameType, str]", attrs))[
+            "QueueUrl"
         ]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return Queue(name=name, url=url, arn=arn, fifo=fifo)
 
     def create_event_bus_to_queue(
@@ -654,9 +644,7 @@ class LocalStepFunctions:
             self.events.create_event_bus(Name=bus_name)
         rule = rule_name or f"{bus_name}-to-{queue.name.replace('.', '-')}"
         pattern = dict(event_pattern) if event_pattern else {"source": [{"prefix": ""}]}
-        arn = self.events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=json.dumps(pattern))[
-            "RuleArn"
-        ]
+        arn = self.events.put_rule(Name=rule, EventBusName=bus_name, EventPattern=json.dumps(pattern))["RuleArn"]
         self.events.put_targets(Rule=rule, EventBusName=bus_name, Targets=[{"Id": "queue", "Arn": queue.arn}])
         return arn
 
@@ -720,13 +708,9 @@ class LocalStepFunctions:
         """
         name = name or f"run-{uuid.uuid4().hex[:16]}"
         payload = input if isinstance(input, str) else json.dumps({} if input is None else input)
-        return self.sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)[
-            "executionArn"
-        ]
+        return self.sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)["executionArn"]
 
-    def wait_for_execution(
-        self, execution_arn: str, timeout: float = 5.0, poll: float = 0.02
-    ) -> dict[str, Any]:
+    def wait_for_execution(self, execution_arn: str, timeout: float = 5.0, poll: float = 0.02) -> dict[str, Any]:
         """Wait until the execution ends; return ``describe_execution`` with ``output`` decoded (if JSON).
 
         Raises:
@@ -765,9 +749,7 @@ class LocalStepFunctions:
         """Return a watcher that yields the execution's new history events on each ``poll()``."""
         return ExecutionWatcher(self.sfn, execution_arn)
 
-    def follow(
-        self, execution_arn: str, timeout: float = 10.0, poll: float = 0.05
-    ) -> Iterator[ExecutionEvent]:
+    def follow(self, execution_arn: str, timeout: float = 10.0, poll: float = 0.05) -> Iterator[ExecutionEvent]:
         """Yield history events as they happen until the execution ends (delivery is the pump's job).
 
         Raises:
@@ -850,9 +832,7 @@ class LocalStepFunctions:
         """
         self._sqs_routes.append(_SqsRoute(queue, handler, 10, None, True, retries, retry_delay))
 
-    def route_lambda(
-        self, function_name: str, handler: LambdaHandler, *, fail_task_on_error: bool = True
-    ) -> str:
+    def route_lambda(self, function_name: str, handler: LambdaHandler, *, fail_task_on_error: bool = True) -> str:
         """Create ``function_name`` in moto (if needed) and run ``handler`` when a state machine invokes it.
 
         The handler receives the task's ``Payload``. ``fail_task_on_error`` emulates a synchronous invoke
@@ -987,9 +967,7 @@ class LocalStepFunctions:
             return  # a raise fails the whole batch: every message stays for redelivery
         response = delivery.result if isinstance(delivery.result, Mapping) else {}
         failed = {
-            item.get("itemIdentifier")
-            for item in response.get("batchItemFailures") or []
-            if isinstance(item, Mapping)
+            item.get("itemIdentifier") for item in response.get("batchItemFailures") or [] if isinstance(item, Mapping)
         }
         done = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
@@ -1013,8 +991,7 @@ class LocalStepFunctions:
             "body": message["Body"],
             "attributes": dict(message.get("Attributes", {})),
             "messageAttributes": {
-                name: _lambda_message_attribute(value)
-                for name, value in message.get("MessageAttributes", {}).items()
+                name: _lambda_message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
             },
             "md5OfBody": message["MD5OfBody"],
             "eventSource": "aws:sqs",

@@ -308,7 +308,7 @@ def test_eventbridge_handler_that_raises_is_retried_then_dead_lettered(sim: Loca
     sim.events.put_events(Entries=[{"Source": "x", "DetailType": "y", "Detail": "{}"}])
 
     # WHEN deliveries run until nothing is left
-    while sim.deliver_once(wait=1):
+    while sim.deliver_once(wait=0.3):
         pass
 
     # THEN it was tried three times, as Lambda's async invoke does, then kept as a dead letter
