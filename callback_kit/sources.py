@@ -132,7 +132,7 @@ def parse_event(
 
 
 def parse_activity_task(
-    task_token: str | None, task_input: str | None, *, token_path: str | None = None, payload_path: str | None = None
+    task_token: str | None, task_input: str | None, *, payload_path: str | None = None
 ) -> TaskRecord:
     """Make a task record from a GetActivityTask response's ``taskToken`` and ``input``.
 
@@ -145,14 +145,12 @@ def parse_activity_task(
         message = json.loads(task_input) if task_input else {}
     except ValueError as exc:
         return TaskRecord("activity", token, problem=f"the activity input is not valid JSON: {exc}")
-    record = parse_message(message, "activity", token_path=None, payload_path=payload_path)
-    return TaskRecord(
-        "activity",
-        token,
-        record.payload,
-        execution_arn=record.execution_arn,
-        problem=problem or record.problem,
-    )
+    # The token came beside the input, not inside it: the input is handed over whole (or at payload_path).
+    payload = message if payload_path is None else _get(message, payload_path)
+    if payload is _MISSING:
+        payload, problem = None, problem or f"payload_path {payload_path!r} is not in the input"
+    execution_arn = _str_or_none(_get(message, "context.Execution.Id"))
+    return TaskRecord("activity", token, payload, execution_arn=execution_arn, problem=problem)
 
 
 def parse_message(
