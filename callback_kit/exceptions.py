@@ -62,6 +62,14 @@ class MissingTokenError(CallbackKitError):
     """An event or record carries no usable task token, so no callback can be sent for it."""
 
 
+class RedeliverError(CallbackKitError):
+    """Raised inside a task to send no callback and hand its message back for redelivery (SQS, async invokes).
+
+    For what only a later delivery can settle, such as a duplicate of a message that another invocation is still
+    running (see :mod:`callback_kit.idempotency`). A user function that fails should raise :class:`TaskFailed`.
+    """
+
+
 class MalformedEventError(CallbackKitError):
     """An event does not have the shape of the source it was forced to (``source=``)."""
 

@@ -22,6 +22,7 @@ from callback_kit.exceptions import (
     ERROR_INVALID_PAYLOAD,
     ERROR_MALFORMED_MESSAGE,
     CallbackDeliveryError,
+    RedeliverError,
 )
 from callback_kit.heartbeat import Beat, HeartbeatScheduler
 from callback_kit.logs import fingerprint, get_logger
@@ -150,6 +151,8 @@ class TaskRun:
         started = self.clock()
         try:
             outcome = self._call(record.payload)
+        except RedeliverError as exc:
+            return self._hand_back(str(exc))
         finally:
             _current.reset(reset)
             self.scheduler.unregister(self._beat)
@@ -197,6 +200,8 @@ class TaskRun:
                 return failure(ERROR_INVALID_PAYLOAD, _validation_message(exc), error_type=ERROR_INVALID_PAYLOAD)
         try:
             value = self.fn(payload)
+        except RedeliverError:
+            raise
         except Exception as exc:
             get_logger().info(
                 "user function raised",
@@ -218,6 +223,14 @@ class TaskRun:
             )
             return TaskResult(Status.CLOSED, self.record, detail="closed while running")
         return self._deliver(outcome, None)
+
+    def _hand_back(self, reason: str) -> TaskResult:
+        with self._lock:
+            if self._claimed:
+                return TaskResult(Status.CLOSED, self.record, detail="answered by expire()")
+            self._claimed = True  # so that the deadline guard does not answer a task handed back
+        get_logger().info("handing the message back for redelivery", extra={"token_fp": fingerprint(self.record.token)})
+        return TaskResult(Status.UNDELIVERABLE, self.record, detail=reason)
 
     def _deliver(self, outcome: Outcome, deadline: float | None) -> TaskResult:
         token = self.record.token
