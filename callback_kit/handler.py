@@ -41,7 +41,9 @@ from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import SOURCES, Source, parse_event
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
+    from callback_kit.idempotency import Idempotency
 
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
 ENV_DEADLINE_MARGIN = "CALLBACK_KIT_DEADLINE_MARGIN"
@@ -71,6 +73,7 @@ class HandlerOptions:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     retry: RetryPolicy | None = None
     scheduler: HeartbeatScheduler | None = None
+    idempotency: Idempotency | None = None
 
     @classmethod
     def resolve(
@@ -109,6 +112,10 @@ class CallbackHandler(Generic[P, R]):
     The undecorated function stays reachable as ``.fn`` (and ``__wrapped__``), so tests can call it directly.
     """
 
+    __wrapped__: Callable[[P], R]
+    __name__: str
+    __qualname__: str
+
     def __init__(self, fn: Callable[[P], R], options: Mapping[str, Any]) -> None:
         self.fn = fn
         self._options = dict(options)
@@ -144,6 +151,9 @@ def callback_handler(
     error_map: ErrorMap | None = None,
     deadline_margin: float | None = None,
     max_concurrency: int | None = None,
+    retry: RetryPolicy | None = None,
+    scheduler: HeartbeatScheduler | None = None,
+    idempotency: Idempotency | None = None,
 ) -> Callable[[Callable[[P], R]], CallbackHandler[P, R]]: ...
 
 
@@ -169,6 +179,10 @@ def callback_handler(
         deadline_margin: seconds before the Lambda timeout at which running tasks are failed with
             ``CallbackKit.LambdaDeadline``. Default: ``$CALLBACK_KIT_DEADLINE_MARGIN`` or 2.
         max_concurrency: SQS records run at once. Default: ``$CALLBACK_KIT_MAX_CONCURRENCY`` or 10.
+        retry: the :class:`~callback_kit.completion.RetryPolicy` of completion calls (tests inject its ``sleep``).
+        scheduler: the heartbeat scheduler to use instead of the process-wide one (tests drive it by hand).
+        idempotency: a :class:`callback_kit.idempotency.Idempotency` so that a redelivered message whose task
+            already ran does not run the function again (off by default).
 
     Example:
         >>> import callback_kit as ck
@@ -209,7 +223,11 @@ def _process(
     completer = Completer(options.client, options.retry or RetryPolicy())
     scheduler = options.scheduler or get_scheduler()
     run_options = RunOptions(options.model, options.error_map, options.heartbeat_interval)
-    runs = [TaskRun(r, fn, run_options, completer, scheduler) for r in records]
+    idem = options.idempotency
+    runs = [
+        TaskRun(r, idem.wrap(fn, r.token, context) if idem and r.token else fn, run_options, completer, scheduler)
+        for r in records
+    ]
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
     results = _Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
     if records and records[0].source == "sqs":
