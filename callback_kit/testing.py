@@ -20,6 +20,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,21 @@ class _Task:
 
 
 @dataclass
+class _Timeouts:
+    """An activity task's TimeoutSeconds / HeartbeatSeconds, as deadlines on the fake's clock."""
+
+    expires_at: float | None = None
+    heartbeat_seconds: float | None = None
+    heartbeat_due: float | None = None
+
+
+@dataclass
+class _ActivityTask:
+    token: str
+    input: str
+
+
+@dataclass
 class FakeStepFunctions:
     """An in-memory Step Functions that answers callbacks as AWS does, records them, and injects faults.
 
@@ -88,6 +104,12 @@ class FakeStepFunctions:
     answered or :meth:`close_task`-ed gets ``TaskTimedOut`` (AWS's answer for "expired or already closed").
     Size limits are enforced as by the service (``ValidationException``), and a non-JSON output gets
     ``InvalidOutput``.
+
+    Activities: :meth:`add_activity_task` queues a task (optionally with ``timeout_seconds`` and
+    ``heartbeat_seconds``, measured on ``clock``); :meth:`get_activity_task` long-polls as AWS does, holding the
+    call up to ``activity_poll_seconds`` (real time; AWS: 60 s) and answering without a ``taskToken`` when no
+    work came. A task past its timeout, or whose heartbeat is overdue, is closed: calls for it get
+    ``TaskTimedOut``. ``inject("GetActivityTask", ...)`` makes polls fail (``"*"`` faults never apply to polls).
 
     Example:
         >>> sfn = FakeStepFunctions()
@@ -105,6 +127,20 @@ class FakeStepFunctions:
     sleep: Callable[[float], None] = time.sleep
     _faults: list[_Fault] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    #: How long :meth:`get_activity_task` holds a poll when there is no work (AWS: 60 s); keep it short in tests.
+    activity_poll_seconds: float = 60.0
+    #: The clock activity task timeouts are measured on; inject a fake one to expire tasks without waiting.
+    clock: Callable[[], float] = time.monotonic
+    #: Polls that returned, with or without a task, and the most that were ever open at once.
+    activity_polls: int = 0
+    max_open_polls: int = 0
+    _activity_queues: dict[str, deque[_ActivityTask]] = field(default_factory=dict)
+    _timeouts: dict[str, _Timeouts] = field(default_factory=dict)
+    _open_polls: int = 0
+    _poll_cond: threading.Condition = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._poll_cond = threading.Condition(self._lock)
 
     # -- set-up ---------------------------------------------------------------------------------------------
     def open_task(self, token: str | None = None) -> str:
@@ -139,7 +175,79 @@ class FakeStepFunctions:
         with self._lock:
             self._faults.append(_Fault(api, error, times, skip, landed))
 
+    def add_activity_task(
+        self,
+        activity_arn: str,
+        input: Any = None,
+        *,
+        token: str | None = None,
+        timeout_seconds: float | None = None,
+        heartbeat_seconds: float | None = None,
+    ) -> str:
+        """Queue a task on an activity, as a state machine's activity task does, and return its token.
+
+        Args:
+            input: the task input: a string is sent as is, anything else as JSON (``None``: ``{}``).
+            timeout_seconds: the task's ``TimeoutSeconds``, counted from now (queue time included, as on AWS).
+            heartbeat_seconds: the task's ``HeartbeatSeconds``, counted from the poll that hands it out and
+                renewed by each accepted heartbeat.
+
+        Example:
+            >>> sfn = FakeStepFunctions(activity_poll_seconds=0.01)
+            >>> token = sfn.add_activity_task("arn:aws:states:us-east-1:123456789012:activity:a", {"age": 30})
+            >>> sfn.get_activity_task(activityArn="arn:aws:states:us-east-1:123456789012:activity:a")["input"]
+            '{"age": 30}'
+        """
+        text = input if isinstance(input, str) else json.dumps({} if input is None else input)
+        token = self.open_task(token)
+        with self._poll_cond:
+            now = self.clock()
+            self._timeouts[token] = _Timeouts(
+                expires_at=None if timeout_seconds is None else now + timeout_seconds,
+                heartbeat_seconds=heartbeat_seconds,
+            )
+            self._activity_queues.setdefault(activity_arn, deque()).append(_ActivityTask(token, text))
+            self._poll_cond.notify_all()
+        return token
+
+    def pending_activity_tasks(self, activity_arn: str) -> int:
+        """How many tasks of the activity are queued and not yet handed out."""
+        with self._lock:
+            return len(self._activity_queues.get(activity_arn, ()))
+
+    @property
+    def open_polls(self) -> int:
+        """GetActivityTask calls waiting now."""
+        return self._open_polls
+
     # -- the stepfunctions client methods -------------------------------------------------------------------
+    def get_activity_task(self, *, activityArn: str, workerName: str = "") -> dict[str, Any]:
+        """GetActivityTask: the oldest open queued task, or, after ``activity_poll_seconds``, no ``taskToken``."""
+        if self.latency:
+            self.sleep(self.latency)
+        params = {"activityArn": activityArn, "workerName": workerName}
+        give_up = time.monotonic() + self.activity_poll_seconds
+        with self._poll_cond:
+            fault = next((f for f in self._faults if f.api == "GetActivityTask" and f.times > 0), None)
+            if fault is not None:
+                fault.times -= 1
+                self._raise("GetActivityTask", "", params, fault.error)
+            self._open_polls += 1
+            self.max_open_polls = max(self.max_open_polls, self._open_polls)
+            try:
+                while True:
+                    task = self._next_activity_task(activityArn)
+                    if task is not None:
+                        self.calls.append(Call("GetActivityTask", task.token, params, "ok"))
+                        return {"taskToken": task.token, "input": task.input, "ResponseMetadata": _OK}
+                    remaining = give_up - time.monotonic()
+                    if remaining <= 0:
+                        return {"ResponseMetadata": _OK}
+                    self._poll_cond.wait(remaining)
+            finally:
+                self._open_polls -= 1
+                self.activity_polls += 1
+
     def send_task_success(self, *, taskToken: str, output: str) -> dict[str, Any]:
         """SendTaskSuccess."""
         return self._handle("SendTaskSuccess", taskToken, {"output": output})
@@ -181,10 +289,35 @@ class FakeStepFunctions:
         return [c for c in self.calls if c.token == token and api in (None, c.api)]
 
     # -- internals ------------------------------------------------------------------------------------------
+    def _next_activity_task(self, activity_arn: str) -> _ActivityTask | None:
+        queue = self._activity_queues.get(activity_arn)
+        while queue:
+            task = queue.popleft()
+            self._expire_if_due(task.token)
+            if self.tasks[task.token].closed_reason is None:
+                timeouts = self._timeouts[task.token]
+                if timeouts.heartbeat_seconds is not None:
+                    timeouts.heartbeat_due = self.clock() + timeouts.heartbeat_seconds
+                return task
+        return None
+
+    def _expire_if_due(self, token: str) -> None:
+        """Close an activity task whose timeout or heartbeat deadline has passed, as Step Functions does."""
+        timeouts = self._timeouts.get(token)
+        task = self.tasks.get(token)
+        if timeouts is None or task is None or task.closed_reason is not None:
+            return
+        now = self.clock()
+        if timeouts.expires_at is not None and now >= timeouts.expires_at:
+            task.closed_reason = "TaskTimedOut"
+        elif timeouts.heartbeat_due is not None and now >= timeouts.heartbeat_due:
+            task.closed_reason = "HeartbeatTimeout"
+
     def _handle(self, api: str, token: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.latency:
             self.sleep(self.latency)
         with self._lock:
+            self._expire_if_due(token)
             fault = self._take_fault(api)
             if fault is not None and not fault.landed:
                 return self._raise(api, token, params, fault.error)
@@ -194,6 +327,9 @@ class FakeStepFunctions:
             task = self.tasks[token]
             if api == "SendTaskHeartbeat":
                 task.heartbeats += 1
+                timeouts = self._timeouts.get(token)
+                if timeouts is not None and timeouts.heartbeat_seconds is not None:
+                    timeouts.heartbeat_due = self.clock() + timeouts.heartbeat_seconds
             else:
                 task.closed_reason = "answered"
                 if api == "SendTaskSuccess":
@@ -242,6 +378,9 @@ class FakeStepFunctions:
         if isinstance(error, BaseException):
             raise error
         raise client_error(api, error)
+
+
+_OK = {"HTTPStatusCode": 200}
 
 
 class FakeLambdaContext:
