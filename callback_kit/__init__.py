@@ -9,6 +9,12 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+# The heartbeat *module* is imported first so that the ``heartbeat`` *function* imported below is what
+# ``callback_kit.heartbeat`` names: importing a submodule binds its name on the package, and the public API's
+# ck.heartbeat() must not be shadowed by the module that implements the scheduler.
+from callback_kit import heartbeat as _heartbeat_module  # noqa: F401
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.context import TaskInfo, current_task, heartbeat, is_cancelled
 from callback_kit.exceptions import (
@@ -22,9 +28,13 @@ from callback_kit.exceptions import (
 )
 from callback_kit.handler import CallbackHandler, callback_handler, process_event
 
+if TYPE_CHECKING:
+    from callback_kit.activity import ActivityWorker
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivityWorker",
     "CallbackDeliveryError",
     "CallbackHandler",
     "CallbackKitError",
@@ -46,3 +56,11 @@ __all__ = [
     "send_success",
 ]
 
+
+def __getattr__(name: str) -> Any:
+    # ActivityWorker is imported on first use: a Lambda handler never needs it, and a cold start pays per import.
+    if name == "ActivityWorker":
+        from callback_kit.activity import ActivityWorker
+
+        return ActivityWorker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

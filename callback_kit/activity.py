@@ -1,0 +1,497 @@
+"""The activity worker: long-poll GetActivityTask and answer each task through the same runner as Lambda.
+
+:class:`ActivityWorker` runs ``concurrency`` slots. Each slot is one thread that holds one long poll open and,
+when the poll hands it a task, runs that task itself; so the worker never holds more open polls than free slots
+and never takes a task it cannot start at once. A task goes through :class:`~callback_kit.runner.TaskRun`, as a
+Lambda record does: the same payload handling (``sources.parse_activity_task``), ``model=`` validation, outcome
+mapping, error names and heartbeats, so one function serves both.
+
+What the worker adds on top of the runner:
+
+* **Polling.** The poll client has a 70 s read timeout (Step Functions holds a poll up to 60 s) and botocore's
+  retries off. An empty ``taskToken`` means no work. Errors (``ActivityWorkerLimitExceeded``,
+  ``ThrottlingException``, connection errors, anything else) are counted and followed by an exponential backoff
+  with jitter; the worker never dies of them and never polls in a tight loop.
+* **Time limit.** A task that runs longer than ``max_task_seconds`` is answered with
+  ``CallbackKit.TaskTimeout`` (:data:`~callback_kit.exceptions.ERROR_TASK_TIMEOUT`); its heartbeats stop and
+  ``ck.is_cancelled()`` turns true. Python cannot kill a thread, so the slot stays taken until the function
+  returns: long functions should look at ``ck.is_cancelled()`` now and then.
+* **Shutdown.** SIGTERM/SIGINT (handled by :meth:`ActivityWorker.run`) or :meth:`ActivityWorker.stop` stop new
+  polls at once; tasks in flight get ``shutdown_grace_seconds`` to finish, and those still running then are
+  answered with ``CallbackKit.WorkerShutdown`` (:data:`~callback_kit.exceptions.ERROR_WORKER_SHUTDOWN`) so the
+  state machine can retry at once. A task that a poll already open hands over after the stop is answered with
+  the same error without being started. A second signal skips the rest of the grace period.
+
+Example:
+    >>> import callback_kit as ck
+    >>> def check_age(person: dict) -> dict:
+    ...     return {"adult": person["age"] >= 18}
+    >>> worker = ck.ActivityWorker("arn:aws:states:eu-west-1:123456789012:activity:ageCheck", check_age,
+    ...                            concurrency=8, max_task_seconds=300)
+    >>> # worker.run()  # blocks until SIGTERM/SIGINT, then drains and returns worker.stats
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from callback_kit.completion import Completer, Delivery, RetryPolicy, error_code, is_transient
+from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, CallbackDeliveryError
+from callback_kit.handler import CallbackHandler
+from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
+from callback_kit.logs import fingerprint, get_logger
+from callback_kit.outcome import ErrorMap, Failure, failure
+from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
+from callback_kit.sources import TaskRecord, parse_activity_task
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+#: Step Functions holds a GetActivityTask call open this long when there is no work.
+POLL_HOLD_SECONDS = 60
+#: The poll client's read timeout: above the hold, as AWS asks (at least 65 s).
+POLL_READ_TIMEOUT = 70
+#: AWS's limit of open GetActivityTask calls per activity ARN.
+MAX_OPEN_POLLS = 1000
+#: Default heartbeat interval; give the activity task a ``HeartbeatSeconds`` of about 3x this.
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
+#: Default time in-flight tasks get to finish after a stop (fits under ECS's and Kubernetes' default 30 s).
+DEFAULT_SHUTDOWN_GRACE = 25.0
+ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
+#: At the end of the grace period, how long to wait for a completion call that a finishing task already started.
+FINAL_DELIVERY_WAIT = 10.0
+
+
+@dataclass(frozen=True)
+class PollBackoff:
+    """How long a slot waits after a failed poll: ``min(max_delay, base_delay * 2**n)`` scaled by 0.5 to 1.
+
+    The lower half of the range is never used, so a failing endpoint is never polled in a tight loop.
+
+    Example:
+        >>> PollBackoff(rand=lambda: 1.0).delay(3)
+        8.0
+    """
+
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    #: An empty poll that came back sooner than this is followed by a pause up to it (a proxy that answers at once).
+    min_poll_seconds: float = 1.0
+    rand: Callable[[], float] = random.random
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures + 1`` failed polls in a row."""
+        return float(min(self.max_delay, self.base_delay * 2 ** min(failures, 30)) * (0.5 + 0.5 * self.rand()))
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker. ``failed`` counts every delivered failure, including ``timed_out`` and ``shut_down``.
+
+    Attributes:
+        polls: GetActivityTask calls that returned (with or without a task).
+        poll_errors: GetActivityTask calls that raised.
+        started: tasks taken and started.
+        succeeded / failed: SendTaskSuccess / SendTaskFailure delivered.
+        closed: tasks Step Functions had already closed (timed out, stopped) when answered.
+        undeliverable: tasks whose callback could not be delivered (the task will time out).
+        timed_out: tasks answered with ``CallbackKit.TaskTimeout``.
+        shut_down: tasks answered with ``CallbackKit.WorkerShutdown``.
+        heartbeats: heartbeats sent.
+        running: tasks running now.
+    """
+
+    polls: int = 0
+    poll_errors: int = 0
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    closed: int = 0
+    undeliverable: int = 0
+    timed_out: int = 0
+    shut_down: int = 0
+    heartbeats: int = 0
+    running: int = 0
+
+
+@dataclass(eq=False)
+class _InFlight:
+    run: TaskRun | None
+    started_at: float
+    counted: bool = False
+
+
+@dataclass
+class _CountingCompleter(Completer):
+    on_beat: Callable[[], None] = field(default=lambda: None)
+
+    def heartbeat(self, token: str) -> bool:
+        self.on_beat()
+        return super().heartbeat(token)
+
+
+class ActivityWorker:
+    """Polls one activity and runs ``fn`` on each task; see the module docstring for the guarantees.
+
+    Args:
+        activity_arn: the activity to poll.
+        fn: a plain function of the payload (the decoded task input), or a ``@ck.callback_handler`` (its function,
+            ``model`` and ``error_map`` are used), so one function serves Lambda and activities.
+        concurrency: slots: open polls and tasks running at once (at most 1,000 polls per ARN across workers).
+        heartbeat_interval: seconds between heartbeats, 0 for none. Default ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
+            or 30.
+        model: a pydantic model (or type) the payload is validated into.
+        client: a ``stepfunctions`` client (or :class:`~callback_kit.testing.FakeStepFunctions`) for polls and
+            callbacks. Default: a poll client with a 70 s read timeout, and ``completion.default_client()``.
+        worker_name: sent with each poll (shown in the execution history). Default: ``host:pid``.
+        max_task_seconds: fail a task that runs longer with ``CallbackKit.TaskTimeout`` (default: no limit).
+        shutdown_grace_seconds: how long in-flight tasks may run on after a stop.
+        error_map: exception class -> error name, as for the Lambda decorator.
+        payload_path: dotted path of the payload inside the task input.
+        scheduler, retry, backoff, clock, sleep, tick: injection points for tests (heartbeat scheduler,
+            completion retry policy, poll backoff, monotonic clock, the pause after a failed poll, the
+            supervisor's check period).
+    """
+
+    def __init__(
+        self,
+        activity_arn: str,
+        fn: Callable[[Any], Any],
+        *,
+        concurrency: int = 1,
+        heartbeat_interval: float | None = None,
+        model: Any = None,
+        client: Any = None,
+        worker_name: str | None = None,
+        max_task_seconds: float | None = None,
+        shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE,
+        error_map: ErrorMap | None = None,
+        payload_path: str | None = None,
+        scheduler: HeartbeatScheduler | None = None,
+        retry: RetryPolicy | None = None,
+        backoff: PollBackoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        tick: float = 0.05,
+    ) -> None:
+        if not 1 <= concurrency <= MAX_OPEN_POLLS:
+            raise ValueError(f"concurrency must be between 1 and {MAX_OPEN_POLLS}, not {concurrency}")
+        if max_task_seconds is not None and max_task_seconds <= 0:
+            raise ValueError("max_task_seconds must be positive")
+        if shutdown_grace_seconds < 0:
+            raise ValueError("shutdown_grace_seconds must be >= 0")
+        if isinstance(fn, CallbackHandler):
+            model = model if model is not None else fn.options.model
+            error_map = error_map if error_map is not None else fn.options.error_map
+            fn = fn.fn
+        interval = _interval(heartbeat_interval)
+        self.activity_arn = activity_arn
+        self.fn = fn
+        self.concurrency = concurrency
+        self.worker_name = (worker_name or f"{socket.gethostname()}:{os.getpid()}")[:80]
+        self.max_task_seconds = max_task_seconds
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.payload_path = payload_path
+        self._options = RunOptions(model, error_map, interval or None)
+        self._client = client
+        self._poller: Any = None
+        self._completer = _CountingCompleter(client, retry or RetryPolicy(), on_beat=self._count_beat)
+        self._scheduler = scheduler
+        self._backoff = backoff or PollBackoff()
+        self._clock = clock
+        self._sleep = sleep
+        self._tick = tick
+        self._lock = threading.Lock()
+        self._stats = WorkerStats()
+        self._in_flight: dict[int, _InFlight] = {}
+        self._open_polls = 0
+        self._stopping = threading.Event()
+        self._hurry = threading.Event()
+        self._finished = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- public ---------------------------------------------------------------------------------------------
+    @property
+    def stats(self) -> WorkerStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return dataclasses.replace(self._stats, running=len(self._in_flight))
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._stopping.is_set()
+
+    def run(self) -> WorkerStats:
+        """Poll and run tasks until SIGTERM/SIGINT (or :meth:`stop`), drain, and return the final counters.
+
+        Signal handlers are installed only when called on the main thread, and restored on return.
+        """
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        try:
+            self.start()
+            while not self.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.stats
+
+    def start(self) -> None:
+        """Start the slots and the supervisor in background threads, and return at once."""
+        if self._threads:
+            raise RuntimeError("this worker was already started")
+        get_logger().info(
+            "activity worker starting",
+            extra={"activity_arn": self.activity_arn, "worker": self.worker_name, "concurrency": self.concurrency},
+        )
+        for i in range(self.concurrency):
+            self._threads.append(threading.Thread(target=self._slot, name=f"callback-kit-slot-{i}", daemon=True))
+        supervisor = threading.Thread(target=self._supervise, name="callback-kit-supervisor", daemon=True)
+        self._threads.append(supervisor)
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop polling now and drain in the background (safe from any thread and from signal handlers)."""
+        self._stopping.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the worker has stopped and every task it took is answered; False on timeout."""
+        return self._finished.wait(timeout)
+
+    def run_one(self, response: Mapping[str, Any]) -> TaskResult:
+        """Run one GetActivityTask response (``taskToken`` and ``input``) to its completion, in this thread."""
+        record = parse_activity_task(response.get("taskToken"), response.get("input"), payload_path=self.payload_path)
+        run = TaskRun(record, self.fn, self._options, self._completer, self._scheduler or get_scheduler())
+        entry = _InFlight(run, self._clock())
+        with self._lock:
+            self._in_flight[id(entry)] = entry
+            self._stats.started += 1
+        get_logger().info("activity task started", extra={"token_fp": fingerprint(record.token)})
+        try:
+            result = run.run()
+        finally:
+            with self._lock:
+                self._in_flight.pop(id(entry), None)
+        # NOT_STARTED: the supervisor expired it in the instant before it began, and answered it itself.
+        self._record(entry, result)
+        return result
+
+    # -- slots ----------------------------------------------------------------------------------------------
+    def _slot(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            began = self._clock()
+            try:
+                with self._polling():
+                    response = self._poll_client().get_activity_task(
+                        activityArn=self.activity_arn, workerName=self.worker_name
+                    )
+            except Exception as exc:
+                self._poll_failed(exc, failures)
+                failures += 1
+                continue
+            failures = 0
+            with self._lock:
+                self._stats.polls += 1
+            token = response.get("taskToken")
+            if not token:
+                waited = self._clock() - began
+                if waited < self._backoff.min_poll_seconds:
+                    self._pause(self._backoff.min_poll_seconds - waited)
+                continue
+            if self._stopping.is_set():
+                self._refuse(token)
+                continue
+            self.run_one(response)
+
+    @contextmanager
+    def _polling(self) -> Iterator[None]:
+        with self._lock:
+            self._open_polls += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open_polls -= 1
+
+    def _poll_failed(self, exc: Exception, failures: int) -> None:
+        with self._lock:
+            self._stats.poll_errors += 1
+        delay = self._backoff.delay(failures)
+        code = error_code(exc) or type(exc).__name__
+        transient = is_transient(exc) or code in ("ActivityWorkerLimitExceeded", "ThrottlingException")
+        log = get_logger().warning if transient else get_logger().error
+        log("GetActivityTask failed; backing off", extra={"code": code, "delay": round(delay, 2)})
+        self._pause(delay)
+
+    def _pause(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._stopping.wait(seconds)  # a stop ends the pause at once
+
+    def _poll_client(self) -> Any:
+        if self._client is not None:
+            return self._client
+        if self._poller is None:
+            with self._lock:
+                if self._poller is None:
+                    self._poller = poll_client(self.concurrency)
+        return self._poller
+
+    def _refuse(self, token: str) -> None:
+        """Answer a task that arrived after the stop without starting it."""
+        get_logger().info(
+            "task arrived after the stop; answering WorkerShutdown", extra={"token_fp": fingerprint(token)}
+        )
+        message = "the activity worker was shutting down when this task arrived"
+        record = parse_activity_task(token, None)
+        if record.token is None:
+            get_logger().error("task arrived with an unusable token", extra={"problem": record.problem})
+            return
+        result = self._answer(record, failure(ERROR_WORKER_SHUTDOWN, message))
+        if result.status is Status.FAILED:
+            with self._lock:
+                self._stats.shut_down += 1
+        self._record(_InFlight(None, self._clock()), result)
+
+    def _answer(self, record: TaskRecord, outcome: Failure) -> TaskResult:
+        """Send a failure for a task that never ran (the runner answers the ones that did)."""
+        assert record.token is not None
+        try:
+            delivery = self._completer.complete(record.token, outcome)
+        except CallbackDeliveryError as exc:
+            return TaskResult(Status.UNDELIVERABLE, record, error=outcome.error, detail=f"{exc.api}: {exc}")
+        status = Status.CLOSED if delivery is Delivery.ALREADY_CLOSED else Status.FAILED
+        return TaskResult(status, record, error=outcome.error)
+
+    # -- supervisor -----------------------------------------------------------------------------------------
+    def _supervise(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._expire_overdue()
+                self._stopping.wait(self._tick)
+            get_logger().info("activity worker stopping: no new polls", extra={"in_flight": self.stats.running})
+            deadline = self._clock() + self.shutdown_grace_seconds
+            while any(t.is_alive() for t in self._threads if t is not threading.current_thread()):
+                self._expire_overdue()
+                if self._clock() >= deadline or self._hurry.is_set():
+                    self._expire_all()
+                    break
+                self._hurry.wait(self._tick)
+        finally:
+            self._finished.set()
+            get_logger().info("activity worker stopped", extra={"stats": dataclasses.asdict(self.stats)})
+
+    def _expire_overdue(self) -> None:
+        if self.max_task_seconds is None:
+            return
+        now = self._clock()
+        with self._lock:
+            overdue = [e for e in self._in_flight.values() if now - e.started_at >= self.max_task_seconds]
+        for entry in overdue:
+            message = f"the task ran longer than the worker's max_task_seconds ({self.max_task_seconds:g} s)"
+            self._expire(entry, ERROR_TASK_TIMEOUT, message)
+
+    def _expire_all(self) -> None:
+        with self._lock:
+            entries = list(self._in_flight.values())
+            open_polls = self._open_polls
+        for entry in entries:
+            self._expire(entry, ERROR_WORKER_SHUTDOWN, "the activity worker shut down before the task finished")
+        if open_polls:
+            get_logger().warning(
+                "polls still open at the end of the grace period; a task handed to them waits for its timeout "
+                f"(give shutdown_grace_seconds >= {POLL_HOLD_SECONDS + 5} for none to be left)",
+                extra={"open_polls": open_polls},
+            )
+
+    def _expire(self, entry: _InFlight, error: str, message: str) -> None:
+        run = entry.run
+        assert run is not None
+        result = run.expire(error, message)
+        if result is None:
+            # It finished first and is sending its own answer: let that call land before the process may exit.
+            run.done.wait(FINAL_DELIVERY_WAIT)
+            return
+        if result.status is Status.NOT_STARTED and run.record.token is not None:
+            result = self._answer(run.record, failure(error, message))
+        with self._lock:
+            if result.status is Status.FAILED:
+                if error == ERROR_TASK_TIMEOUT:
+                    self._stats.timed_out += 1
+                else:
+                    self._stats.shut_down += 1
+        self._record(entry, result)
+
+    def _record(self, entry: _InFlight, result: TaskResult) -> None:
+        with self._lock:
+            if entry.counted or result.status is Status.NOT_STARTED:
+                return
+            entry.counted = True
+            status = result.status
+            if status is Status.SUCCEEDED:
+                self._stats.succeeded += 1
+            elif status is Status.FAILED:
+                self._stats.failed += 1
+            elif status is Status.CLOSED:
+                self._stats.closed += 1
+            else:
+                self._stats.undeliverable += 1
+        fp = fingerprint(result.record.token)
+        if status in (Status.UNDELIVERABLE, Status.NO_TOKEN):
+            get_logger().error("activity task could not be answered", extra={"token_fp": fp, "detail": result.detail})
+        else:
+            get_logger().info("activity task answered", extra={"token_fp": fp, "status": status.value})
+
+    def _count_beat(self) -> None:
+        with self._lock:
+            self._stats.heartbeats += 1
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            self._hurry.set()  # a second signal: answer the tasks in flight now rather than at the grace's end
+        self.stop()
+
+
+def poll_client(max_pool_connections: int = 10) -> SFNClient:
+    """A ``stepfunctions`` client for long polls: 70 s read timeout, botocore retries off (the worker backs off)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=POLL_READ_TIMEOUT,
+        max_pool_connections=max(10, max_pool_connections + 1),
+        user_agent_extra="callback-kit",
+    )
+    return boto3.session.Session().client("stepfunctions", config=config)
+
+
+def _interval(given: float | None) -> float:
+    if given is None:
+        raw = os.environ.get(ENV_HEARTBEAT_INTERVAL, "").strip()
+        try:
+            given = float(raw) if raw else DEFAULT_HEARTBEAT_INTERVAL
+        except ValueError:
+            raise ValueError(f"${ENV_HEARTBEAT_INTERVAL} must be a number of seconds, not {raw!r}") from None
+    if given < 0:
+        raise ValueError("heartbeat_interval must be >= 0")
+    return float(given)
