@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from callback_kit.exceptions import ERROR_OUTPUT_REJECTED, CallbackDeliveryError, InvalidOutputError
-from callback_kit.logs import fingerprint, get_logger
+from callback_kit.logs import fingerprint, get_logger, install_token_redaction
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
 
 if TYPE_CHECKING:
@@ -280,6 +280,8 @@ def default_client() -> SFNClient:
                     read_timeout=15,
                     user_agent_extra="callback-kit",
                 )
+                # botocore's DEBUG logs print request bodies, task tokens included: mask them before any is made.
+                install_token_redaction()
                 _default_client = boto3.session.Session().client("stepfunctions", config=config)
     return _default_client
 

@@ -7,7 +7,9 @@ logs :func:`fingerprint` (a short hash, stable across processes, enough to corre
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -47,3 +49,70 @@ def get_logger() -> Logger:
 
                 _logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "callback-kit"))
     return _logger
+
+
+#: The loggers through which botocore and urllib3 may write request parameters or bodies at DEBUG.
+BOTOCORE_LOGGERS: tuple[str, ...] = (
+    "botocore",
+    "botocore.endpoint",
+    "botocore.auth",
+    "botocore.hooks",
+    "botocore.parsers",
+    "botocore.retryhandler",
+    "botocore.httpsession",
+    "botocore.awsrequest",
+    "urllib3.connectionpool",
+)
+
+# A token value after a taskToken key, in the forms botocore's logs show: a dict repr ('taskToken': '...'), a JSON
+# body inside a bytes repr (b'{"taskToken": "..."}'), or a query/form field (taskToken=...).
+_TOKEN_VALUE = re.compile(r"""(?P<key>task_?token\\?["']?\s*[:=]\s*\\?["']?)(?P<value>[^"'\\\s,&}]+)""", re.IGNORECASE)
+
+
+def redact_tokens(text: str) -> str:
+    """Replace every task token value that follows a ``taskToken`` key in ``text`` by its fingerprint.
+
+    Example:
+        >>> redact_tokens("params: {'taskToken': 'AAAAKgAAAAIAAAAAAAAAA', 'output': '{}'}")
+        "params: {'taskToken': 'tok-b81e622a5310', 'output': '{}'}"
+    """
+    return _TOKEN_VALUE.sub(lambda m: m.group("key") + fingerprint(m.group("value")), text)
+
+
+class TokenRedactingFilter(logging.Filter):
+    """A logging filter that rewrites records so that no task token written after a ``taskToken`` key remains.
+
+    botocore's DEBUG logging prints request parameters and bodies unmasked, and the token is a bearer credential.
+    :func:`install_token_redaction` attaches it to botocore's loggers; attach it to your own handlers too if they
+    receive records from other libraries that print request bodies.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted is left for the handler to report
+            return True
+        redacted = redact_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_redactor = TokenRedactingFilter()
+
+
+def install_token_redaction(names: tuple[str, ...] = BOTOCORE_LOGGERS) -> None:
+    """Attach :class:`TokenRedactingFilter` to the named loggers (botocore's by default); idempotent.
+
+    callback-kit calls it when it builds its default Step Functions client. Call it yourself when you pass your
+    own client (``client=``) and turn botocore's DEBUG logging on.
+
+    Example:
+        >>> install_token_redaction()
+        >>> any(isinstance(f, TokenRedactingFilter) for f in logging.getLogger("botocore.endpoint").filters)
+        True
+    """
+    for name in names:
+        logger = logging.getLogger(name)
+        if _redactor not in logger.filters:
+            logger.addFilter(_redactor)
