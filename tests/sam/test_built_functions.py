@@ -1,0 +1,253 @@
+"""The ``sam build`` output imports and runs: each built function answers a real task on its ``events/`` file.
+
+For each case, a one-state machine on moto's Step Functions simulator (served by ``ThreadedMotoServer``) hands out
+a real task token through a ``sqs:sendMessage.waitForTaskToken`` task. The token replaces the fake one in the
+``events/`` file, and the *built* handler runs on that event in a subprocess: the runtime's Python (3.13 for
+``python3.13``) with ``-S`` and ``PYTHONPATH`` set to the function's build directory and the layer's ``python/``
+directory, as Lambda lays out ``/var/task`` and ``/opt/python``. So the only callback_kit, pydantic and boto3 it
+can import are the ones ``sam build`` put in the layer, and the test process's ``sys.path`` is never touched.
+The handler's default client reaches moto through ``AWS_ENDPOINT_URL``; the test then asserts the execution's
+end (output, or error name), which only the handler's SendTaskSuccess/SendTaskFailure can have produced.
+
+The activity event runs the same way through ``ActivityWorker.run_one`` (moto has no GetActivityTask, so the
+recorded GetActivityTask response stands in for the poll).
+
+Run ``.ci/sam-checks`` first (it runs ``sam build``); without ``.aws-sam/build`` these tests skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / ".aws-sam" / "build"
+EVENTS = ROOT / "events"
+RUNNER = Path(__file__).with_name("run_built.py")
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+FAKE_TOKEN = re.compile(r"FAKE-TASK-TOKEN-[A-Za-z0-9-]+")
+
+NOT_BUILT = ".aws-sam/build not found: run .ci/sam-checks (it runs sam build) to test the built functions"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One built function on one event file, and how the task must end."""
+
+    function: str
+    event: str
+    status: str  # the execution's final status: SUCCEEDED or FAILED
+    expect: dict[str, Any]  # SUCCEEDED: items the output must contain; FAILED: {"error": name}
+    activity: bool = False
+
+
+CASES = [
+    Case("OrderCheckFunction", "sqs_order_check.json", "SUCCEEDED", {"status": "approved", "ageCheck": "online"}),
+    Case("OrderCheckFunction", "sqs_order_check_rejected.json", "FAILED", {"error": "Order.Rejected"}),
+    Case("NotifyFunction", "eventbridge_notify.json", "SUCCEEDED", {"acknowledged": True, "orderId": "ord-1001"}),
+    Case("NotifyFunction", "eventbridge_notify_no_email.json", "FAILED", {"error": "Notify.NoRecipient"}),
+    Case("AgeCheckFunction", "direct_age_check.json", "SUCCEEDED", {"verified": True}),
+    Case("AgeCheckFunction", "direct_age_check_underage.json", "SUCCEEDED", {"verified": False}),
+    Case("AgeCheckFunction", "direct_age_check_invalid.json", "FAILED", {"error": "Age.InvalidBirthDate"}),
+    Case("AgeCheckFunction", "activity_age_check.json", "SUCCEEDED", {"verified": True}, activity=True),
+]
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that reads CloudFormation's short-form tags (!Ref, !GetAtt, !Sub...) as plain values."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node)
+    return {suffix: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def runtime_python(runtime: str) -> str | None:
+    """The interpreter for a Lambda runtime such as ``python3.13``: pyenv's install, else one on PATH."""
+    version = runtime.removeprefix("python")
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for install in sorted(pyenv_root.glob(f"versions/{version}*"), reverse=True):
+        candidate = install / "bin" / f"python{version}"
+        if candidate.is_file():
+            return str(candidate)
+    return shutil.which(f"python{version}")
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Any]:
+    """The built template's resources, each function's properties merged over ``Globals.Function``."""
+    if not (BUILD / "template.yaml").is_file():
+        pytest.skip(NOT_BUILT)
+    with (BUILD / "template.yaml").open(encoding="utf-8") as f:
+        template: dict[str, Any] = yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    resources: dict[str, Any] = template["Resources"]
+    defaults = template.get("Globals", {}).get("Function", {})
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"] = {**defaults, **resource["Properties"]}
+    return resources
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server with the Step Functions simulator on; yields its endpoint URL."""
+    moto_server = pytest.importorskip("moto.server")
+    import requests
+
+    with pytest.MonkeyPatch.context() as mp:
+        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        # The simulator's own SQS calls go to $MOTO_PORT (default 5000), so point it at this server.
+        mp.setenv("MOTO_PORT", str(port))
+        endpoint = f"http://{host}:{port}"
+        response = requests.post(
+            f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
+        )
+        response.raise_for_status()
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+def _clients(endpoint: str) -> tuple[Any, Any]:
+    import boto3
+
+    kwargs: dict[str, Any] = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    return boto3.client("stepfunctions", **kwargs), boto3.client("sqs", **kwargs)
+
+
+def _hand_out_token(endpoint: str, name: str) -> tuple[str, str]:
+    """Start an execution that waits on a callback task; return (execution ARN, its task token)."""
+    sfn, sqs = _clients(endpoint)
+    queue_url = sqs.create_queue(QueueName=f"tokens-{name}")["QueueUrl"]
+    definition = {
+        "StartAt": "WaitForWorker",
+        "States": {
+            "WaitForWorker": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": queue_url, "MessageBody": {"TaskToken.$": "$$.Task.Token"}},
+                # The handler heartbeats every second (CALLBACK_KIT_HEARTBEAT_INTERVAL=1): moto answers
+                # heartbeats to a task without HeartbeatSeconds with InvalidToken.
+                "HeartbeatSeconds": 10,
+                "TimeoutSeconds": 60,
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name=f"built-{name}",
+        definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/built-functions-test",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name=f"run-{name}", input="{}")["executionArn"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            token: str = json.loads(messages[0]["Body"])["TaskToken"]
+            return execution, token
+    raise AssertionError(f"the simulator sent no task token for {name} within 15 s")
+
+
+def _wait_for_end(endpoint: str, execution: str) -> dict[str, Any]:
+    sfn, _ = _clients(endpoint)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        description: dict[str, Any] = sfn.describe_execution(executionArn=execution)
+        if description["status"] != "RUNNING":
+            return description
+        time.sleep(0.1)
+    raise AssertionError(f"{execution} still RUNNING 15 s after the handler returned: no callback reached it")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.event.removesuffix(".json"))
+def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto_endpoint: str, tmp_path: Path) -> None:
+    # GIVEN the built function, its layer, the runtime's Python and a task waiting for a callback on moto
+    function = built[case.function]["Properties"]
+    layers = [built[next(iter(ref.values()))]["Properties"]["ContentUri"] for ref in function["Layers"]]
+    python = runtime_python(function["Runtime"])
+    if python is None:
+        pytest.skip(f"no interpreter for {function['Runtime']}: the built layer's binary wheels need it")
+    name = f"{case.event.removesuffix('.json').replace('_', '-')}-{uuid.uuid4().hex[:8]}"
+    execution, token = _hand_out_token(moto_endpoint, name)
+    event_text = (EVENTS / case.event).read_text(encoding="utf-8")
+    assert FAKE_TOKEN.search(event_text), f"{case.event} has no FAKE-TASK-TOKEN-... to replace"
+    event_file = tmp_path / case.event
+    event_file.write_text(FAKE_TOKEN.sub(token, event_text), encoding="utf-8")
+
+    # WHEN the built handler runs on the event, with nothing importable but the build output
+    python_path = [str(BUILD / function["CodeUri"])] + [str(BUILD / layer / "python") for layer in layers]
+    command = [python, "-S", str(RUNNER), function["Handler"], str(event_file)]
+    if case.activity:
+        command += ["--activity", f"arn:aws:states:{REGION}:{ACCOUNT}:activity:age-check"]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(python_path),
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CALLBACK_KIT_HEARTBEAT_INTERVAL": "1",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_SERVICE_NAME": case.function,
+    }
+    proc = subprocess.run(  # noqa: S603 - fixed interpreter and script, arguments from this file
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, f"built handler failed:\n{proc.stdout}\n{proc.stderr}"
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    # THEN the code ran from the build output, and its callback ended the execution as expected
+    assert Path(report["handler_file"]).is_relative_to(BUILD / function["CodeUri"])
+    assert any(Path(report["callback_kit_file"]).is_relative_to(BUILD / layer) for layer in layers)
+    if case.activity:
+        assert report["result"] == case.status.lower()
+    elif case.function == "OrderCheckFunction":
+        # A delivered failure callback is an answered task, not a batch item failure.
+        assert report["result"] == {"batchItemFailures": []}
+    else:
+        assert report["result"] is None
+    description = _wait_for_end(moto_endpoint, execution)
+    assert description["status"] == case.status, description
+    if case.status == "SUCCEEDED":
+        output = json.loads(description["output"])
+        assert output.items() >= case.expect.items(), output
+    else:
+        assert description.get("error") == case.expect["error"], description
+
+
+def test_every_event_file_is_run_on_a_built_function() -> None:
+    # GIVEN the events/ directory WHEN compared with the cases above THEN none is left untried
+    lambda_events = {p.name for p in EVENTS.glob("*.json")} - {"state_machine_input.json"}
+    assert lambda_events == {case.event for case in CASES}

@@ -1,0 +1,319 @@
+"""What ``template.yaml``, ``statemachine/*.asl.json`` and ``events/`` promise, checked without AWS or SAM.
+
+``.ci/sam-checks`` runs SAM's and cfn-lint's own validation and statelint; these tests check the project's rules
+those tools do not know: the SQS worker's redrive and visibility, batch item failures, async retries and DLQ of
+the EventBridge worker, least-privilege IAM, HeartbeatSeconds against the heartbeat interval, and that every
+``events/`` file the docs name exists and has the shape Lambda delivers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+SEND_TASK_ACTIONS = {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+CALLBACK_RESOURCES = (
+    "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+    "arn:aws:states:::events:putEvents.waitForTaskToken",
+    "arn:aws:states:::lambda:invoke.waitForTaskToken",
+)
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that reads CloudFormation's short-form tags as ``{"Ref": ...}``, ``{"GetAtt": ...}``..."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node)
+    return {suffix: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    with TEMPLATE.open(encoding="utf-8") as f:
+        loaded: dict[str, Any] = yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return loaded
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Logical id -> properties of every resource of type ``kind``; functions merged over Globals.Function."""
+    defaults = template.get("Globals", {}).get("Function", {}) if kind == "AWS::Serverless::Function" else {}
+    return {
+        name: {**defaults, **resource.get("Properties", {})}
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == kind
+    }
+
+
+def ref_target(value: Any) -> str:
+    """The logical id behind ``!Ref X`` or ``!GetAtt X.Attr``."""
+    if "Ref" in value:
+        return str(value["Ref"])
+    return str(value["GetAtt"]).split(".")[0]
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    found = document.get("Statement", [])
+    return list(found) if isinstance(found, list) else [found]
+
+
+def as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner logical id, statement) for every inline, managed and SAM ``Policies`` statement."""
+    for name, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        for policy in props.get("Policies", []):
+            if isinstance(policy, dict) and "PolicyDocument" in policy:
+                policy = policy["PolicyDocument"]
+            if isinstance(policy, dict):
+                for statement in statements(policy):
+                    yield name, statement
+        if "PolicyDocument" in props:
+            for statement in statements(props["PolicyDocument"]):
+                yield name, statement
+
+
+def role_actions(template: dict[str, Any], role: str) -> set[str]:
+    return {
+        action
+        for owner, statement in policy_statements(template)
+        if owner == role
+        for action in as_list(statement["Action"])
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The template
+# ---------------------------------------------------------------------------------------------------------------
+def test_is_a_sam_template_on_a_current_python(template: dict[str, Any]) -> None:
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    functions = resources_of(template, "AWS::Serverless::Function")
+    assert len(functions) == 3
+    for name, props in functions.items():
+        assert props["Runtime"] in {"python3.12", "python3.13"}, name
+        assert props["Layers"], f"{name} has no callback_kit layer"
+        code = ROOT / props["CodeUri"] / (props["Handler"].rsplit(".", 1)[0].replace(".", "/") + ".py")
+        assert code.is_file(), f"{name}'s handler module {code} does not exist"
+
+
+def test_sqs_worker_has_dlq_redrive_visibility_and_batch_item_failures(template: dict[str, Any]) -> None:
+    queues = resources_of(template, "AWS::SQS::Queue")
+    sqs_workers = 0
+    for name, props in resources_of(template, "AWS::Serverless::Function").items():
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            sqs_workers += 1
+            queue = queues[ref_target(event["Properties"]["Queue"])]
+            assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
+            redrive = queue["RedrivePolicy"]
+            assert ref_target(redrive["deadLetterTargetArn"]) in queues
+            assert int(redrive["maxReceiveCount"]) >= 5
+            assert int(queue["VisibilityTimeout"]) >= 6 * int(props["Timeout"]), name
+    assert sqs_workers == 1
+
+
+def test_eventbridge_worker_has_a_rule_async_retries_and_an_on_failure_dlq(template: dict[str, Any]) -> None:
+    buses = resources_of(template, "AWS::Events::EventBus")
+    queues = resources_of(template, "AWS::SQS::Queue")
+    eventbridge_workers = 0
+    for name, props in resources_of(template, "AWS::Serverless::Function").items():
+        rules = [e for e in props.get("Events", {}).values() if e["Type"] == "EventBridgeRule"]
+        if not rules:
+            continue
+        eventbridge_workers += 1
+        (rule,) = rules
+        assert ref_target(rule["Properties"]["EventBusName"]) in buses
+        assert {"source", "detail-type"} <= rule["Properties"]["Pattern"].keys()
+        invoke = props["EventInvokeConfig"]
+        assert 0 <= int(invoke["MaximumRetryAttempts"]) <= 2
+        on_failure = invoke["DestinationConfig"]["OnFailure"]
+        assert on_failure["Type"] == "SQS"
+        assert ref_target(on_failure["Destination"]) in queues, name
+    assert eventbridge_workers == 1
+
+
+def test_parameters_reach_every_function_as_environment(template: dict[str, Any]) -> None:
+    assert {"HeartbeatInterval", "LogLevel"} <= template["Parameters"].keys()
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["CALLBACK_KIT_HEARTBEAT_INTERVAL"] == {"Ref": "HeartbeatInterval"}
+    assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    for name, props in resources_of(template, "AWS::Serverless::Function").items():
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"], name
+
+
+def test_outputs_name_the_state_machine_queue_bus_and_activity(template: dict[str, Any]) -> None:
+    targets = {ref_target(output["Value"]) for output in template["Outputs"].values()}
+    kinds = {template["Resources"][target]["Type"] for target in targets}
+    assert {
+        "AWS::Serverless::StateMachine",
+        "AWS::SQS::Queue",
+        "AWS::Events::EventBus",
+        "AWS::StepFunctions::Activity",
+    } <= kinds
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# IAM
+# ---------------------------------------------------------------------------------------------------------------
+def test_no_wildcard_actions_or_resources(template: dict[str, Any]) -> None:
+    for owner, statement in policy_statements(template):
+        assert statement["Effect"] == "Allow", owner
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"{owner}: wildcard action {action}"
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*", f"{owner}: Resource '*' (scope it, or document why it cannot be)"
+
+
+def test_functions_may_only_answer_tasks_and_serve_their_trigger(template: dict[str, Any]) -> None:
+    allowed_for_trigger = {
+        "SQS": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
+        "EventBridgeRule": {"sqs:SendMessage"},  # the on-failure destination is written with the function's role
+    }
+    logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
+    for name, props in resources_of(template, "AWS::Serverless::Function").items():
+        role = ref_target(props["Role"])
+        allowed = SEND_TASK_ACTIONS | logs
+        for event in props.get("Events", {}).values():
+            allowed |= allowed_for_trigger[event["Type"]]
+        actions = role_actions(template, role)
+        assert actions <= allowed, f"{name}: unexpected {actions - allowed}"
+        assert actions >= SEND_TASK_ACTIONS, name
+
+
+def test_send_task_permissions_name_this_state_machine(template: dict[str, Any]) -> None:
+    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    name = machine["Name"]["Sub"]
+    for owner, statement in policy_statements(template):
+        if set(as_list(statement["Action"])) & SEND_TASK_ACTIONS:
+            subs = [r["Sub"] for r in as_list(statement["Resource"]) if isinstance(r, dict) and "Sub" in r]
+            assert any(sub.endswith(f":stateMachine:{name}") for sub in subs), owner
+
+
+def test_state_machine_may_only_send_to_its_queue_bus_and_function(template: dict[str, Any]) -> None:
+    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    granted = {
+        (action, ref_target(resource))
+        for policy in machine["Policies"]
+        for statement in statements(policy)
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    kinds = {(action, template["Resources"][target]["Type"]) for action, target in granted}
+    assert kinds == {
+        ("sqs:SendMessage", "AWS::SQS::Queue"),
+        ("events:PutEvents", "AWS::Events::EventBus"),
+        ("lambda:InvokeFunction", "AWS::Serverless::Function"),
+    }
+    substituted = {ref_target(v) for v in machine["DefinitionSubstitutions"].values()}
+    assert {target for _, target in granted} <= substituted
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The state machine definition
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def definition(template: dict[str, Any]) -> dict[str, Any]:
+    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    text = (ROOT / machine["DefinitionUri"]).read_text(encoding="utf-8")
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders == set(machine["DefinitionSubstitutions"]), "substitutions and placeholders differ"
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def test_definition_is_jsonpath_so_moto_can_run_it(definition: dict[str, Any]) -> None:
+    assert definition.get("QueryLanguage", "JSONPath") == "JSONPath"
+    for name, state in definition["States"].items():
+        assert state.get("QueryLanguage", "JSONPath") == "JSONPath", name
+
+
+def test_every_callback_task_heartbeats_times_out_and_catches(
+    template: dict[str, Any], definition: dict[str, Any]
+) -> None:
+    states = definition["States"]
+    max_interval = int(template["Parameters"]["HeartbeatInterval"]["MaxValue"])
+    callback_tasks = {
+        name: state
+        for name, state in states.items()
+        if state["Type"] == "Task"
+        and (state["Resource"] in CALLBACK_RESOURCES or state["Resource"] == "${AgeCheckActivityArn}")
+    }
+    assert {s["Resource"] for s in callback_tasks.values()} >= set(CALLBACK_RESOURCES)
+    assert len(callback_tasks) == 4
+    for name, state in callback_tasks.items():
+        assert 0 < state["HeartbeatSeconds"] < state["TimeoutSeconds"], name
+        # The workers beat every HeartbeatInterval seconds at most: leave room for two lost beats.
+        assert state["HeartbeatSeconds"] >= 3 * max_interval, name
+        (catch,) = state["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"]
+        target = states[catch["Next"]]
+        assert target["Type"] == "Fail", name
+        assert target["ErrorPath"].startswith(catch["ResultPath"]), "the Fail state must carry the caught error"
+
+
+def test_choices_branch_on_values_the_workers_return(definition: dict[str, Any]) -> None:
+    results = {state["ResultPath"] for state in definition["States"].values() if state["Type"] == "Task"}
+    choices = [state for state in definition["States"].values() if state["Type"] == "Choice"]
+    assert choices
+    for choice in choices:
+        for rule in choice["Choices"]:
+            assert any(rule["Variable"].startswith(result + ".") for result in results), rule
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# events/
+# ---------------------------------------------------------------------------------------------------------------
+def documents() -> list[Path]:
+    found = [TEMPLATE, ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+    return [path for path in found if path.is_file()]
+
+
+def test_every_events_file_named_in_the_docs_exists() -> None:
+    for doc in documents():
+        for named in re.findall(r"events/[\w./-]+\.json", doc.read_text(encoding="utf-8")):
+            assert (ROOT / named).is_file(), f"{doc.name} names {named}, which does not exist"
+
+
+@pytest.mark.parametrize("path", sorted(EVENTS.glob("*.json")), ids=lambda p: p.name)
+def test_event_has_the_shape_lambda_delivers(path: Path) -> None:
+    event = json.loads(path.read_text(encoding="utf-8"))
+    if path.name.startswith("sqs_"):
+        for record in event["Records"]:
+            assert record["eventSource"] == "aws:sqs"
+            assert isinstance(record["body"], str), "an SQS body is a JSON string"
+            assert json.loads(record["body"])["TaskToken"].startswith("FAKE-TASK-TOKEN-")
+    elif path.name.startswith("eventbridge_"):
+        expected = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+        assert set(event) == expected
+        assert event["detail"]["TaskToken"].startswith("FAKE-TASK-TOKEN-")
+    elif path.name.startswith("direct_"):
+        assert event["token"].startswith("FAKE-TASK-TOKEN-")
+    elif path.name.startswith("activity_"):
+        assert set(event) == {"taskToken", "input"}
+        assert event["taskToken"].startswith("FAKE-TASK-TOKEN-")
+        assert isinstance(json.loads(event["input"]), dict), "GetActivityTask's input is a JSON string"
+    else:
+        assert path.name == "state_machine_input.json", f"{path.name}: unknown kind of event"
+        assert {"order", "customer"} <= event.keys()
