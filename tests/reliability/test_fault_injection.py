@@ -1,13 +1,16 @@
 """Fault injection: every fault Step Functions (or the network) can answer, on the Nth call of each callback API,
-for each Lambda source, with what was sent, what the handler returned or raised, and the per-task invariant.
+for each source, with what was sent, what the handler returned or raised, and the per-task invariant.
 
-Each scenario runs a batch of three tasks (one for EventBridge and direct invokes). The fault hits the Nth call of
+Each scenario runs a batch of three tasks (one for EventBridge, direct invokes and activity tasks; an activity
+task is run by ``ActivityWorker.run_one``, and, as there is no message to redeliver, "handed back" means the worker
+reports it undeliverable and the state machine's TimeoutSeconds/HeartbeatSeconds end it). The fault hits the Nth call of
 one API, chosen so that it lands on a given record ("rec0", "rec1"). Records run one at a time
 (``max_concurrency=1``) so that "the Nth call" names the same request on every run.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,9 +19,11 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 import callback_kit as ck
+from callback_kit.activity import ActivityWorker
 from callback_kit.exceptions import ERROR_OUTPUT_REJECTED
 from tests.reliability.harness import (
     ERROR_USER,
+    Delivery,
     FakeClock,
     LambdaSource,
     ScriptedStepFunctions,
@@ -94,14 +99,16 @@ def _scenarios() -> list[Scenario]:
 
 SCENARIOS = _scenarios()
 #: (source, index of the record the fault hits): the first and a middle record of batches.
-TARGETS: list[tuple[LambdaSource, int]] = [
+TARGETS: list[tuple[LambdaSource | Literal["activity"], int]] = [
     ("sqs", 0),
     ("sqs", 1),
     ("fifo", 0),
     ("fifo", 1),
     ("eventbridge", 0),
     ("direct", 0),
+    ("activity", 0),
 ]
+ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:reliability"
 
 
 def _expected_end(scenario: Scenario) -> str:
@@ -145,7 +152,7 @@ def _code(error: str | BaseException) -> str:
 
 @pytest.mark.parametrize(("source", "target"), TARGETS, ids=[f"{s}-rec{t}" for s, t in TARGETS])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
-def test_fault_on_nth_call(scenario: Scenario, source: LambdaSource, target: int) -> None:
+def test_fault_on_nth_call(scenario: Scenario, source: LambdaSource | Literal["activity"], target: int) -> None:
     # GIVEN a batch of tasks whose function succeeds, raises, or heartbeats, and a fault on the call of one record
     fake = ScriptedStepFunctions()
     clock = FakeClock()
@@ -164,11 +171,12 @@ def test_fault_on_nth_call(scenario: Scenario, source: LambdaSource, target: int
             raise ck.TaskFailed("no stock", error=ERROR_USER)
         return {"n": payload["n"]}
 
+    interval = HEARTBEAT_INTERVAL if scenario.api == "SendTaskHeartbeat" else 0
     handler = ck.callback_handler(
         client=fake,
         retry=no_sleep_policy(MAX_ATTEMPTS),
         scheduler=scheduler,
-        heartbeat_interval=HEARTBEAT_INTERVAL if scenario.api == "SendTaskHeartbeat" else 0,
+        heartbeat_interval=interval,
         max_concurrency=1,
     )(work)
     nth = 2 * target + 1 if scenario.api == "SendTaskHeartbeat" else target + 1
@@ -178,11 +186,25 @@ def test_fault_on_nth_call(scenario: Scenario, source: LambdaSource, target: int
     else:
         times = MAX_ATTEMPTS if scenario.variant == "exhausted" else 1
         fake.inject(scenario.api, fault.make(), times=times, skip=nth - 1, landed=scenario.variant == "landed")
-    event, record_ids = build_event(source, [{"TaskToken": t, "n": i} for i, t in enumerate(tokens)])
-
-    # WHEN the event is handled
+    record_ids: list[str | None] = [None]
+    # WHEN the event is handled (the activity task is run by an ActivityWorker)
     with captured_logs() as logs:
-        delivery = invoke(fake, handler, event)
+        if source == "activity":
+            worker = ActivityWorker(
+                ACTIVITY_ARN,
+                work,
+                client=fake,
+                retry=no_sleep_policy(MAX_ATTEMPTS),
+                scheduler=scheduler,
+                heartbeat_interval=interval,
+            )
+            start = len(fake.calls)
+            result = worker.run_one({"taskToken": tokens[0], "input": json.dumps({"n": 0})})
+            # An activity cannot be redelivered: an undeliverable answer is left to the task's own timeouts.
+            delivery = Delivery(result.status, None, list(fake.calls[start:]))
+        else:
+            event, record_ids = build_event(source, [{"TaskToken": t, "n": i} for i, t in enumerate(tokens)])
+            delivery = invoke(fake, handler, event)
 
     # THEN the faulted task got exactly the expected calls and ended as expected
     faulted = tokens[target]
@@ -213,7 +235,9 @@ def test_fault_on_nth_call(scenario: Scenario, source: LambdaSource, target: int
             assert not redelivered[i]
 
     # AND the handler's answer says exactly that: batch item failures, or a raise for single invokes
-    if source in ("eventbridge", "direct"):
+    if source == "activity":
+        assert delivery.response.redeliver == (expected_end == "redelivered")
+    elif source in ("eventbridge", "direct"):
         assert (delivery.raised is not None) == (expected_end == "redelivered")
         if delivery.raised is not None:
             assert isinstance(delivery.raised, ck.CallbackDeliveryError)
@@ -224,7 +248,9 @@ def test_fault_on_nth_call(scenario: Scenario, source: LambdaSource, target: int
         assert any(r.levelname == "ERROR" and "KMS" in r.getMessage() for r in logs.records)
 
 
-def _handed_back(source: LambdaSource, delivery: Any, record_ids: list[str | None]) -> list[bool]:
+def _handed_back(source: str, delivery: Delivery, record_ids: list[str | None]) -> list[bool]:
+    if source == "activity":
+        return [delivery.response.redeliver]
     if source in ("eventbridge", "direct"):
         return [delivery.raised is not None]
     return [rid in delivery.redelivered_ids for rid in record_ids]
