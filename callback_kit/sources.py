@@ -85,7 +85,7 @@ def detect_source(event: Any) -> Source:
             and all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records)
         ):
             return "sqs"
-        if "detail-type" in event and "source" in event and "detail" in event:
+        if "detail-type" in event and "source" in event:  # an envelope, even one that lost its detail
             return "eventbridge"
     return "direct"
 
@@ -114,6 +114,10 @@ def parse_event(
             raise MalformedEventError("source='sqs' but the event has no Records list")
         return [_sqs_record(r, token_path, payload_path) for r in records]
     if kind == "eventbridge":
+        if isinstance(event, Mapping) and "detail" not in event and "detail-type" in event:
+            # An envelope without its detail: no token to answer, but its id must reach the log and the DLQ.
+            problem = "the EventBridge event has no detail"
+            return [TaskRecord("eventbridge", None, record_id=_str_or_none(event.get("id")), problem=problem)]
         if not isinstance(event, Mapping) or "detail" not in event:
             raise MalformedEventError("source='eventbridge' but the event has no detail")
         return [
@@ -180,7 +184,9 @@ def parse_message(
     return TaskRecord(source, token, payload, record_id, group_id, execution_arn, problem)
 
 
-def _sqs_record(record: Mapping[str, Any], token_path: str | None, payload_path: str | None) -> TaskRecord:
+def _sqs_record(record: Any, token_path: str | None, payload_path: str | None) -> TaskRecord:
+    if not isinstance(record, Mapping):  # only with source="sqs" forced; one bad record must not sink the batch
+        return TaskRecord("sqs", None, problem=f"the SQS record is not an object (got {type(record).__name__})")
     record_id = _str_or_none(record.get("messageId"))
     attributes = record.get("attributes")
     group_id = _str_or_none(attributes.get("MessageGroupId")) if isinstance(attributes, Mapping) else None
