@@ -1,0 +1,116 @@
+"""The local demo (``python -m callback_kit.demo``, the README's main command) runs end to end.
+
+It runs in-process on moto's simulator, as ``scripts/demo`` runs it, with observers that collect every raw
+token the workers were handed, so that the output can be checked for leaks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callback_kit.demo import DemoContext, run
+from callback_kit.demo.template import find_checkout, load_template, resolve
+from callback_kit.logs import fingerprint
+from callback_kit.simulator import Delivery
+from callback_kit.sources import parse_event
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = ["--color", "never", "--work-seconds", "0.3", "--heartbeat-interval", "0.1"]
+
+
+def raw_tokens(delivery: Delivery) -> list[str]:
+    """The tokens a worker invocation carried (the simulator's ``lambda`` source is a direct payload)."""
+    source = "direct" if delivery.source == "lambda" else delivery.source
+    return [r.token for r in parse_event(delivery.event, source=source) if r.token]  # type: ignore[arg-type]
+
+
+def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token() -> None:
+    # GIVEN observers that collect every token handed to a worker (SQS, EventBridge, direct, activity)
+    tokens: set[str] = set()
+
+    def on_ready(ctx: DemoContext) -> None:
+        ctx.sim.on_delivery(lambda d: tokens.update(raw_tokens(d)))
+        ctx.bridge.on_handed_out(lambda handed: tokens.add(handed.token))
+
+    out = io.StringIO()
+
+    # WHEN the demo runs
+    status = run([*FAST, "--root", str(ROOT)], out=out, on_ready=on_ready)
+
+    # THEN every case ended as expected, and the output says so
+    text = out.getvalue()
+    assert status == 0, text
+    assert "state machine callback-kit-callbacks from statemachine/callbacks.asl.json" in text
+    assert "== case 1/3: success" in text
+    assert "== case 3/3: failure" in text
+    assert text.count(": as expected") == 3
+    assert '-> SUCCEEDED with orderCheck.ageCheck="online"' in text
+    assert '-> SUCCEEDED with orderCheck.ageCheck="in_store"' in text
+    assert "-> FAILED with error Order.Rejected: as expected" in text
+    assert "demo passed: all 3 executions ended as expected" in text
+    # AND it showed each kind of progress line
+    for kind in ("state entered", "token out", "heartbeat", "callback", "task done", "task failed", "SUCCEEDED"):
+        assert f"  {kind}" in text, kind
+    assert "GetActivityTask of activity worker store-terminal-1" in text
+    # AND every token appears as a fingerprint only: 3 tasks per success case, 1 in the failure case
+    assert len(tokens) == 7, tokens
+    for token in tokens:
+        assert token not in text
+        assert fingerprint(token) in text
+    # AND no colours when asked for none
+    assert "\033[" not in text
+
+
+def test_demo_outside_a_checkout_says_so(tmp_path: Path) -> None:
+    # GIVEN a directory that is not a callback-kit checkout
+    out = io.StringIO()
+
+    # WHEN the demo is pointed at it
+    status = run(["--root", str(tmp_path)], out=out)
+
+    # THEN it stops at once with a clear message
+    assert status == 2
+    assert "is not a callback-kit checkout" in out.getvalue()
+    assert "template.yaml" in out.getvalue()
+
+
+def test_the_template_resolves_every_substitution_of_the_state_machine() -> None:
+    # GIVEN the SAM template, read with the demo's loader, and the resources the demo would create
+    template = load_template(find_checkout(ROOT) / "template.yaml")
+    machine = next(
+        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine"
+    )
+    refs: dict[str, dict[str, str]] = {"AWS::StackName": {"Ref": "demo"}}
+    for logical_id in template["Resources"]:
+        refs[logical_id] = {"Ref": f"ref:{logical_id}", "Arn": f"arn:{logical_id}"}
+
+    # WHEN the substitutions are resolved
+    resolved: dict[str, Any] = resolve(machine["DefinitionSubstitutions"], refs)
+
+    # THEN each names a created resource, and the ASL uses exactly these placeholders
+    assert all(isinstance(v, str) and v.split(":", 1)[0] in ("ref", "arn") for v in resolved.values()), resolved
+    asl = (ROOT / machine["DefinitionUri"]).read_text(encoding="utf-8")
+    json.loads(asl)
+    for name in resolved:
+        assert "${" + name + "}" in asl
+
+
+def test_demo_exits_non_zero_with_a_clear_message_when_an_execution_does_not_end_as_expected() -> None:
+    # GIVEN workers slower than the demo's time limit for one execution
+    out = io.StringIO()
+
+    # WHEN the demo runs
+    status = run(["--color", "never", "--root", str(ROOT), "--work-seconds", "1.5", "--timeout", "0.3"], out=out)
+
+    # THEN it reports each case as not ended as expected, and exits 1
+    text = out.getvalue()
+    assert status == 1, text
+    assert "the execution did not end within 0.3s" in text
+    assert "demo FAILED: 3 of 3 cases did not end as expected (online, instore, rejected)" in text
