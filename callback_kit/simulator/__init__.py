@@ -1,0 +1,77 @@
+"""Run real state machines offline on moto's Step Functions simulator, with in-process workers.
+
+This is the harness behind the project's end-to-end tests, the local demo and the pytest fixture shipped
+to users. Inside a :class:`LocalStepFunctions` block, moto runs the Amazon States Language for real: a
+``.waitForTaskToken`` task sends its SQS message or EventBridge event through moto's own SQS/EventBridge,
+waits for SendTaskSuccess/SendTaskFailure, enforces ``HeartbeatSeconds``/``TimeoutSeconds`` with real
+timers and runs Catch. The harness then plays the part of Lambda: it receives what the state machine sent
+and hands it to plain ``handler(event, context)`` callables, in the exact shape Lambda would deliver.
+
+moto is a test/dev extra only, so it is imported lazily; importing this package costs nothing more than boto3.
+
+Where moto differs from AWS, and what the harness does about it (checked with moto 5.2.5):
+
+* ``lambda:invoke.waitForTaskToken``: the ``awslambda-simple`` backend does not run code. The harness swaps
+  the ``invoke`` method of that backend's instance for this account and region (the one seam moto itself
+  documents for the simple backend) and queues the invocation for the pump. It does not run the handler
+  inside ``invoke``: moto sets up the task's heartbeat endpoint only after ``invoke`` returns, so a
+  heartbeat sent during it gets ``InvalidToken`` and a callback sent during it is lost when the task has
+  ``HeartbeatSeconds`` (observed: States.Timeout). Because the handler runs after the invoke has answered,
+  a handler that raises cannot fail the invoke as a synchronous Lambda call does on AWS (error name = the
+  ``errorType``); the harness emulates that by sending SendTaskFailure with Lambda's error JSON as the cause
+  to the token it finds in the payload (see :data:`TOKEN_KEYS`).
+* EventBridge envelopes that moto puts on an SQS target lack the ``account`` field; the harness adds it.
+* Activities (GetActivityTask) are not implemented by moto; :meth:`LocalStepFunctions.create_activity`
+  works, polling does not.
+* SendTaskHeartbeat on a task without ``HeartbeatSeconds`` answers ``InvalidToken`` (AWS accepts it), and a
+  token of a closed task answers ``InvalidToken`` rather than ``TaskTimedOut``.
+* ``TimeoutSeconds`` defaults to 60 s in moto (AWS: 99,999,999 s); tests should always set it.
+* The ``cause`` of SendTaskFailure is dropped for SQS/EventBridge tasks; size limits are not enforced.
+* Unnamed executions all get the same name, so :meth:`LocalStepFunctions.start_execution` always names them.
+* moto logs a long trace for every failed state; the harness quiets ``moto`` loggers while it runs.
+
+Example:
+    >>> with LocalStepFunctions() as sim:                                    # doctest: +SKIP
+    ...     queue = sim.create_queue("work")
+    ...     sim.route_sqs(queue, handler)
+    ...     arn = sim.create_state_machine("flow", definition)
+    ...     with sim.pump():
+    ...         result = sim.wait_for_execution(sim.start_execution(arn, {"n": 1}), timeout=3)
+    ...     assert result["status"] == "SUCCEEDED"
+
+The package, one role per module: :mod:`~callback_kit.simulator.engine` (moto's mock, clients, hooks, observers),
+:mod:`~callback_kit.simulator.cloud` (resources and executions), :mod:`~callback_kit.simulator.delivery` (routing
+events to handlers as Lambda would), :mod:`~callback_kit.simulator.harness` (:class:`LocalStepFunctions` and its
+background pump), :mod:`~callback_kit.simulator.watch` (history as readable lines) and
+:mod:`~callback_kit.simulator.records` (what observers receive).
+"""
+
+from __future__ import annotations
+
+from callback_kit.simulator.cloud import substitute
+from callback_kit.simulator.harness import LocalStepFunctions
+from callback_kit.simulator.records import (
+    TERMINAL_STATUSES,
+    TOKEN_KEYS,
+    CallbackCall,
+    Delivery,
+    LambdaHandler,
+    Queue,
+    token_fingerprint,
+)
+from callback_kit.simulator.watch import ExecutionEvent, ExecutionWatcher, format_event
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "TOKEN_KEYS",
+    "CallbackCall",
+    "Delivery",
+    "ExecutionEvent",
+    "ExecutionWatcher",
+    "LambdaHandler",
+    "LocalStepFunctions",
+    "Queue",
+    "format_event",
+    "substitute",
+    "token_fingerprint",
+]
