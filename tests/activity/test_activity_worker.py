@@ -274,7 +274,7 @@ def test_stop_lets_tasks_finish_within_the_grace_and_fails_the_rest(fake: FakeSt
         wait_until(ck.is_cancelled)
         return "too late"
 
-    worker = make_worker(fake, work, concurrency=2, shutdown_grace_seconds=0.3)
+    worker = make_worker(fake, work, concurrency=2, shutdown_grace_seconds=1.0)
     worker.start()
     both_running.wait(5)
     spare = fake.add_activity_task(ARN, {"kind": "spare"})
@@ -288,7 +288,7 @@ def test_stop_lets_tasks_finish_within_the_grace_and_fails_the_rest(fake: FakeSt
     outcome = fake.outcome(stuck)
     assert outcome is not None
     assert outcome[1] == ERROR_WORKER_SHUTDOWN
-    assert time.monotonic() - began >= 0.3
+    assert time.monotonic() - began >= 1.0
     assert fake.pending_activity_tasks(ARN) == 1
     assert fake.outcome(spare) is None
     time.sleep(0.05)  # the stuck function returns now: it must not answer a second time
