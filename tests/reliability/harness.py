@@ -18,7 +18,7 @@ from typing import Any, Literal
 from callback_kit.completion import CLOSED_CODES, RetryPolicy
 from callback_kit.heartbeat import HeartbeatScheduler
 from callback_kit.logs import get_logger
-from callback_kit.testing import Call, FakeStepFunctions, direct_event, eventbridge_event, sqs_event
+from callback_kit.testing import Call, FakeStepFunctions, client_error, direct_event, eventbridge_event, sqs_event
 
 LambdaSource = Literal["sqs", "fifo", "eventbridge", "direct"]
 LAMBDA_SOURCES: tuple[LambdaSource, ...] = ("sqs", "fifo", "eventbridge", "direct")
@@ -64,15 +64,18 @@ class ScriptedStepFunctions(FakeStepFunctions):
     _close_at: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def close_on(self, api: str, nth: int, code: str) -> None:
-        """On the ``nth`` call of ``api`` (1-based), close the task it names and answer ``code``."""
+        """On the ``nth`` call of ``api`` since this fake was made (1-based), close its task and answer ``code``."""
         self._close_at[(api, nth)] = code
-        self.inject(api, code, skip=nth - 1)
 
     def _handle(self, api: str, token: str, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             n = self._counts[api] = self._counts.get(api, 0) + 1
-            if (api, n) in self._close_at:
-                self.close_task(token, reason=self._close_at[(api, n)])
+            code = self._close_at.get((api, n))
+            if code is not None:
+                # Closed by Step Functions (timed out, stopped): this call and every later one are refused.
+                self.close_task(token, reason=code)
+                self.calls.append(Call(api, token, params, code))
+                raise client_error(api, code)
             before = self.tasks[token].outcome if token in self.tasks else None
         try:
             return super()._handle(api, token, params)
