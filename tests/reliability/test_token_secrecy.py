@@ -8,6 +8,8 @@ token included) is exercised for real.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import threading
 import time
@@ -224,3 +226,100 @@ def test_redacting_filter_rewrites_formatted_records() -> None:
 
     # THEN the stored message is already redacted, with no arguments left to re-insert the token
     assert record.getMessage() == "params: {'taskToken': '" + fingerprint("t0k") + "'}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "token_via", "fault", "exit_code"),
+    [
+        (["send-success", "--output", '{"ok": true}'], "stdin", None, 0),
+        (["send-failure", "--error", "Order.Invalid", "--cause", "bad"], "env", None, 0),
+        (["send-heartbeat"], "argv", None, 0),
+        (["send-success", "--output", "{}"], "argv", "closed", 1),
+        (["send-failure", "--error", "Order.Invalid"], "env", "ThrottlingException", 3),
+        (["send-heartbeat", "--verbose"], "stdin", "KmsAccessDeniedException", 3),
+    ],
+    ids=["success-stdin", "failure-env", "heartbeat-argv", "closed", "throttled-out", "kms-denied"],
+)
+def test_cli_never_prints_or_logs_the_token(
+    debug_logs: ListHandler,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    token_via: str,
+    fault: str | None,
+    exit_code: int,
+) -> None:
+    # GIVEN the callback-kit command, a token given on stdin, in the environment or as an argument, and a fault
+    import io
+
+    from callback_kit import cli
+
+    fake = ScriptedStepFunctions()
+    token = _secret(fake)
+    if fault == "closed":
+        fake.close_task(token)
+    elif fault is not None:
+        fake.inject("*", fault, times=99)
+    stdin = io.StringIO(token + "\n" if token_via == "stdin" else "")
+    if token_via == "env":
+        monkeypatch.setenv(cli.ENV_TOKEN, token)
+    args = [argv[0], *([token] if token_via == "argv" else ["-"] if token_via == "stdin" else []), *argv[1:]]
+    # The command's completions retry with the default policy: keep its backoff from really sleeping.
+    monkeypatch.setattr(completion, "Completer", functools.partial(completion.Completer, policy=no_sleep_policy()))
+
+    # WHEN the command runs
+    code = cli.main(args, client=fake, stdin=stdin)
+
+    # THEN it exits as documented and neither its output nor any log line holds the token
+    assert code == exit_code
+    printed = capfd.readouterr()
+    assert fingerprint(token) in printed.out + printed.err
+    _assert_no_token(token, debug_logs, printed.out + printed.err)
+
+
+def test_cli_invoke_prints_fingerprints_only(debug_logs: ListHandler, capfd: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the offline 'invoke' command on an SQS event carrying a token
+    from callback_kit import cli
+
+    token = _secret()
+    event = json.dumps(build_event("sqs", [{"TaskToken": token, "n": 1}])[0])
+
+    # WHEN it runs a handler of the sample app... or any handler: here one defined by the test
+    code = cli.main(["invoke", "tests.reliability.test_token_secrecy:echo_handler", "--event", "-"], stdin=_io(event))
+
+    # THEN what it prints (the callback it would send) names the task by fingerprint only
+    assert code == 0
+    printed = capfd.readouterr()
+    assert fingerprint(token) in printed.out
+    _assert_no_token(token, debug_logs, printed.out + printed.err)
+
+
+@ck.callback_handler(heartbeat_interval=0)
+def echo_handler(payload: dict[str, Any]) -> dict[str, Any]:
+    """The handler 'callback-kit invoke' runs in the test above."""
+    return payload
+
+
+def _io(text: str) -> Any:
+    import io
+
+    return io.StringIO(text)
+
+
+@pytest.mark.usefixtures("moto_default_client")
+def test_cli_on_the_default_client_with_botocore_debug(
+    debug_logs: ListHandler, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the command with its default (real boto3) client on moto, and botocore logging requests at DEBUG
+    from callback_kit import cli
+
+    token = _secret()
+
+    # WHEN a success is sent with the token on stdin
+    code = cli.main(["send-success", "-", "--output", '{"ok": true}', "--verbose"], stdin=_io(token))
+
+    # THEN it was delivered, botocore logged the request, and the token appears nowhere
+    assert code == 0
+    assert any(line.startswith("botocore.endpoint") and fingerprint(token) in line for line in debug_logs.lines)
+    printed = capfd.readouterr()
+    _assert_no_token(token, debug_logs, printed.out + printed.err)
