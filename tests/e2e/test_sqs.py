@@ -157,24 +157,25 @@ def test_duplicate_delivery_is_answered_closed_and_acknowledged(local_sfn: Local
     local_sfn.route_sqs(queue, double)
     deliveries: list[Delivery] = []
     callbacks: list[CallbackCall] = []
-    second = threading.Event()
+    delivered = [threading.Event(), threading.Event()]
     local_sfn.on_callback(callbacks.append)
 
     def on_delivery(delivery: Delivery) -> None:
         deliveries.append(delivery)
-        if len(deliveries) == 2:
-            second.set()
+        delivered[len(deliveries) - 1].set()
 
     local_sfn.on_delivery(on_delivery)
     arn = local_sfn.create_state_machine("sqs-dup", machine(sqs_task(queue)))
     with local_sfn.pump():
         first = local_sfn.wait_for_execution(local_sfn.start_execution(arn, {"n": 5}), timeout=3)
         assert first["status"] == "SUCCEEDED"
+        # The execution can end while the handler is still returning: wait for the delivery itself to finish.
+        assert delivered[0].wait(timeout=3)
 
         # WHEN SQS delivers the same message body, token included, a second time
         body = deliveries[0].event["Records"][0]["body"]
         local_sfn.sqs.send_message(QueueUrl=queue.url, MessageBody=body)
-        assert second.wait(timeout=3)
+        assert delivered[1].wait(timeout=3)
 
     # THEN Step Functions answered the second SendTaskSuccess "closed"; the handler acknowledged the record (no
     # batch item failure, empty queue) instead of raising, and the execution's result did not change.
