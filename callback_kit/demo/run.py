@@ -230,6 +230,7 @@ def run(
         reporter.write(f"demo: {exc}")
         return 2
     # The workers' own logs are JSON for CloudWatch; the demo's lines say the same in a readable form.
+    saved = os.environ.get("POWERTOOLS_LOG_LEVEL")
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO" if args.verbose else "WARNING"
     try:
         results = _run_cases(app, cases, args, reporter, on_ready)
@@ -239,6 +240,11 @@ def run(
     except TemplateError as exc:
         reporter.write(f"demo: {exc}")
         return 2
+    finally:
+        if saved is None:
+            os.environ.pop("POWERTOOLS_LOG_LEVEL", None)
+        else:
+            os.environ["POWERTOOLS_LOG_LEVEL"] = saved
     return _summary(reporter, results, time.monotonic() - started)
 
 
