@@ -19,6 +19,7 @@ function.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import functools
 import os
@@ -51,6 +52,8 @@ ENV_MAX_CONCURRENCY = "CALLBACK_KIT_MAX_CONCURRENCY"
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 DEFAULT_DEADLINE_MARGIN = 2.0
 DEFAULT_MAX_CONCURRENCY = 10
+#: Upper bound on the shared worker pool's threads (a bound, not a count: threads start only when needed).
+MAX_POOL_THREADS = 1024
 #: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
 DEADLINE_POLL = 0.25
 
@@ -278,15 +281,30 @@ class _Batch:
                 self.stop.set()
 
     def _run_pool(self) -> None:
-        lanes = self._lanes()
-        pool = cf.ThreadPoolExecutor(max_workers=min(self.concurrency, len(lanes)), thread_name_prefix="callback-kit")
-        try:
-            futures = [pool.submit(self._run_lane, lane) for lane in lanes]
-            if not self._wait(futures):
-                self._expire_unfinished()
-        finally:
-            # Never wait for a function past the deadline: Lambda is about to stop this sandbox anyway.
-            pool.shutdown(wait=False, cancel_futures=True)
+        lanes = collections.deque(self._lanes())
+        workers = min(self.concurrency, len(lanes))
+        # A few workers drain the lanes on the process-wide pool: no thread is started per invocation (starting
+        # one cost more than the rest of the framework's per-task work together; see docs/performance.md).
+        awake = threading.Semaphore(0)
+        futures = [_shared_pool().submit(self._drain, lanes, awake) for _ in range(workers)]
+        for _ in futures:
+            # As a new thread would have, let each worker get going before the deadline is looked at, so that
+            # a deadline already past fails the first tasks rather than handing them back unstarted. Bounded:
+            # a pool whose every thread is stuck must not keep the guard from watching the deadline.
+            awake.acquire(timeout=DEADLINE_POLL)
+        # Never wait for a function past the deadline: Lambda is about to stop this sandbox anyway. The stop
+        # event keeps the workers from starting any lane after that.
+        if not self._wait(futures):
+            self._expire_unfinished()
+
+    def _drain(self, lanes: collections.deque[list[TaskRun]], awake: threading.Semaphore) -> None:
+        awake.release()
+        while not self.stop.is_set():
+            try:
+                lane = lanes.popleft()
+            except IndexError:
+                return
+            self._run_lane(lane)
 
     def _wait(self, futures: list[cf.Future[None]]) -> bool:
         while True:
@@ -308,6 +326,24 @@ class _Batch:
             if run.expire(ERROR_LAMBDA_DEADLINE, message, deadline=deadline) is None:
                 # It finished just now and is sending its own completion: give that call the time left.
                 run.done.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+
+_pool_lock = threading.Lock()
+_pool: cf.ThreadPoolExecutor | None = None
+
+
+def _shared_pool() -> cf.ThreadPoolExecutor:
+    """The process-wide worker pool, created on first use; warm invocations reuse its idle threads.
+
+    A new thread is started only when no idle one is free, so the thread count follows the largest batch
+    concurrency seen (plus any thread still stuck in a function after its deadline passed).
+    """
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = cf.ThreadPoolExecutor(max_workers=MAX_POOL_THREADS, thread_name_prefix="callback-kit")
+    return _pool
 
 
 def _remaining(context: Any) -> float | None:
