@@ -215,7 +215,7 @@ class Completer:
                 )
                 policy.sleep(pause)
             else:
-                log.info(f"{api} delivered", extra={"token_fp": fp})
+                log.debug(f"{api} delivered", extra={"token_fp": fp})
                 return Delivery.DELIVERED
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
