@@ -43,7 +43,8 @@ The package, one role per module: :mod:`~callback_kit.simulator.engine` (moto's 
 :mod:`~callback_kit.simulator.cloud` (resources and executions), :mod:`~callback_kit.simulator.delivery` (routing
 events to handlers as Lambda would), :mod:`~callback_kit.simulator.harness` (:class:`LocalStepFunctions` and its
 background pump), :mod:`~callback_kit.simulator.watch` (history as readable lines) and
-:mod:`~callback_kit.simulator.records` (what observers receive).
+:mod:`~callback_kit.simulator.records` (what observers receive); :mod:`~callback_kit.simulator.server` runs moto as
+a loopback server for code in other processes.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from callback_kit.simulator.records import (
     Queue,
     token_fingerprint,
 )
+from callback_kit.simulator.server import moto_server
 from callback_kit.simulator.watch import ExecutionEvent, ExecutionWatcher, format_event
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "LocalStepFunctions",
     "Queue",
     "format_event",
+    "moto_server",
     "substitute",
     "token_fingerprint",
 ]

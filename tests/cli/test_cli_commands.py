@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 
 from callback_kit.cli import ENV_TOKEN, EXIT_AWS, EXIT_CLOSED, EXIT_OK, EXIT_USAGE, main
 from callback_kit.outcome import MAX_OUTPUT_BYTES
+from callback_kit.simulator import moto_server
 from callback_kit.testing import FakeStepFunctions
 
 
@@ -142,24 +141,9 @@ def test_every_command_has_help_with_exit_codes(command: list[str], capsys: pyte
 # -- as a real process, against moto's server ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     # moto checks tokens only with its state machine simulator on; off, it accepts any token.
-    request = urllib.request.Request(  # noqa: S310 - a loopback http:// URL built here
-        endpoint + "/moto-api/config",
-        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - a loopback http:// URL built here
-    yield endpoint
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def cli(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:

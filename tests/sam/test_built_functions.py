@@ -113,24 +113,11 @@ def built() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     """A moto server with the Step Functions simulator on; yields its endpoint URL."""
-    moto_server = pytest.importorskip("moto.server")
-    import requests
+    pytest.importorskip("moto.server")
+    from callback_kit.simulator import moto_server
 
-    with pytest.MonkeyPatch.context() as mp:
-        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        # The simulator's own SQS calls go to $MOTO_PORT (default 5000), so point it at this server.
-        mp.setenv("MOTO_PORT", str(port))
-        endpoint = f"http://{host}:{port}"
-        response = requests.post(
-            f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
-        )
-        response.raise_for_status()
-        try:
-            yield endpoint
-        finally:
-            server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _clients(endpoint: str) -> tuple[Any, Any]:
