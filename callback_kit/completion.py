@@ -179,13 +179,14 @@ class Completer:
         policy = self.policy
         log = get_logger()
         fp = fingerprint(token)
+        landed = False  # whether an earlier attempt may have reached Step Functions
         for attempt in range(policy.max_attempts):
             try:
                 method(taskToken=token, **params)
             except Exception as exc:
                 code = error_code(exc)
                 if code in CLOSED_CODES:
-                    if attempt and api != "SendTaskHeartbeat":
+                    if landed and api != "SendTaskHeartbeat":
                         # An earlier attempt may have landed before its response was lost: that answer stands.
                         log.info(
                             f"{api}: task closed on retry; an earlier attempt was delivered", extra={"token_fp": fp}
@@ -201,6 +202,7 @@ class Completer:
                 if not is_transient(exc):
                     log.error(f"{api}: callback failed", extra={"token_fp": fp, "code": code or repr(exc)})
                     raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
+                landed = landed or may_have_landed(exc)
                 pause = policy.delay(attempt)
                 last = attempt + 1 == policy.max_attempts
                 if last or (deadline is not None and policy.clock() + pause > deadline):
@@ -255,6 +257,23 @@ def is_transient(exc: BaseException) -> bool:
     from botocore.exceptions import HTTPClientError
 
     return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """Whether a failed call may nevertheless have been carried out by Step Functions.
+
+    A 5xx answer, a connection dropped mid-request or a read timeout leave it unknown; a throttle (the service
+    refused the request) or a connection that was never made (refused, connect timeout) mean it was not.
+    """
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    # EndpointConnectionError, ConnectTimeoutError, a refused connection: the request never left. Anything else
+    # (HTTPClientError: connection closed, read timeout) leaves it unknown.
+    return not isinstance(exc, (BotoConnectionError, ConnectionRefusedError))
 
 
 _client_lock = threading.Lock()

@@ -210,3 +210,28 @@ def test_default_client_is_lazy_and_shared(monkeypatch: pytest.MonkeyPatch) -> N
     retries = getattr(first.meta.config, "retries", None)
     assert retries is not None
     assert retries.get("total_max_attempts") == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "landed"),
+    [
+        ("InternalFailure", True),
+        (ReadTimeoutError(endpoint_url="x"), True),
+        (ConnectionClosedError(endpoint_url="x"), True),
+        ("ThrottlingException", False),
+        ("KmsThrottlingException", False),
+        (EndpointConnectionError(endpoint_url="x"), False),
+    ],
+    ids=["5xx", "read-timeout", "connection-closed", "throttled", "kms-throttled", "never-connected"],
+)
+def test_closed_on_retry_is_delivered_only_if_the_first_attempt_may_have_landed(
+    fault: str | Exception, landed: bool, sfn: FakeStepFunctions, sleeps: Sleeps
+) -> None:
+    # GIVEN a first attempt that failed without being carried out, and a task that closed meanwhile
+    token = sfn.open_task()
+    sfn.inject("SendTaskSuccess", fault)
+    sfn.inject("SendTaskSuccess", "TaskTimedOut")
+    # WHEN completing
+    delivery = completer(sfn, sleeps).complete(token, Success("{}"))
+    # THEN "closed" on the retry means "delivered" only where the first attempt may have reached Step Functions
+    assert delivery is (Delivery.DELIVERED if landed else Delivery.ALREADY_CLOSED)
