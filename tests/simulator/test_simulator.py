@@ -64,9 +64,7 @@ def sfn_client() -> Any:
 def answering_sqs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for record in event["Records"]:
         body = json.loads(record["body"])
-        sfn_client().send_task_success(
-            taskToken=body["TaskToken"], output=json.dumps({"doubled": body["n"] * 2})
-        )
+        sfn_client().send_task_success(taskToken=body["TaskToken"], output=json.dumps({"doubled": body["n"] * 2}))
     return {"batchItemFailures": []}
 
 
