@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from callback_kit.demo.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -28,33 +29,6 @@ SQS_POLL = frozenset(
 DESTINATION = {"SQS": "sqs:SendMessage", "SNS": "sns:Publish", "Lambda": "lambda:InvokeFunction"}
 DESTINATION["EventBridge"] = "events:PutEvents"
 IDEMPOTENCY_TABLE = frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"})
-
-
-class CfnLoader(yaml.SafeLoader):
-    """A YAML loader that reads CloudFormation's short tags (!Ref, !GetAtt, !Sub, ...) as their long forms."""
-
-
-def _cfn_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
-def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    data = yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
-    assert isinstance(data, dict)
-    return data
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -224,7 +198,7 @@ def violations(template: dict[str, Any]) -> list[str]:
 def template() -> dict[str, Any]:
     if not TEMPLATE.exists():  # pragma: no cover - the SAM app is part of the repository
         pytest.fail("template.yaml is missing")
-    return load_template()
+    return load_template(TEMPLATE)
 
 
 def test_the_template_grants_least_privilege(template: dict[str, Any]) -> None:

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from callback_kit.demo.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
@@ -66,24 +67,6 @@ CASES = [
 ]
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that reads CloudFormation's short-form tags (!Ref, !GetAtt, !Sub...) as plain values."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node)
-    return {suffix: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 def runtime_python(runtime: str) -> str | None:
     """The interpreter for a Lambda runtime such as ``python3.13``: pyenv's install, else one on PATH."""
     version = runtime.removeprefix("python")
@@ -100,8 +83,7 @@ def built() -> dict[str, Any]:
     """The built template's resources, each function's properties merged over ``Globals.Function``."""
     if not (BUILD / "template.yaml").is_file():
         pytest.skip(NOT_BUILT)
-    with (BUILD / "template.yaml").open(encoding="utf-8") as f:
-        template: dict[str, Any] = yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    template = load_template(BUILD / "template.yaml")
     resources: dict[str, Any] = template["Resources"]
     defaults = template.get("Globals", {}).get("Function", {})
     for resource in resources.values():

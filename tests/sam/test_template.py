@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from callback_kit.demo.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -28,29 +29,9 @@ CALLBACK_RESOURCES = (
 )
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that reads CloudFormation's short-form tags as ``{"Ref": ...}``, ``{"GetAtt": ...}``..."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node)
-    return {suffix: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    with TEMPLATE.open(encoding="utf-8") as f:
-        loaded: dict[str, Any] = yaml.load(f, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-    return loaded
+    return load_template(TEMPLATE)
 
 
 def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -67,7 +48,7 @@ def ref_target(value: Any) -> str:
     """The logical id behind ``!Ref X`` or ``!GetAtt X.Attr``."""
     if "Ref" in value:
         return str(value["Ref"])
-    return str(value["GetAtt"]).split(".")[0]
+    return str(value["Fn::GetAtt"][0])
 
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -204,10 +185,10 @@ def test_functions_may_only_answer_tasks_and_serve_their_trigger(template: dict[
 
 def test_send_task_permissions_name_this_state_machine(template: dict[str, Any]) -> None:
     (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
-    name = machine["Name"]["Sub"]
+    name = machine["Name"]["Fn::Sub"]
     for owner, statement in policy_statements(template):
         if set(as_list(statement["Action"])) & SEND_TASK_ACTIONS:
-            subs = [r["Sub"] for r in as_list(statement["Resource"]) if isinstance(r, dict) and "Sub" in r]
+            subs = [r["Fn::Sub"] for r in as_list(statement["Resource"]) if isinstance(r, dict) and "Fn::Sub" in r]
             assert any(sub.endswith(f":stateMachine:{name}") for sub in subs), owner
 
 
