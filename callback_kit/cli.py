@@ -79,6 +79,7 @@ def main(
         >>> from callback_kit.testing import FakeStepFunctions
         >>> fake = FakeStepFunctions()
         >>> main(["send-heartbeat", fake.open_task()], client=fake)
+        SendTaskHeartbeat delivered for tok-...
         0
     """
     io = _IO(stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr)

@@ -11,7 +11,7 @@ cannot invoke Lambda code), with the function's ``EventInvokeConfig.MaximumRetry
 
 Example:
     >>> deployed = deploy(sim, app, wrap=lambda h: h)                         # doctest: +SKIP
-    >>> deployed.state_machine_arn
+    >>> deployed.state_machine_arn  # doctest: +SKIP
     'arn:aws:states:us-east-1:123456789012:stateMachine:callback-kit-callbacks'
 """
 

@@ -7,7 +7,7 @@ resources the demo created in moto.
 
 Example:
     >>> app = SamApp.load(find_checkout())                                   # doctest: +SKIP
-    >>> sorted(app.resources_of_type("AWS::StepFunctions::Activity"))
+    >>> sorted(app.resources_of_type("AWS::StepFunctions::Activity"))  # doctest: +SKIP
     ['AgeCheckActivity']
 """
 

@@ -158,7 +158,7 @@ class CloudResources(SimulatorEngine):
 
         Example:
             >>> result = sim.wait_for_execution(execution_arn, timeout=3)    # doctest: +SKIP
-            >>> result["status"], result["output"]
+            >>> result["status"], result["output"]  # doctest: +SKIP
             ('SUCCEEDED', {'ok': True})
         """
         deadline = time.monotonic() + timeout

@@ -108,7 +108,7 @@ class Delivering(CloudResources):
 
         Example:
             >>> sim.create_event_bus_to_queue("bus", q)                      # doctest: +SKIP
-            >>> sim.route_eventbridge(q, handler, retries=0)
+            >>> sim.route_eventbridge(q, handler, retries=0)  # doctest: +SKIP
         """
         self._sqs_routes.append(_SqsRoute(queue, handler, 10, None, True, retries, retry_delay))
 
@@ -167,7 +167,7 @@ class Delivering(CloudResources):
 
         Example:
             >>> execution_arn = sim.start_execution(arn)                     # doctest: +SKIP
-            >>> sim.deliver_once(wait=1)
+            >>> sim.deliver_once(wait=1)  # doctest: +SKIP
             1
         """
         deadline = time.monotonic() + wait
@@ -273,7 +273,7 @@ class Delivering(CloudResources):
 
         Example:
             >>> msg = sim.sqs.receive_message(QueueUrl=q.url)["Messages"][0]  # doctest: +SKIP
-            >>> sim.sqs_record(q, msg)["eventSource"]
+            >>> sim.sqs_record(q, msg)["eventSource"]  # doctest: +SKIP
             'aws:sqs'
         """
         record: dict[str, Any] = {

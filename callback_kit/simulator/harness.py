@@ -68,7 +68,7 @@ class LocalStepFunctions(Delivering):
 
         Example:
             >>> sim.start_pump(concurrency=2)                                # doctest: +SKIP
-            >>> sim.stop_pump()
+            >>> sim.stop_pump()  # doctest: +SKIP
         """
         if self._pump_threads:
             return

@@ -85,7 +85,7 @@ class ExecutionWatcher:
 
     Example:
         >>> watcher = sim.watch(execution_arn)                               # doctest: +SKIP
-        >>> for ev in watcher.poll():
+        >>> for ev in watcher.poll():  # doctest: +SKIP
         ...     print(format_event(ev))
     """
 
