@@ -24,7 +24,7 @@ def test_order_state_machine(local_sfn: LocalStepFunctions) -> None:
                     "QueueUrl": queue.url,
                     "MessageBody": {"TaskToken.$": "$$.Task.Token", "total.$": "$.total"},
                 },
-                "HeartbeatSeconds": 5,
+                "HeartbeatSeconds": 10,
                 "End": True,
             }
         },
@@ -36,7 +36,7 @@ def test_order_state_machine(local_sfn: LocalStepFunctions) -> None:
 
     local_sfn.route_sqs(queue, check)
     arn = local_sfn.create_state_machine("orders", definition)  # a dict, a JSON string or an .asl.json path
-    result = local_sfn.run(arn, {"total": 12})  # delivers the callbacks in the background until the end
+    result = local_sfn.run(arn, {"total": 12}, timeout=15)  # delivers callbacks in the background until the end
     assert (result["status"], result["output"]) == ("SUCCEEDED", {"approved": True})
 
 
