@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 # ck.heartbeat() must not be shadowed by the module that implements the scheduler.
 from callback_kit import heartbeat as _heartbeat_module  # noqa: F401
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
-from callback_kit.context import TaskInfo, current_task, heartbeat, is_cancelled
+from callback_kit.context import TaskInfo, current_task, hand_off, heartbeat, is_cancelled
 from callback_kit.exceptions import (
     CallbackDeliveryError,
     CallbackKitError,
     InvalidOutputError,
+    InvalidTokenError,
     MalformedEventError,
     MissingTokenError,
     NotInTaskError,
@@ -40,6 +41,7 @@ __all__ = [
     "CallbackKitError",
     "Delivery",
     "InvalidOutputError",
+    "InvalidTokenError",
     "MalformedEventError",
     "MissingTokenError",
     "NotInTaskError",
@@ -48,6 +50,7 @@ __all__ = [
     "__version__",
     "callback_handler",
     "current_task",
+    "hand_off",
     "heartbeat",
     "is_cancelled",
     "process_event",

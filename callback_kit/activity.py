@@ -106,6 +106,7 @@ class WorkerStats:
         succeeded / failed: SendTaskSuccess / SendTaskFailure delivered.
         closed: tasks Step Functions had already closed (timed out, stopped) when answered.
         undeliverable: tasks whose callback could not be delivered (the task will time out).
+        handed_off: tasks whose function called ``ck.hand_off()``: someone else answers them.
         timed_out: tasks answered with ``CallbackKit.TaskTimeout``.
         shut_down: tasks answered with ``CallbackKit.WorkerShutdown``.
         heartbeats: heartbeats sent.
@@ -119,6 +120,7 @@ class WorkerStats:
     failed: int = 0
     closed: int = 0
     undeliverable: int = 0
+    handed_off: int = 0
     timed_out: int = 0
     shut_down: int = 0
     heartbeats: int = 0
@@ -452,6 +454,8 @@ class ActivityWorker:
                 self._stats.failed += 1
             elif status is Status.CLOSED:
                 self._stats.closed += 1
+            elif status is Status.HANDED_OFF:
+                self._stats.handed_off += 1
             else:
                 self._stats.undeliverable += 1
         fp = fingerprint(result.record.token)

@@ -42,6 +42,10 @@ class TaskState:
     info: TaskInfo
     cancelled: threading.Event = field(default_factory=threading.Event)
     beat: Callable[[], None] | None = None
+    #: The raw token, for :func:`hand_off` only; never logged, never put in :class:`TaskInfo`.
+    token: str | None = field(default=None, repr=False)
+    #: Set by :func:`hand_off`: someone else completes the task, so the runner sends nothing.
+    handed_off: bool = False
 
 
 _current: ContextVar[TaskState | None] = ContextVar("callback_kit_task", default=None)
@@ -103,6 +107,30 @@ def is_cancelled() -> bool:
         NotInTaskError: called outside a task run by callback-kit.
     """
     return _state().cancelled.is_set()
+
+
+def hand_off() -> str:
+    """Take over the current task's completion: return its raw token and send nothing when the function returns.
+
+    For a function that passes the token on (an approval e-mail, a row a stream finishes later): whoever holds
+    the token completes the task with :func:`callback_kit.send_success` / :func:`callback_kit.send_failure` or
+    the ``callback-kit send-*`` commands. Heartbeats stop when the function returns. The token is a bearer
+    credential: never log it.
+
+    Example:
+        >>> import callback_kit as ck
+        >>> def notify_approver(request: dict) -> None:
+        ...     token = ck.hand_off()
+        ...     ...  # e-mail a link that carries the token; the approval API completes the task
+
+    Raises:
+        NotInTaskError: called outside a task run by callback-kit.
+    """
+    state = _state()
+    if state.token is None:
+        raise NotInTaskError("this task has no token to hand off")
+    state.handed_off = True
+    return state.token
 
 
 def _state() -> TaskState:

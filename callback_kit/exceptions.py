@@ -83,6 +83,14 @@ class CallbackDeliveryError(CallbackKitError):
         self.code = code
 
 
+class InvalidTokenError(CallbackDeliveryError):
+    """Step Functions answered ``InvalidToken``: the string is not a task token it issued.
+
+    Not "already closed": the token was quoted, URL-encoded, truncated, or a business field that looks like one
+    was taken for it, and the real task is still waiting. The message is handed back so that it ends in the DLQ.
+    """
+
+
 class InvalidOutputError(CallbackKitError, ValueError):
     """An output cannot be sent with SendTaskSuccess: not JSON-serialisable, or over 262,144 bytes."""
 

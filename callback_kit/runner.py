@@ -45,6 +45,8 @@ class Status(enum.Enum):
     NO_TOKEN = "no_token"  # noqa: S105 - a status name, not a secret
     #: The run was claimed (expired) before it started: it never ran and sent nothing.
     NOT_STARTED = "not_started"
+    #: The function called ``ck.hand_off()`` and returned: someone else completes the task; nothing was sent.
+    HANDED_OFF = "handed_off"
 
     @property
     def redeliver(self) -> bool:
@@ -138,7 +140,7 @@ class TaskRun:
             group_id=record.group_id,
             heartbeat_interval=self.options.heartbeat_interval,
         )
-        state = TaskState(info)
+        state = TaskState(info, token=record.token)
         with self._lock:
             if self._claimed:  # expired before it could start
                 return self.result or TaskResult(Status.NOT_STARTED, record)
@@ -216,6 +218,11 @@ class TaskRun:
                 # expire() answered while the function ran; that answer stands.
                 return TaskResult(Status.CLOSED, self.record, detail="answered by expire()")
             self._claimed = True
+        if self._state is not None and self._state.handed_off and not isinstance(outcome, Failure):
+            # The function passed the token on and returned: whoever holds it answers. A function that raised
+            # after handing off is answered with its failure, so a notifier that crashed leaves no task waiting.
+            get_logger().info("task handed off", extra={"token_fp": fingerprint(self.record.token)})
+            return TaskResult(Status.HANDED_OFF, self.record)
         if self._state is not None and self._state.cancelled.is_set():
             get_logger().info(
                 "task was closed by Step Functions while running; sending no completion",

@@ -387,3 +387,42 @@ def test_public_heartbeat_is_the_function_not_the_module() -> None:
 
     assert callable(ck.heartbeat)
     assert ck.heartbeat.__module__ == "callback_kit.context"
+
+
+def test_hand_off_returns_the_token_and_sends_nothing(sfn: FakeStepFunctions) -> None:
+    # GIVEN a notifier that passes the token on
+    parked: list[str] = []
+
+    @ck.callback_handler(client=sfn, heartbeat_interval=0)
+    def notify(request: dict[str, Any]) -> dict[str, Any]:
+        parked.append(ck.hand_off())
+        return {"notified": True}
+
+    token = sfn.open_task()
+    # WHEN it runs from SQS
+    response = notify(sqs_event({"TaskToken": token, "order": 1}), FakeLambdaContext())
+    # THEN the record is acknowledged, nothing was sent, and whoever holds the token completes the task
+    assert response == {"batchItemFailures": []}
+    assert parked == [token]
+    assert sfn.calls_for(token) == []
+    ck.send_success(parked[0], {"approved": True}, client=sfn)
+    assert sfn.outcome(token) == ("success", {"approved": True})
+
+
+def test_a_function_that_raises_after_hand_off_is_failed(sfn: FakeStepFunctions) -> None:
+    @ck.callback_handler(client=sfn, heartbeat_interval=0)
+    def notify(request: dict[str, Any]) -> None:
+        ck.hand_off()
+        raise RuntimeError("mail server down")
+
+    token = sfn.open_task()
+    notify(direct_event(token, {"order": 1}), FakeLambdaContext())
+    outcome = sfn.outcome(token)
+    assert outcome is not None
+    assert outcome[:2] == ("failure", "RuntimeError")
+    assert json.loads(outcome[2])["errorMessage"] == "mail server down"
+
+
+def test_hand_off_outside_a_task_raises() -> None:
+    with pytest.raises(ck.NotInTaskError):
+        ck.hand_off()

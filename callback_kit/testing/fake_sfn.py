@@ -1,18 +1,4 @@
-"""What users need to test their own handlers: an in-memory Step Functions, a Lambda context, event builders.
-
-Example:
-    >>> import callback_kit as ck
-    >>> from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, sqs_event
-    >>> sfn = FakeStepFunctions()
-    >>> @ck.callback_handler(client=sfn, heartbeat_interval=0)
-    ... def handler(order: dict) -> dict:
-    ...     return {"approved": order["total"] < 100}
-    >>> token = sfn.open_task()
-    >>> handler(sqs_event({"TaskToken": token, "total": 12}), FakeLambdaContext())
-    {'batchItemFailures': []}
-    >>> sfn.outcome(token)
-    ('success', {'approved': True})
-"""
+"""An in-memory Step Functions that answers callbacks as AWS does, records them, and injects faults."""
 
 from __future__ import annotations
 
@@ -26,9 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callback_kit.outcome import MAX_CAUSE_CHARS, MAX_OUTPUT_BYTES
-
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+from callback_kit.testing.activities import ActivityFake, _ActivityTask, _Timeouts
 
 # HTTP status Step Functions answers each error code with, so that fakes classify like the real service.
 _STATUS = {
@@ -82,22 +66,7 @@ class _Task:
 
 
 @dataclass
-class _Timeouts:
-    """An activity task's TimeoutSeconds / HeartbeatSeconds, as deadlines on the fake's clock."""
-
-    expires_at: float | None = None
-    heartbeat_seconds: float | None = None
-    heartbeat_due: float | None = None
-
-
-@dataclass
-class _ActivityTask:
-    token: str
-    input: str
-
-
-@dataclass
-class FakeStepFunctions:
+class FakeStepFunctions(ActivityFake):
     """An in-memory Step Functions that answers callbacks as AWS does, records them, and injects faults.
 
     Tokens come from :meth:`open_task`. A token that was never opened gets ``InvalidToken``; a task that was
@@ -175,79 +144,7 @@ class FakeStepFunctions:
         with self._lock:
             self._faults.append(_Fault(api, error, times, skip, landed))
 
-    def add_activity_task(
-        self,
-        activity_arn: str,
-        input: Any = None,
-        *,
-        token: str | None = None,
-        timeout_seconds: float | None = None,
-        heartbeat_seconds: float | None = None,
-    ) -> str:
-        """Queue a task on an activity, as a state machine's activity task does, and return its token.
-
-        Args:
-            input: the task input: a string is sent as is, anything else as JSON (``None``: ``{}``).
-            timeout_seconds: the task's ``TimeoutSeconds``, counted from now (queue time included, as on AWS).
-            heartbeat_seconds: the task's ``HeartbeatSeconds``, counted from the poll that hands it out and
-                renewed by each accepted heartbeat.
-
-        Example:
-            >>> sfn = FakeStepFunctions(activity_poll_seconds=0.01)
-            >>> token = sfn.add_activity_task("arn:aws:states:us-east-1:123456789012:activity:a", {"age": 30})
-            >>> sfn.get_activity_task(activityArn="arn:aws:states:us-east-1:123456789012:activity:a")["input"]
-            '{"age": 30}'
-        """
-        text = input if isinstance(input, str) else json.dumps({} if input is None else input)
-        token = self.open_task(token)
-        with self._poll_cond:
-            now = self.clock()
-            self._timeouts[token] = _Timeouts(
-                expires_at=None if timeout_seconds is None else now + timeout_seconds,
-                heartbeat_seconds=heartbeat_seconds,
-            )
-            self._activity_queues.setdefault(activity_arn, deque()).append(_ActivityTask(token, text))
-            self._poll_cond.notify_all()
-        return token
-
-    def pending_activity_tasks(self, activity_arn: str) -> int:
-        """How many tasks of the activity are queued and not yet handed out."""
-        with self._lock:
-            return len(self._activity_queues.get(activity_arn, ()))
-
-    @property
-    def open_polls(self) -> int:
-        """GetActivityTask calls waiting now."""
-        return self._open_polls
-
     # -- the stepfunctions client methods -------------------------------------------------------------------
-    def get_activity_task(self, *, activityArn: str, workerName: str = "") -> dict[str, Any]:
-        """GetActivityTask: the oldest open queued task, or, after ``activity_poll_seconds``, no ``taskToken``."""
-        if self.latency:
-            self.sleep(self.latency)
-        params = {"activityArn": activityArn, "workerName": workerName}
-        give_up = time.monotonic() + self.activity_poll_seconds
-        with self._poll_cond:
-            fault = next((f for f in self._faults if f.api == "GetActivityTask" and f.times > 0), None)
-            if fault is not None:
-                fault.times -= 1
-                self._raise("GetActivityTask", "", params, fault.error)
-            self._open_polls += 1
-            self.max_open_polls = max(self.max_open_polls, self._open_polls)
-            try:
-                while True:
-                    task = self._next_activity_task(activityArn)
-                    if task is not None:
-                        self.calls.append(Call("GetActivityTask", task.token, params, "ok"))
-                        return {"taskToken": task.token, "input": task.input, "ResponseMetadata": _OK}
-                    remaining = give_up - time.monotonic()
-                    if remaining <= 0:
-                        return {"ResponseMetadata": _OK}
-                    self._poll_cond.wait(remaining)
-            finally:
-                self._open_polls -= 1
-                self.activity_polls += 1
-
     def send_task_success(self, *, taskToken: str, output: str) -> dict[str, Any]:
         """SendTaskSuccess."""
         return self._handle("SendTaskSuccess", taskToken, {"output": output})
@@ -289,30 +186,6 @@ class FakeStepFunctions:
         return [c for c in self.calls if c.token == token and api in (None, c.api)]
 
     # -- internals ------------------------------------------------------------------------------------------
-    def _next_activity_task(self, activity_arn: str) -> _ActivityTask | None:
-        queue = self._activity_queues.get(activity_arn)
-        while queue:
-            task = queue.popleft()
-            self._expire_if_due(task.token)
-            if self.tasks[task.token].closed_reason is None:
-                timeouts = self._timeouts[task.token]
-                if timeouts.heartbeat_seconds is not None:
-                    timeouts.heartbeat_due = self.clock() + timeouts.heartbeat_seconds
-                return task
-        return None
-
-    def _expire_if_due(self, token: str) -> None:
-        """Close an activity task whose timeout or heartbeat deadline has passed, as Step Functions does."""
-        timeouts = self._timeouts.get(token)
-        task = self.tasks.get(token)
-        if timeouts is None or task is None or task.closed_reason is not None:
-            return
-        now = self.clock()
-        if timeouts.expires_at is not None and now >= timeouts.expires_at:
-            task.closed_reason = "TaskTimedOut"
-        elif timeouts.heartbeat_due is not None and now >= timeouts.heartbeat_due:
-            task.closed_reason = "HeartbeatTimeout"
-
     def _handle(self, api: str, token: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.latency:
             self.sleep(self.latency)
@@ -378,130 +251,3 @@ class FakeStepFunctions:
         if isinstance(error, BaseException):
             raise error
         raise client_error(api, error)
-
-
-_OK = {"HTTPStatusCode": 200}
-
-
-class FakeLambdaContext:
-    """A Lambda context whose remaining time counts down from ``remaining_ms`` (and can be set).
-
-    Example:
-        >>> ctx = FakeLambdaContext(remaining_ms=30_000)
-        >>> 29_000 < ctx.get_remaining_time_in_millis() <= 30_000
-        True
-        >>> ctx.set_remaining(500); ctx.get_remaining_time_in_millis() <= 500
-        True
-    """
-
-    def __init__(
-        self,
-        remaining_ms: int = 900_000,
-        *,
-        function_name: str = "callback-worker",
-        memory_limit_in_mb: int = 256,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "2026/01/01/[$LATEST]0123456789abcdef"
-        self._clock = clock
-        self._deadline = clock() + remaining_ms / 1000.0
-
-    def set_remaining(self, remaining_ms: int) -> None:
-        """Make the remaining time ``remaining_ms`` from now."""
-        self._deadline = self._clock() + remaining_ms / 1000.0
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before the (pretend) Lambda timeout."""
-        return max(0, int((self._deadline - self._clock()) * 1000))
-
-
-def sqs_event(
-    *messages: Any,
-    queue: str = "callback-queue",
-    fifo: bool = False,
-    group_id: str | Callable[[int], str] = "group-1",
-) -> dict[str, Any]:
-    """A Lambda SQS event whose records carry ``messages`` (dicts are JSON-encoded; strings are used as is).
-
-    Example:
-        >>> event = sqs_event({"TaskToken": "t-1", "n": 1}, '{"TaskToken": "t-2"}')
-        >>> [r["body"] for r in event["Records"]]
-        ['{"TaskToken": "t-1", "n": 1}', '{"TaskToken": "t-2"}']
-    """
-    name = queue + ".fifo" if fifo and not queue.endswith(".fifo") else queue
-    records = []
-    for i, message in enumerate(messages):
-        body = message if isinstance(message, str) else json.dumps(message)
-        attributes = {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1767225600000",
-            "SenderId": "AROAEXAMPLE:states",
-            "ApproximateFirstReceiveTimestamp": "1767225600001",
-        }
-        if fifo:
-            attributes["MessageGroupId"] = group_id(i) if callable(group_id) else group_id
-            attributes["SequenceNumber"] = str(18_000_000_000_000_000_000 + i)
-            attributes["MessageDeduplicationId"] = f"dedup-{i}"
-        records.append(
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": f"AQEB{uuid.uuid4().hex}",
-                "body": body,
-                "attributes": attributes,
-                "messageAttributes": {},
-                "md5OfBody": _md5(body),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
-                "awsRegion": REGION,
-            }
-        )
-    return {"Records": records}
-
-
-def eventbridge_event(
-    detail: Mapping[str, Any],
-    *,
-    source: str = "callback-kit.workflow",
-    detail_type: str = "CallbackRequested",
-    execution_arn: str | None = None,
-) -> dict[str, Any]:
-    """An EventBridge envelope around ``detail``, as a rule target receives it.
-
-    Example:
-        >>> eventbridge_event({"TaskToken": "t"})["detail"]
-        {'TaskToken': 't'}
-    """
-    resources = [execution_arn] if execution_arn else []
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": ACCOUNT,
-        "time": "2026-01-01T00:00:00Z",
-        "region": REGION,
-        "resources": resources,
-        "detail": dict(detail),
-    }
-
-
-def direct_event(token: str, payload: Mapping[str, Any] | None = None, *, key: str = "token") -> dict[str, Any]:
-    """The payload ``lambda:invoke.waitForTaskToken`` sends: ``payload`` with the token under ``key``.
-
-    Example:
-        >>> direct_event("t", {"age": 30})
-        {'age': 30, 'token': 't'}
-    """
-    return {**(payload or {}), key: token}
-
-
-def _md5(text: str) -> str:
-    import hashlib
-
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
