@@ -1,48 +1,78 @@
-"""Automatic heartbeats for every open task, from one thread per process.
+"""Automatic heartbeats for every open task: one scheduler thread, a bounded pool of sender threads.
 
-A thread per task would cost a thread per SQS record or activity slot and multiply wake-ups; instead one daemon
-thread keeps a heap of due times and beats each open token in turn. The first beat of a task comes after a
-random part of its interval (jitter, so that tasks started together do not beat together against the shared
-API quota); later beats come one interval after the previous one, so a task never gets more than one automatic
-beat per interval. A beat answered "task closed" marks the task cancelled and stops its beats.
+One daemon thread owns a heap of due times. It never sends a beat itself: it hands each due beat to a small
+pool of sender threads (:mod:`callback_kit.heartbeat_senders`) sized from the observed call latency, so that a
+slow or stuck SendTaskHeartbeat delays no other task's beats.
 
-Time is injected (``clock``) and the thread is optional (``start_thread=False``), so tests drive
-:meth:`HeartbeatScheduler.run_pending` by hand and never sleep.
+* **Lazy, cheap registration.** Most tasks finish before their first beat is due, so :meth:`register` only
+  appends to a deque and wakes the scheduler thread when the new beat is due before the thread would wake
+  anyway; :meth:`unregister` flips a flag under the beat's own lock. The scheduler thread moves registrations
+  into its heap when it next wakes, and drops those already unregistered.
+* **Jitter.** The first beat comes after a random 80-100% of the interval (``jitter`` 0.2), so that tasks
+  started together do not beat together against the account's shared quota; later beats come one interval
+  after the start of the previous one, so a task never gets more than one automatic beat per interval.
+* **Closed tasks.** A beat answered "task closed" calls ``on_closed`` once and stops the beats. That verdict
+  and :meth:`unregister` are mutually exclusive (the beat's lock), so ``on_closed`` is never called once
+  :meth:`unregister` has returned; it runs under that lock and must be quick (it sets an event).
+* **Never waits on the network.** :meth:`unregister` returns at once, even with a beat in flight: that beat may
+  still reach Step Functions after the completion, which answers it ``TaskTimedOut`` (ignored). No lock is held
+  across a send, so a heartbeat never delays a completion.
+
+Time is injected (``clock``) and the threads are optional (``start_thread=False``): tests then drive
+:meth:`HeartbeatScheduler.run_pending` by hand, which sends due beats on the calling thread, and never sleep.
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
+import math
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from callback_kit.heartbeat_senders import SenderPool
 from callback_kit.logs import get_logger
 
 #: ``ck.heartbeat()`` sends at most this often per task, so a tight loop cannot exhaust the account's quota.
 MIN_MANUAL_GAP = 1.0
 
 
-@dataclass(eq=False)
 class Beat:
-    """One task's heartbeat registration (internal): what to send, how often, whom to tell when closed."""
+    """One task's heartbeat registration (internal): what to send, how often, whom to tell when closed.
 
-    send: Callable[[], bool]
-    interval: float
-    on_closed: Callable[[], None]
-    due: float
-    last_sent: float | None = None
-    active: bool = True
-    # Held while this task's beat is being sent, so that unregistering waits for an in-flight beat: the
-    # completion call must never race a heartbeat for the same token.
-    sending: threading.Lock = field(default_factory=threading.Lock)
+    Every field below ``lock`` changes under it; the scheduler thread reads ``due`` without it only to drop
+    heap entries made stale by a later reschedule (each reschedule queues a fresh entry).
+    """
+
+    __slots__ = ("active", "due", "in_flight", "interval", "last_sent", "lock", "on_closed", "send")
+
+    def __init__(
+        self, send: Callable[[], bool], interval: float | None, on_closed: Callable[[], None], due: float | None
+    ) -> None:
+        self.send = send
+        #: Seconds between automatic beats; ``None``: manual beats only (``beat_now``).
+        self.interval = interval
+        self.on_closed = on_closed
+        self.lock = threading.Lock()
+        #: When the next beat is due (``None``: none scheduled).
+        self.due = due
+        self.last_sent: float | None = None
+        self.active = True
+        self.in_flight = False
 
 
 class HeartbeatScheduler:
-    """Sends heartbeats for every registered task from a single thread.
+    """Sends heartbeats for every registered task: one scheduler thread, senders sized to keep up.
+
+    Args:
+        clock: monotonic seconds (injected in tests).
+        rand: a random number in [0, 1) for the first beat's jitter.
+        jitter: the first beat comes after ``interval * (1 - jitter * rand())``.
+        start_thread: False for tests: nothing runs until :meth:`run_pending` is called.
+        max_senders: the most sender threads the pool may start.
 
     Example:
         >>> t = [0.0]
@@ -61,131 +91,193 @@ class HeartbeatScheduler:
         rand: Callable[[], float] = random.random,
         jitter: float = 0.2,
         start_thread: bool = True,
+        max_senders: int = 64,
     ) -> None:
         self._clock = clock
         self._rand = rand
         self._jitter = jitter
         self._start_thread = start_thread
+        # Registrations, reschedules and beat_now requests on their way into the heap (append is atomic).
+        self._pending: collections.deque[Beat] = collections.deque()
         self._heap: list[tuple[float, int, Beat]] = []
         self._seq = itertools.count()
+        self._drive = threading.Lock()  # whoever runs a scheduling round owns the heap (the thread, or a test)
         self._cond = threading.Condition()
+        # When the scheduler thread will next wake by itself; -inf while it is awake (it drains before sleeping).
+        self._wake_by = -math.inf
         self._thread: threading.Thread | None = None
-        self._open = 0
-        self.sent = 0
+        self._open: set[Beat] = set()  # set.add/discard are atomic: no shared lock on the per-task path
+        self._pool: SenderPool[Beat] = SenderPool(self._send, clock=clock, max_senders=max_senders)
 
     @property
     def open_tasks(self) -> int:
         """How many tasks are registered now."""
-        return self._open
+        return len(self._open)
 
-    def register(self, send: Callable[[], bool], interval: float, on_closed: Callable[[], None]) -> Beat:
+    @property
+    def sent(self) -> int:
+        """How many beats have been sent (answered or not) since this scheduler was made."""
+        return self._pool.sent
+
+    @property
+    def senders(self) -> int:
+        """How many sender threads are alive now."""
+        return self._pool.size
+
+    def register(self, send: Callable[[], bool], interval: float | None, on_closed: Callable[[], None]) -> Beat:
         """Start beating: ``send()`` is called about every ``interval`` seconds until :meth:`unregister`.
 
         ``send`` returns False when Step Functions says the task is closed; ``on_closed`` is then called once
-        and the beats stop.
+        and the beats stop. With ``interval=None`` nothing is sent automatically: the task is registered for
+        manual beats (:meth:`beat_now`, i.e. ``ck.heartbeat()``) only.
+
+        Example:
+            >>> sched = HeartbeatScheduler(start_thread=False)
+            >>> beat = sched.register(lambda: True, None, lambda: None)  # manual beats only
+            >>> sched.open_tasks, sched.run_pending()
+            (1, None)
         """
-        if interval <= 0:
+        if interval is not None and interval <= 0:
             raise ValueError("the heartbeat interval must be positive")
-        first = interval * (1.0 - self._jitter * self._rand())
-        beat = Beat(send=send, interval=interval, on_closed=on_closed, due=self._clock() + first)
-        with self._cond:
-            self._open += 1
-            self._push(beat)
-            self._ensure_thread()
-            self._cond.notify()
+        due = None if interval is None else self._clock() + interval * (1.0 - self._jitter * self._rand())
+        beat = Beat(send, interval, on_closed, due)
+        self._open.add(beat)
+        if due is not None:
+            self._enqueue(beat, due)
         return beat
 
     def beat_now(self, beat: Beat) -> None:
         """Bring the next beat of ``beat`` forward to now (at most one per :data:`MIN_MANUAL_GAP` seconds)."""
         now = self._clock()
-        with self._cond:
+        with beat.lock:
             if not beat.active:
                 return
             earliest = now if beat.last_sent is None else max(now, beat.last_sent + MIN_MANUAL_GAP)
-            if earliest < beat.due:
-                beat.due = earliest
-                self._push(beat)
-                self._cond.notify()
+            if beat.due is not None and beat.due <= earliest:
+                return
+            beat.due = earliest
+        self._enqueue(beat, earliest)
 
     def unregister(self, beat: Beat | None) -> None:
-        """Stop beating; returns only once no beat for this task is in flight."""
+        """Stop beating; returns at once. Once it has returned, ``on_closed`` is never called for ``beat``.
+
+        A beat already in flight is not waited for: it may still reach Step Functions, which answers a beat
+        for a completed task ``TaskTimedOut``; that answer is ignored.
+        """
         if beat is None:
             return
-        with self._cond:
-            if beat.active:
-                beat.active = False
-                self._open -= 1
-        with beat.sending:  # wait out an in-flight send
-            pass
+        with beat.lock:
+            beat.active = False
+        self._open.discard(beat)
 
     def run_pending(self) -> float | None:
-        """Send every beat that is due; return the seconds until the next one (``None``: none registered)."""
+        """Send every beat that is due, on this thread; return the seconds until the next one (``None``: none).
+
+        For tests and schedulers made with ``start_thread=False``.
+        """
         while True:
-            with self._cond:
-                beat = self._pop_due()
-                if beat is None:
-                    return self._until_next()
-            self._send(beat)
+            with self._drive:
+                due = self._take_due()
+                wait = self._until_next()
+            if not due:
+                return wait
+            for beat in due:
+                self._send(beat)
 
-    def _send(self, beat: Beat) -> None:
-        with beat.sending:
-            if not beat.active:
-                return
-            try:
-                alive = beat.send()
-            except Exception:  # a heartbeat must never kill the thread that beats for everyone
-                get_logger().exception("heartbeat raised; will beat again")
-                alive = True
-            now = self._clock()
-            self.sent += 1
-            with self._cond:
-                beat.last_sent = now
-                if not alive:
-                    if beat.active:
-                        beat.active = False
-                        self._open -= 1
-                else:
-                    beat.due = now + beat.interval
-                    self._push(beat)
-        if not alive:
-            beat.on_closed()
+    # -- the scheduling round (one driver at a time: ``_drive``) ------------------------------------------
 
-    def _push(self, beat: Beat) -> None:
-        heapq.heappush(self._heap, (beat.due, next(self._seq), beat))
-
-    def _pop_due(self) -> Beat | None:
+    def _take_due(self) -> list[Beat]:
+        """Move pending beats into the heap; pop and claim (``in_flight``) every beat due now."""
+        pending, heap = self._pending, self._heap
+        while pending:
+            beat = pending.popleft()
+            due = beat.due
+            if beat.active and due is not None:
+                heapq.heappush(heap, (due, next(self._seq), beat))
         now = self._clock()
-        while self._heap:
-            due, _, beat = self._heap[0]
-            if not beat.active or due != beat.due:
-                heapq.heappop(self._heap)  # stale entry: unregistered, or rescheduled by beat_now
-                continue
-            if due > now:
-                return None
-            heapq.heappop(self._heap)
-            return beat
-        return None
+        taken: list[Beat] = []
+        while heap and heap[0][0] <= now:
+            due, _, beat = heapq.heappop(heap)
+            with beat.lock:
+                if not beat.active or beat.due != due or beat.in_flight:
+                    continue  # unregistered, rescheduled (a fresh entry exists), or being sent (it reschedules)
+                beat.in_flight = True
+            taken.append(beat)
+        return taken
 
     def _until_next(self) -> float | None:
-        while self._heap and (not self._heap[0][2].active or self._heap[0][0] != self._heap[0][2].due):
-            heapq.heappop(self._heap)
-        if not self._heap:
+        heap = self._heap
+        while heap and (not heap[0][2].active or heap[0][0] != heap[0][2].due):
+            heapq.heappop(heap)
+        if not heap:
             return None
-        return max(0.0, self._heap[0][0] - self._clock())
+        return max(0.0, heap[0][0] - self._clock())
+
+    def _enqueue(self, beat: Beat, due: float) -> None:
+        self._pending.append(beat)
+        if self._start_thread:
+            if self._thread is None:
+                self._ensure_thread()
+            if due < self._wake_by:  # the thread sleeps past this beat's time: wake it (rare)
+                with self._cond:
+                    self._cond.notify()
+
+    # -- sending (a sender thread, or run_pending's caller) --------------------------------------------------
+
+    def _send(self, beat: Beat) -> None:
+        start = self._clock()
+        try:
+            alive = beat.send()
+        except Exception:  # a heartbeat must never kill the thread that beats for everyone
+            get_logger().exception("heartbeat raised; will beat again")
+            alive = True
+        self._pool.observe(self._clock() - start)
+        with beat.lock:
+            beat.in_flight = False
+            beat.last_sent = start
+            if not beat.active:
+                return
+            if not alive:
+                # The "closed" verdict and unregister() exclude each other here: once unregister has returned,
+                # on_closed is never called.
+                beat.active = False
+                self._open.discard(beat)
+                beat.on_closed()
+                return
+            # A beat_now() while this beat was in flight found nothing to do: this beat is that beat.
+            nxt = None if beat.interval is None else start + beat.interval
+            beat.due = nxt
+        if nxt is not None:
+            self._enqueue(beat, nxt)
+
+    # -- the scheduler thread --------------------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
-        if self._start_thread and (self._thread is None or not self._thread.is_alive()):
-            self._thread = threading.Thread(target=self._loop, name="callback-kit-heartbeat", daemon=True)
-            self._thread.start()
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="callback-kit-heartbeat", daemon=True)
+                self._thread.start()
 
     def _loop(self) -> None:
         while True:
-            self.run_pending()
-            with self._cond:
-                # Re-check under the lock: a register() between run_pending and here would otherwise be missed.
+            with self._drive:
+                for beat in self._take_due():
+                    self._pool.submit(beat, self._allowance(beat))
                 wait = self._until_next()
-                if wait is None or wait > 0:
+            # While beats wait for a sender, look again soon: a stuck sender is only seen by its lateness.
+            check = self._pool.check()
+            if check is not None:
+                wait = check if wait is None else min(wait, check)
+            with self._cond:
+                self._wake_by = math.inf if wait is None else self._clock() + wait
+                if not self._pending:
                     self._cond.wait(wait)
+                self._wake_by = -math.inf
+
+    @staticmethod
+    def _allowance(beat: Beat) -> float:
+        """How late a beat may be sent: a small part of its interval (manual beats: of the manual gap)."""
+        return 0.05 * (beat.interval or MIN_MANUAL_GAP)
 
 
 _scheduler_lock = threading.Lock()
@@ -193,7 +285,7 @@ _scheduler: HeartbeatScheduler | None = None
 
 
 def get_scheduler() -> HeartbeatScheduler:
-    """The process-wide scheduler, created (with its thread) on first use."""
+    """The process-wide scheduler, created on first use (its thread starts with the first registration)."""
     global _scheduler
     if _scheduler is None:
         with _scheduler_lock:

@@ -1,4 +1,4 @@
-"""The heartbeat scheduler, driven by an injected clock: no test here sleeps."""
+"""The heartbeat scheduler: driven by an injected clock where possible; the thread tests wait on events only."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from collections.abc import Callable
 import pytest
 
 from callback_kit.heartbeat import MIN_MANUAL_GAP, HeartbeatScheduler
+from callback_kit.heartbeat_senders import SenderPool, senders_needed
+
+WAIT = 10.0  # generous bound for events between real threads; never reached when the code is right
 
 
 class Clock:
@@ -55,63 +58,126 @@ def test_beats_once_per_interval_per_task(clock: Clock) -> None:
     advance(clock, sched, 60.0)
     # THEN each task beat 6 times, never twice within one interval
     assert sum(len(times) for times in sent) == 60
+    assert sched.sent == 60
     for times in sent:
         assert len(times) == 6
         assert all(b - a >= 10 for a, b in itertools.pairwise(times))
 
 
 def test_first_beat_is_jittered_within_the_interval(clock: Clock) -> None:
+    # GIVEN a 20% jitter and the largest random draw
     sched = scheduler(clock, jitter=0.2, rand=1.0)
     sent: list[float] = []
+    # WHEN a task is registered and time passes
     sched.register(recorder(sent, clock), 10, lambda: None)
     advance(clock, sched, 25.0, step=0.25)
+    # THEN its first beat comes 20% early, and the next one interval after it
     assert sent[0] == pytest.approx(8.0)
     assert sent[1] == pytest.approx(18.0)
 
 
 def test_closed_answer_stops_beats_and_reports_once(clock: Clock) -> None:
+    # GIVEN a task whose second beat is answered "closed"
     sched = scheduler(clock)
     closed: list[bool] = []
     answers = iter([True, False, True])
     sched.register(lambda: next(answers), 5, lambda: closed.append(True))
+    # WHEN time passes
     advance(clock, sched, 30.0)
+    # THEN on_closed ran once, the beats stopped and the task is no longer open
     assert closed == [True]
     assert sched.sent == 2
     assert sched.open_tasks == 0
 
 
 def test_unregistered_tasks_are_not_beaten(clock: Clock) -> None:
+    # GIVEN a task that beat once
     sched = scheduler(clock)
     sent: list[float] = []
     beat = sched.register(recorder(sent, clock), 5, lambda: None)
     advance(clock, sched, 6.0)
+    # WHEN it is unregistered (twice: harmless)
     sched.unregister(beat)
-    sched.unregister(beat)  # twice is harmless
+    sched.unregister(beat)
     advance(clock, sched, 60.0)
+    # THEN it never beats again and nothing is left scheduled
     assert sent == [5.0]
     assert sched.run_pending() is None
     assert sched.open_tasks == 0
 
 
+def test_a_task_that_ends_before_its_first_beat_costs_no_beat(clock: Clock) -> None:
+    # GIVEN 10,000 tasks registered and unregistered before their first beat was due (the common case)
+    sched = scheduler(clock)
+    sent: list[float] = []
+    for _ in range(10_000):
+        sched.unregister(sched.register(recorder(sent, clock), 30, lambda: None))
+    # WHEN their beats would have been due
+    advance(clock, sched, 40.0, step=10.0)
+    # THEN none was sent, none is open, and nothing was left in the heap
+    assert sent == []
+    assert sched.open_tasks == 0
+    assert sched.run_pending() is None
+
+
 def test_beat_now_brings_the_beat_forward_but_is_throttled(clock: Clock) -> None:
+    # GIVEN a task beating every 30 s
     sched = scheduler(clock)
     sent: list[float] = []
     beat = sched.register(recorder(sent, clock), 30, lambda: None)
+    # WHEN it asks for a beat now, then again at once
     clock.now = 2.0
     sched.beat_now(beat)
     sched.run_pending()
     sched.beat_now(beat)  # within MIN_MANUAL_GAP of the last beat: deferred, not dropped
     sched.run_pending()
+    # THEN the first is sent now and the second only MIN_MANUAL_GAP later
     assert sent == [2.0]
     clock.now = 2.0 + MIN_MANUAL_GAP
     sched.run_pending()
     assert sent == [2.0, 3.0]
-    # and the regular rhythm resumes from the last beat
+    # AND the regular rhythm resumes from the last beat
     advance(clock, sched, 40.0)
     assert sent == [2.0, 3.0, 33.0]
 
 
+def test_manual_only_registration_beats_on_request_only(clock: Clock) -> None:
+    # GIVEN a task registered with automatic heartbeats off (interval None)
+    sched = scheduler(clock)
+    sent: list[float] = []
+    beat = sched.register(recorder(sent, clock), None, lambda: None)
+    # WHEN time passes, then the function asks for beats in a tight loop
+    advance(clock, sched, 100.0)
+    assert sent == []
+    for _ in range(5):
+        sched.beat_now(beat)
+        sched.run_pending()
+    clock.now += MIN_MANUAL_GAP
+    sched.beat_now(beat)
+    sched.run_pending()
+    # THEN it beat only when asked, at most once per MIN_MANUAL_GAP, and schedules nothing by itself
+    assert sent == [100.0, 100.0 + MIN_MANUAL_GAP]
+    assert sched.run_pending() is None
+    assert sched.open_tasks == 1
+
+
+def test_manual_beat_answered_closed_reports_it(clock: Clock) -> None:
+    # GIVEN a manual-only task whose beat is answered "closed"
+    sched = scheduler(clock)
+    closed: list[bool] = []
+    beat = sched.register(lambda: False, None, lambda: closed.append(True))
+    # WHEN it asks for a beat
+    sched.beat_now(beat)
+    sched.run_pending()
+    # THEN on_closed ran and the task is no longer open; further requests do nothing
+    assert closed == [True]
+    assert sched.open_tasks == 0
+    sched.beat_now(beat)
+    assert sched.run_pending() is None
+
+
 def test_an_exception_in_send_does_not_stop_the_scheduler(clock: Clock) -> None:
+    # GIVEN a send that always raises
     sched = scheduler(clock)
     calls: list[float] = []
 
@@ -120,19 +186,43 @@ def test_an_exception_in_send_does_not_stop_the_scheduler(clock: Clock) -> None:
         raise RuntimeError("network gone")
 
     sched.register(flaky, 5, lambda: None)
+    # WHEN time passes
     advance(clock, sched, 16.0)
+    # THEN it is still tried every interval
     assert calls == [5.0, 10.0, 15.0]
 
 
 def test_interval_must_be_positive(clock: Clock) -> None:
+    # GIVEN / WHEN a zero interval / THEN it is refused
     with pytest.raises(ValueError, match="positive"):
         scheduler(clock).register(lambda: True, 0, lambda: None)
 
 
-def test_one_thread_serves_every_task() -> None:
-    # GIVEN a real scheduler with its thread, and 100 open tasks
-    before = threading.active_count()
-    sched = HeartbeatScheduler(jitter=0.0)
+def test_closed_verdict_after_unregister_never_calls_on_closed(clock: Clock) -> None:
+    # GIVEN a beat in flight whose task is unregistered while the call is out (the completion won the race)
+    sched = scheduler(clock)
+    closed: list[bool] = []
+    holder: dict[str, object] = {}
+
+    def send() -> bool:
+        sched.unregister(holder["beat"])  # type: ignore[arg-type]
+        return False  # and Step Functions answers "closed" (it was just completed)
+
+    holder["beat"] = sched.register(send, 5, lambda: closed.append(True))
+    # WHEN the beat's answer comes back
+    advance(clock, sched, 6.0)
+    # THEN on_closed is not called: unregister returned first, so the verdict is void
+    assert closed == []
+    assert sched.open_tasks == 0
+
+
+# -- with the real threads: events only, no timed assertions ------------------------------------------------
+
+
+def test_one_scheduler_thread_and_a_bounded_set_of_senders() -> None:
+    # GIVEN a real scheduler with at most 4 senders, and 100 open tasks
+    before = {t.name for t in threading.enumerate()}
+    sched = HeartbeatScheduler(jitter=0.0, max_senders=4)
     done = threading.Event()
     counts = [0] * 100
 
@@ -144,37 +234,140 @@ def test_one_thread_serves_every_task() -> None:
 
     beats = [sched.register(functools.partial(send, i), 0.05, lambda: None) for i in range(100)]
     # WHEN they beat
-    assert done.wait(5.0)
-    # THEN a single heartbeat thread did it all
-    assert threading.active_count() - before == 1
+    assert done.wait(WAIT)
+    # THEN one scheduler thread and at most 4 senders did it all
+    new = [t.name for t in threading.enumerate() if t.name not in before]
+    assert new.count("callback-kit-heartbeat") == 1
+    assert 1 <= sum(1 for n in new if n.startswith("callback-kit-heartbeat-sender-")) <= 4
     for beat in beats:
         sched.unregister(beat)
     assert sched.open_tasks == 0
 
 
-def test_unregister_waits_for_an_in_flight_beat() -> None:
-    # GIVEN a beat that is being sent right now
+def test_unregister_does_not_wait_for_an_in_flight_beat() -> None:
+    # GIVEN a beat that is being sent right now and is stuck (a slow SendTaskHeartbeat)
     sched = HeartbeatScheduler(jitter=0.0)
     sending, release = threading.Event(), threading.Event()
-    finished: list[str] = []
+    closed: list[bool] = []
 
     def slow_send() -> bool:
         sending.set()
-        release.wait(5.0)
-        finished.append("beat")
-        return True
+        release.wait(WAIT)
+        return False  # the answer, when it comes: "closed" (the task was completed meanwhile)
 
-    beat = sched.register(slow_send, 0.01, lambda: None)
-    assert sending.wait(5.0)
+    beat = sched.register(slow_send, 0.01, lambda: closed.append(True))
+    assert sending.wait(WAIT)
+    # WHEN the task unregisters (as the runner and the deadline guard do before completing)
+    unregistered = threading.Event()
 
-    # WHEN the task unregisters (as the runner does before its completion call)
     def unregister() -> None:
         sched.unregister(beat)
-        finished.append("unregistered")
+        unregistered.set()
 
     t = threading.Thread(target=unregister)
     t.start()
-    release.set()
-    t.join(5.0)
-    # THEN unregister returned only after the beat finished
-    assert finished == ["beat", "unregistered"]
+    # THEN unregister returns while the beat is still in flight (on main it waited for the beat)
+    try:
+        assert unregistered.wait(WAIT)
+        assert not release.is_set()
+    finally:
+        release.set()
+        t.join(WAIT)
+    # AND the beat's late "closed" answer is ignored: on_closed never runs after unregister returned
+    deadline = threading.Event()
+    while sched.sent < 1 and not deadline.wait(0.01):
+        pass
+    assert sched.sent == 1
+    assert closed == []
+
+
+def test_one_slow_heartbeat_does_not_delay_other_tasks() -> None:
+    # GIVEN one task whose heartbeat call hangs, and another task beating beside it
+    sched = HeartbeatScheduler(jitter=0.0)
+    stuck, release = threading.Event(), threading.Event()
+    other_beat = threading.Event()
+
+    def hanging() -> bool:
+        stuck.set()
+        release.wait(WAIT)
+        return True
+
+    slow = sched.register(hanging, 0.01, lambda: None)
+    assert stuck.wait(WAIT)
+    # WHEN the other task's beat comes due while the first call still hangs
+
+    def quick() -> bool:
+        other_beat.set()
+        return True
+
+    fast = sched.register(quick, 0.05, lambda: None)
+    # THEN it is sent anyway, by another sender (on main the one heartbeat thread was stuck)
+    try:
+        assert other_beat.wait(WAIT)
+        assert not release.is_set()
+        assert sched.senders >= 2
+    finally:
+        release.set()
+        sched.unregister(slow)
+        sched.unregister(fast)
+
+
+def test_a_closed_verdict_racing_unregister_calls_on_closed_at_most_before_it_returns() -> None:
+    # GIVEN many tasks whose beats are answered "closed" while the tasks are being unregistered concurrently
+    sched = HeartbeatScheduler(jitter=0.0)
+    late: list[int] = []
+    for i in range(200):
+        unregistered = threading.Event()
+        beat = sched.register(lambda: False, 0.001, functools.partial(_closed_after, unregistered, late, i))
+        # WHEN unregister races the verdict
+        sched.unregister(beat)
+        unregistered.set()
+    # THEN no on_closed ran after its unregister had returned
+    assert late == []
+
+
+def _closed_after(unregistered: threading.Event, late: list[int], i: int) -> None:
+    if unregistered.is_set():
+        late.append(i)
+
+
+@pytest.mark.parametrize(
+    ("queued", "busy", "latency", "allowance", "needed"),
+    [
+        (1, 0, 0.02, 0.1, 1),  # one beat: one sender
+        (20, 0, 0.03, 0.1, 6),  # a burst: enough to take the last within the allowance
+        (300, 0, 0.03, 0.1, 90),  # 2,000 first beats in 0.4 s: the pool's cap decides
+        (1, 1, 0.03, 0.1, 2),  # the only sender is busy (maybe stuck): one more
+        (5, 30, 0.001, 1.5, 31),  # fast calls, long interval: barely more than the busy ones
+    ],
+)
+def test_senders_needed(queued: int, busy: int, latency: float, allowance: float, needed: int) -> None:
+    # GIVEN a queue and the observed latency / WHEN sizing / THEN as many senders as the wait allows
+    assert senders_needed(queued, busy, latency, allowance) == needed
+
+
+def test_sender_pool_grows_past_stuck_senders_up_to_its_cap() -> None:
+    # GIVEN a pool of at most 3 senders whose calls all hang
+    gate = threading.Event()
+    now = [0.0]
+    started = threading.Semaphore(0)
+
+    def hang(item: int) -> None:
+        started.release()
+        gate.wait(WAIT)
+
+    pool: SenderPool[int] = SenderPool(hang, clock=lambda: now[0], max_senders=3)
+    try:
+        # WHEN beats keep coming and the queue's head waits over half its allowance
+        for i in range(10):
+            pool.submit(i, allowance=0.1)
+        now[0] = 1.0
+        for _ in range(5):
+            pool.check()
+        for _ in range(3):
+            assert started.acquire(timeout=WAIT)
+        # THEN the pool grew to its cap, and no further
+        assert pool.size == 3
+        assert pool.check() == pytest.approx(0.025)  # beats still wait: look again soon
+    finally:
+        gate.set()
