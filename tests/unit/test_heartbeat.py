@@ -221,7 +221,7 @@ def test_closed_verdict_after_unregister_never_calls_on_closed(clock: Clock) -> 
 
 def test_one_scheduler_thread_and_a_bounded_set_of_senders() -> None:
     # GIVEN a real scheduler with at most 4 senders, and 100 open tasks
-    before = {t.name for t in threading.enumerate()}
+    before = set(threading.enumerate())
     sched = HeartbeatScheduler(jitter=0.0, max_senders=4)
     done = threading.Event()
     counts = [0] * 100
@@ -236,7 +236,7 @@ def test_one_scheduler_thread_and_a_bounded_set_of_senders() -> None:
     # WHEN they beat
     assert done.wait(WAIT)
     # THEN one scheduler thread and at most 4 senders did it all
-    new = [t.name for t in threading.enumerate() if t.name not in before]
+    new = [t.name for t in threading.enumerate() if t not in before]
     assert new.count("callback-kit-heartbeat") == 1
     assert 1 <= sum(1 for n in new if n.startswith("callback-kit-heartbeat-sender-")) <= 4
     for beat in beats:

@@ -1,0 +1,204 @@
+"""A client-side rate limiter for SendTask* calls that adapts to throttling, and never waits past a deadline.
+
+Step Functions meters SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat per account and region with token
+buckets (3,000 burst and 500/s refill in the largest regions, 1,500 / 300 elsewhere). When a distributed Map
+fans out thousands of callback tasks, every task retrying on its own turns a throttling storm into give-ups
+and redeliveries. One :class:`RateLimiter` per Step Functions client (so one per process for the default
+client) paces every completion and heartbeat sent through it instead:
+
+* until the first ``ThrottlingException`` it does nothing (no lock, no wait: the hot path pays one attribute
+  read);
+* on a throttle the send rate drops to ``beta`` (0.7) times the rate measured when it came, and a token bucket
+  holding one second of that rate starts pacing calls;
+* on each success the rate grows back along a cubic curve towards, then past, the rate that was throttled
+  (TCP CUBIC, as in botocore's adaptive retry mode), capped at twice the measured rate.
+
+Why not botocore's adaptive retry mode (``retries={"mode": "adaptive"}``)? Its ``ClientRateLimiter`` paces
+one client, and its token acquisition blocks without any deadline; callback-kit must never wait past the Lambda
+deadline (a call that cannot start in time must leave its message to be redelivered, not be frozen mid-wait), and
+heartbeats must be skipped rather than queued when the bucket is dry. Its rate arithmetic is reused:
+``botocore.retries.throttling.CubicCalculator``, imported on the first throttle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+#: The slowest the limiter ever paces calls (calls per second).
+MIN_RATE = 0.5
+#: How long a heartbeat may wait for a token before it is skipped (the next beat covers it).
+HEARTBEAT_MAX_WAIT = 0.2
+#: Weight of the newest half-second in the measured send rate.
+SMOOTHING = 0.8
+#: Width of one bucket of the send-rate measurement.
+RATE_BUCKET = 0.5
+
+
+class RateLimiter:
+    """A token bucket whose rate backs off on throttles and recovers on successes (see the module docstring).
+
+    Args:
+        clock: monotonic seconds; deadlines given to :meth:`acquire` are on this clock.
+        sleep: how to wait (injected in tests).
+        beta: the factor applied to the rate on a throttle.
+        scale: the cubic recovery's scale constant (botocore's 0.4).
+
+    Example:
+        >>> t = [0.0]
+        >>> limiter = RateLimiter(clock=lambda: t[0], sleep=lambda s: None)
+        >>> limiter.acquire(deadline=None)  # never throttled: no pacing at all
+        True
+        >>> for _ in range(100):
+        ...     t[0] += 0.01; limiter.on_success()
+        >>> limiter.on_throttle(); limiter.rate < 100
+        True
+        >>> limiter.acquire(deadline=t[0])  # the bucket is dry and waiting would pass the deadline
+        False
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        beta: float = 0.7,
+        scale: float = 0.4,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._beta = beta
+        self._scale = scale
+        self._lock = threading.Lock()
+        self.enabled = False
+        self._cubic: Any = None
+        self._rate = math.inf
+        self._tokens = 0.0
+        self._stamp = clock()
+        # Measured send rate (answers per second), over RATE_BUCKET-wide buckets.
+        self._measured = 0.0
+        self._bucket = math.floor(self._stamp / RATE_BUCKET)
+        self._count = 0
+        self.throttles = 0
+
+    @property
+    def rate(self) -> float:
+        """The calls per second now allowed (``inf`` until the first throttle)."""
+        return self._rate
+
+    @property
+    def measured_rate(self) -> float:
+        """The smoothed rate at which answers came back lately (calls per second)."""
+        return self._measured
+
+    def acquire(self, deadline: float | None = None, *, max_wait: float | None = None) -> bool:
+        """Take a token, waiting for one if need be; False (and no token taken) if that would take too long.
+
+        Args:
+            deadline: a :attr:`clock` time by which the wait must end (``None``: no deadline).
+            max_wait: the longest wait accepted, in seconds (heartbeats: :data:`HEARTBEAT_MAX_WAIT`).
+        """
+        if not self.enabled:
+            return True
+        with self._lock:
+            now = self._clock()
+            self._refill(now)
+            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
+            limit = math.inf if deadline is None else deadline - now
+            if max_wait is not None:
+                limit = min(limit, max_wait)
+            if wait > limit:
+                return False
+            # Reserve the token now (the balance may go negative): later callers queue behind this one.
+            self._tokens -= 1.0
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+    def on_success(self) -> None:
+        """Record an answered call (not throttled) and let the rate recover."""
+        with self._lock:
+            now = self._clock()
+            measured = self._record(now)
+            if self.enabled:
+                self._set_rate(now, min(self._cubic.success_received(now), 2.0 * max(measured, MIN_RATE)))
+
+    def on_throttle(self) -> None:
+        """Record a throttled call: cut the rate and start (or keep) pacing."""
+        with self._lock:
+            now = self._clock()
+            measured = self._record(now)
+            self.throttles += 1
+            if self._cubic is None:
+                from botocore.retries.throttling import CubicCalculator
+
+                self._cubic = CubicCalculator(
+                    starting_max_rate=0, start_time=now, scale_constant=self._scale, beta=self._beta
+                )
+            current = measured if not self.enabled else min(measured, self._rate)
+            if current <= 0:
+                current = max(MIN_RATE, self._count / RATE_BUCKET)  # throttled before a full bucket was measured
+            new = self._cubic.error_received(current, now)
+            if not self.enabled:
+                # Start with an empty bucket: Step Functions has just said "slow down".
+                self.enabled, self._tokens, self._stamp = True, 0.0, now
+            self._set_rate(now, min(new, 2.0 * max(measured, MIN_RATE)))
+
+    def _set_rate(self, now: float, rate: float) -> None:
+        self._refill(now)
+        self._rate = max(rate, MIN_RATE)
+        # The bucket holds one second of the rate (at least one token), as botocore's does.
+        self._tokens = min(self._tokens, max(self._rate, 1.0))
+
+    def _refill(self, now: float) -> None:
+        if self.enabled and self._rate < math.inf:
+            self._tokens = min(max(self._rate, 1.0), self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    def _record(self, now: float) -> float:
+        bucket = math.floor(now / RATE_BUCKET)
+        self._count += 1
+        if bucket > self._bucket:
+            current = self._count / ((bucket - self._bucket) * RATE_BUCKET)
+            self._measured = SMOOTHING * current + (1 - SMOOTHING) * self._measured
+            self._count = 0
+            self._bucket = bucket
+        return self._measured
+
+
+_limiters_lock = threading.Lock()
+_limiters: dict[Any, RateLimiter] = {}
+
+
+def limiter_for(client: Any) -> RateLimiter:
+    """The limiter shared by every call made through ``client`` (or any client for the same endpoint).
+
+    boto3 clients for the same region and endpoint share one limiter, since Step Functions' quota is per account
+    and region; other objects (test fakes) get one each, dropped with the object.
+
+    Example:
+        >>> class Fake: ...
+        >>> a, b = Fake(), Fake()
+        >>> limiter_for(a) is limiter_for(a), limiter_for(a) is limiter_for(b)
+        (True, False)
+    """
+    meta = getattr(client, "meta", None)
+    region, endpoint = getattr(meta, "region_name", None), getattr(meta, "endpoint_url", None)
+    key: Any = ("endpoint", region, endpoint) if isinstance(endpoint, str) else ("object", id(client))
+    limiter = _limiters.get(key)
+    if limiter is None:
+        with _limiters_lock:
+            limiter = _limiters.get(key)
+            if limiter is None:
+                limiter = _limiters[key] = RateLimiter()
+                if key[0] == "object":
+                    # Forget the limiter with its client, before the id can be reused (an object that is not
+                    # weak-referenceable keeps its limiter for the life of the process).
+                    with contextlib.suppress(TypeError):
+                        weakref.finalize(client, _limiters.pop, key, None)
+    return limiter

@@ -1,0 +1,202 @@
+"""The adaptive rate limiter, on an injected clock and sleep: nothing here really waits."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from callback_kit.ratelimit import MIN_RATE, RateLimiter, limiter_for
+
+
+class Time:
+    """A clock whose sleep advances it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def t() -> Time:
+    return Time()
+
+
+def limiter(t: Time) -> RateLimiter:
+    return RateLimiter(clock=t.clock, sleep=t.sleep)
+
+
+def send_at(lim: RateLimiter, t: Time, rate: float, seconds: float) -> None:
+    """Answers coming back at ``rate`` per second for ``seconds``, all successful."""
+    for _ in range(int(rate * seconds)):
+        t.now += 1.0 / rate
+        lim.on_success()
+
+
+def test_no_pacing_before_the_first_throttle(t: Time) -> None:
+    # GIVEN a limiter that never saw a throttle
+    lim = limiter(t)
+    send_at(lim, t, 1000, 2.0)
+    # WHEN 10,000 calls acquire at once
+    granted = [lim.acquire(deadline=t.now) for _ in range(10_000)]
+    # THEN every one goes at once: no sleep, no limit
+    assert all(granted)
+    assert t.slept == []
+    assert not lim.enabled
+
+
+def test_a_throttle_cuts_the_rate_to_beta_times_the_measured_rate(t: Time) -> None:
+    # GIVEN calls answered at 1,000/s
+    lim = limiter(t)
+    send_at(lim, t, 1000, 3.0)
+    # WHEN one is throttled
+    lim.on_throttle()
+    # THEN the limiter paces at about 0.7 x 1,000/s, from an empty bucket
+    assert lim.enabled
+    assert lim.rate == pytest.approx(700, rel=0.05)
+    assert lim.throttles == 1
+    start = t.now
+    for _ in range(700):
+        assert lim.acquire(deadline=None)
+    assert t.now - start == pytest.approx(1.0, rel=0.05)
+
+
+def test_acquire_refuses_a_wait_past_the_deadline_and_takes_no_token(t: Time) -> None:
+    # GIVEN a throttled limiter pacing at about 7/s with an empty bucket
+    lim = limiter(t)
+    send_at(lim, t, 10, 3.0)
+    lim.on_throttle()
+    # WHEN a call must start within 10 ms
+    granted = lim.acquire(deadline=t.now + 0.01)
+    # THEN it is refused at once, without sleeping
+    assert granted is False
+    assert t.slept == []
+    # AND a call with time to spare waits for its token instead
+    assert lim.acquire(deadline=t.now + 5.0)
+    assert len(t.slept) == 1
+    assert 0 < t.slept[0] <= 1.0 / lim.rate + 1e-9
+
+
+def test_max_wait_skips_rather_than_queues(t: Time) -> None:
+    # GIVEN a throttled limiter with a dry bucket
+    lim = limiter(t)
+    send_at(lim, t, 10, 3.0)
+    lim.on_throttle()
+    # WHEN a heartbeat may wait at most 1 ms
+    # THEN it is skipped
+    assert lim.acquire(max_wait=0.001) is False
+    assert t.slept == []
+
+
+def test_waiters_queue_behind_each_other(t: Time) -> None:
+    # GIVEN a throttled limiter and no real time passing between three callers
+    lim = limiter(t)
+    send_at(lim, t, 10, 3.0)
+    lim.on_throttle()
+    slept: list[float] = []
+    lim._sleep = slept.append  # the clock stands still: the callers arrive together
+    # WHEN three calls acquire at the same instant
+    for _ in range(3):
+        assert lim.acquire()
+    # THEN each waits one token longer than the one before it (reservations, not a thundering herd)
+    step = 1.0 / lim.rate
+    assert slept == pytest.approx([step, 2 * step, 3 * step])
+
+
+def test_rate_recovers_cubically_after_throttles_stop(t: Time) -> None:
+    # GIVEN a limiter throttled at 500/s
+    lim = limiter(t)
+    send_at(lim, t, 500, 3.0)
+    lim.on_throttle()
+    low = lim.rate
+    # WHEN successes keep coming at the allowed rate
+    rates = []
+    for _ in range(20):
+        send_at(lim, t, lim.rate, 1.0)
+        rates.append(lim.rate)
+    # THEN the rate climbs back (never above twice the measured rate), past the throttled rate in time
+    assert low == pytest.approx(350, rel=0.05)
+    assert rates == sorted(rates)
+    assert rates[-1] > 500
+    assert all(r <= 2 * 700 for r in rates)
+
+
+def test_repeated_throttles_back_off_multiplicatively_to_the_floor(t: Time) -> None:
+    # GIVEN a limiter answered at 100/s
+    lim = limiter(t)
+    send_at(lim, t, 100, 3.0)
+    # WHEN every call is throttled for a while
+    for _ in range(200):
+        t.now += 0.05
+        lim.on_throttle()
+    # THEN the rate falls to the floor, never below it
+    assert lim.rate == MIN_RATE
+
+
+def test_throttle_before_any_rate_was_measured_still_paces(t: Time) -> None:
+    # GIVEN a fresh limiter / WHEN its very first answer is a throttle
+    lim = limiter(t)
+    lim.on_throttle()
+    # THEN it paces at a small positive rate
+    assert lim.enabled
+    assert MIN_RATE <= lim.rate <= 2.0
+
+
+def test_concurrent_acquires_hand_out_each_token_once() -> None:
+    # GIVEN a throttled limiter at a known rate and a frozen clock (no refill)
+    now = [0.0]
+    lim = RateLimiter(clock=lambda: now[0], sleep=lambda s: None)
+    for _ in range(200):
+        now[0] += 0.01
+        lim.on_success()
+    lim.on_throttle()
+    lim._tokens = 50.0  # a bucket holding exactly 50 tokens
+    granted: list[bool] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            ok = lim.acquire(deadline=now[0])  # no waiting allowed
+            with lock:
+                granted.append(ok)
+
+    # WHEN 8 threads race for them
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    # THEN exactly 50 calls got one
+    assert granted.count(True) == 50
+
+
+def test_limiter_for_shares_by_endpoint_and_separates_fakes() -> None:
+    # GIVEN two boto3-like clients for the same endpoint, one for another, and two fakes
+    class Meta:
+        def __init__(self, region: str, url: str) -> None:
+            self.region_name, self.endpoint_url = region, url
+
+    class Client:
+        def __init__(self, region: str, url: str) -> None:
+            self.meta = Meta(region, url)
+
+    a = Client("us-east-1", "https://states.us-east-1.amazonaws.com")
+    b = Client("us-east-1", "https://states.us-east-1.amazonaws.com")
+    c = Client("eu-west-1", "https://states.eu-west-1.amazonaws.com")
+
+    class Fake:
+        pass
+
+    f, g = Fake(), Fake()
+    # WHEN / THEN the same endpoint shares one limiter, others get their own
+    assert limiter_for(a) is limiter_for(b)
+    assert limiter_for(a) is not limiter_for(c)
+    assert limiter_for(f) is limiter_for(f)
+    assert limiter_for(f) is not limiter_for(g)
