@@ -28,6 +28,7 @@ from callback_kit.exceptions import (
     TaskFailed,
 )
 from callback_kit.handler import CallbackHandler, callback_handler, process_event
+from callback_kit.prewarm import prewarm
 
 if TYPE_CHECKING:
     from callback_kit.activity import ActivityWorker
@@ -53,6 +54,7 @@ __all__ = [
     "hand_off",
     "heartbeat",
     "is_cancelled",
+    "prewarm",
     "process_event",
     "send_failure",
     "send_heartbeat",
