@@ -30,7 +30,14 @@ from bench.common import (
 )
 
 #: Benchmark name -> whether it needs the moto server.
-BENCHMARKS = {"coldstart": True, "pertask": True, "sqsbatch": False, "heartbeat": False, "activity": False}
+BENCHMARKS = {
+    "coldstart": True,
+    "pertask": True,
+    "sqsbatch": False,
+    "heartbeat": False,
+    "hbscale": False,
+    "activity": False,
+}
 
 
 def _run_one(name: str, quick: bool, env: dict[str, str]) -> tuple[list[Row], str | None, float]:

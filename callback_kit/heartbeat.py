@@ -9,8 +9,9 @@ slow or stuck SendTaskHeartbeat delays no other task's beats.
   anyway; :meth:`unregister` flips a flag under the beat's own lock. The scheduler thread moves registrations
   into its heap when it next wakes, and drops those already unregistered.
 * **Jitter.** The first beat comes after a random 80-100% of the interval (``jitter`` 0.2), so that tasks
-  started together do not beat together against the account's shared quota; later beats come one interval
-  after the start of the previous one, so a task never gets more than one automatic beat per interval.
+  started together do not beat together against the account's shared quota; later beats are due one interval
+  after the previous one was due, so that a beat sent late does not delay the task's later beats, and never
+  less than half an interval after the previous one was sent.
 * **Closed tasks.** A beat answered "task closed" calls ``on_closed`` once and stops the beats. That verdict
   and :meth:`unregister` are mutually exclusive (the beat's lock), so ``on_closed`` is never called once
   :meth:`unregister` has returned; it runs under that lock and must be quick (it sets an event).
@@ -91,7 +92,7 @@ class HeartbeatScheduler:
         rand: Callable[[], float] = random.random,
         jitter: float = 0.2,
         start_thread: bool = True,
-        max_senders: int = 64,
+        max_senders: int = 128,
     ) -> None:
         self._clock = clock
         self._rand = rand
@@ -244,8 +245,14 @@ class HeartbeatScheduler:
                 self._open.discard(beat)
                 beat.on_closed()
                 return
-            # A beat_now() while this beat was in flight found nothing to do: this beat is that beat.
-            nxt = None if beat.interval is None else start + beat.interval
+            # The next beat is due one interval after this one was *due*, so that a beat sent late (senders
+            # busy with a burst) does not push every later beat of the task later too; but never sooner than
+            # half an interval after this one went out. (A beat_now() during the send found nothing to do.)
+            nxt = None
+            if beat.interval is not None:
+                nxt = start + beat.interval
+                if beat.due is not None:
+                    nxt = max(beat.due + beat.interval, start + beat.interval / 2)
             beat.due = nxt
         if nxt is not None:
             self._enqueue(beat, nxt)

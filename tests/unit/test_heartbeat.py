@@ -64,6 +64,32 @@ def test_beats_once_per_interval_per_task(clock: Clock) -> None:
         assert all(b - a >= 10 for a, b in itertools.pairwise(times))
 
 
+def test_a_late_beat_does_not_push_the_next_one_later(clock: Clock) -> None:
+    # GIVEN a task beating every 10 s whose first beat goes out 3 s late (the senders were busy)
+    sched = scheduler(clock)
+    sent: list[float] = []
+    sched.register(recorder(sent, clock), 10, lambda: None)
+    clock.now = 13.0
+    sched.run_pending()
+    # WHEN time passes on schedule
+    advance(clock, sched, 31.0)
+    # THEN the next beats keep the original rhythm (20, 30), not 23, 33
+    assert sent == [13.0, 20.0, 30.0]
+
+
+def test_a_very_late_beat_is_followed_at_least_half_an_interval_later(clock: Clock) -> None:
+    # GIVEN a beat due at 10 that goes out at 18
+    sched = scheduler(clock)
+    sent: list[float] = []
+    sched.register(recorder(sent, clock), 10, lambda: None)
+    clock.now = 18.0
+    sched.run_pending()
+    # WHEN the next one (due at 20) comes
+    advance(clock, sched, 30.0)
+    # THEN it waits until half an interval after the late one: no two beats back to back
+    assert sent == [18.0, 23.0]
+
+
 def test_first_beat_is_jittered_within_the_interval(clock: Clock) -> None:
     # GIVEN a 20% jitter and the largest random draw
     sched = scheduler(clock, jitter=0.2, rand=1.0)
