@@ -19,6 +19,7 @@ shape (open tasks x latency / interval = 30 calls in flight) with 500 tasks at a
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 import tracemalloc
@@ -59,7 +60,7 @@ def _gaps(rec: _Recorder, start: float, end: float) -> list[float]:
     gaps: list[float] = []
     for times in rec.times:
         points = [start, *times, end]
-        gaps.extend(b - a for a, b in zip(points, points[1:], strict=False))
+        gaps.extend(b - a for a, b in itertools.pairwise(points))
     return gaps
 
 
