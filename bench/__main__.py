@@ -32,7 +32,7 @@ from bench.common import (
 #: Benchmark name -> whether it needs the moto server.
 BENCHMARKS = {
     "coldstart": True,
-    "pertask": True,
+    "pertask": False,
     "sqsbatch": False,
     "heartbeat": False,
     "hbscale": False,
