@@ -59,7 +59,7 @@ def sfn_endpoint(delay: float) -> Iterator[str]:
     """Serve the fake Step Functions API on 127.0.0.1, ``delay`` seconds per call; yield its URL."""
     port = free_port()
     env = {**os.environ, **FAKE_AWS_ENV, "ENDPOINT_PORT": str(port), "ENDPOINT_DELAY": str(delay)}
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    proc = subprocess.Popen(
         [sys.executable, "-c", _SERVER_CODE],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
