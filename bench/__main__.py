@@ -31,7 +31,7 @@ from bench.common import (
 
 #: Benchmark name -> whether it needs the moto server.
 BENCHMARKS = {
-    "coldstart": True,
+    "coldstart": False,
     "pertask": False,
     "sqsbatch": False,
     "heartbeat": False,

@@ -71,7 +71,12 @@ def _decorated(client: Any, work: Callable[[], None], **options: Any) -> Callabl
 
 
 def run(quick: bool) -> list[Row]:
-    """Run the SQS batch benchmark (quick: one repetition, and 20 ms of work for the batch of 100)."""
+    """Run the SQS batch benchmarks: throughput against the baselines, then per-record overhead vs batch size."""
+    return throughput(quick) + batch_scaling(quick)
+
+
+def throughput(quick: bool) -> list[Row]:
+    """Batches of I/O-bound records (quick: one repetition, and 20 ms of work for the batch of 100)."""
     from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, sqs_event
 
     rows: list[Row] = []
@@ -126,3 +131,49 @@ def run(quick: bool) -> list[Row]:
                     )
                 )
     return rows
+
+
+def _per_record(handler: Callable[[Event, Any], Any], size: int, reps: int) -> float:
+    """Median seconds per record over ``reps`` batches of ``size`` records (null client: no latency)."""
+    from callback_kit.testing import FakeLambdaContext, sqs_event
+
+    samples = []
+    for rep in range(reps):
+        event = sqs_event(*({"TaskToken": f"t-{rep}-{i:05d}" + "x" * 600, "i": i} for i in range(size)))
+        samples.append(timed(lambda e=event: handler(e, FakeLambdaContext(remaining_ms=900_000))) / size)  # type: ignore[misc]
+    return median(samples)
+
+
+def overhead_curve(quick: bool) -> list[tuple[int, float]]:
+    """(batch size, callback-kit's per-record overhead over the hand-written loop, seconds), null client."""
+    from bench.pertask import NullClient
+
+    client = NullClient()
+    ours = _decorated(client, lambda: None)
+    base = _handwritten(client, lambda: None)
+    _per_record(ours, 100, 2)  # warm up: imports, worker threads
+    sizes = (100, 1000, 10_000) if quick else (100, 300, 1000, 3000, 10_000)
+    points = []
+    for size in sizes:
+        reps = max(1, min(20, 20_000 // size)) if not quick else max(1, 2000 // size)
+        points.append((size, _per_record(ours, size, reps) - _per_record(base, size, reps)))
+    return points
+
+
+def batch_scaling(quick: bool) -> list[Row]:
+    """Target 3: per-record overhead at 10,000 records <= 1.2x that at 100 (null client, default options)."""
+    points = dict(overhead_curve(quick))
+    small, large = points[100], points[10_000]
+    return [
+        Row(
+            "SQS batch",
+            "per-record overhead, 10,000 records (null client)",
+            f"{large * 1e6:.0f} us",
+            f"{small * 1e6:.0f} us",
+            "the same at 100 records",
+            large / small,
+            "x per record",
+            "<= 1.2x",
+            large / small <= 1.2,
+        )
+    ]
