@@ -38,6 +38,22 @@ HEARTBEAT_MAX_WAIT = 0.2
 SMOOTHING = 0.8
 #: Width of one bucket of the send-rate measurement.
 RATE_BUCKET = 0.5
+#: After a cut, further throttles within this many seconds cut no more: they answer calls sent before the cut
+#: (TCP CUBIC reduces once per window), and a burst of them must not collapse the rate to the floor.
+HOLD = 0.5
+#: Error codes meaning "the service's rate limit refused this call" (botocore's throttling codes).
+THROTTLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
 
 
 class RateLimiter:
@@ -77,6 +93,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self.enabled = False
         self._cubic: Any = None
+        self._cut_at = -math.inf
         self._rate = math.inf
         self._tokens = 0.0
         self._stamp = clock()
@@ -120,6 +137,27 @@ class RateLimiter:
             self._sleep(wait)
         return True
 
+    def observe(self, exc: BaseException | None) -> None:
+        """Record the end of a call: ``None`` (answered), a throttle, another answer, or no answer at all.
+
+        Example:
+            >>> limiter = RateLimiter()
+            >>> class Throttled(Exception):
+            ...     response = {"Error": {"Code": "ThrottlingException"}}
+            >>> limiter.observe(None); limiter.observe(Throttled()); limiter.throttles
+            1
+        """
+        if exc is None:
+            self.on_success()
+            return
+        response = getattr(exc, "response", None)
+        if not isinstance(response, dict):
+            return  # no answer (connection or read error): says nothing about the rate
+        if response.get("Error", {}).get("Code") in THROTTLE_CODES:
+            self.on_throttle()
+        else:
+            self.on_success()  # answered without throttling (TaskTimedOut, 5xx...): the rate was accepted
+
     def on_success(self) -> None:
         """Record an answered call (not throttled) and let the rate recover."""
         with self._lock:
@@ -134,6 +172,9 @@ class RateLimiter:
             now = self._clock()
             measured = self._record(now)
             self.throttles += 1
+            if self.enabled and now - self._cut_at < HOLD:
+                return
+            self._cut_at = now
             if self._cubic is None:
                 from botocore.retries.throttling import CubicCalculator
 

@@ -134,7 +134,7 @@ def test_repeated_throttles_back_off_multiplicatively_to_the_floor(t: Time) -> N
     send_at(lim, t, 100, 3.0)
     # WHEN every call is throttled for a while
     for _ in range(200):
-        t.now += 0.05
+        t.now += 0.6  # each throttle after the previous cut's hold
         lim.on_throttle()
     # THEN the rate falls to the floor, never below it
     assert lim.rate == MIN_RATE
@@ -200,3 +200,45 @@ def test_limiter_for_shares_by_endpoint_and_separates_fakes() -> None:
     assert limiter_for(a) is not limiter_for(c)
     assert limiter_for(f) is limiter_for(f)
     assert limiter_for(f) is not limiter_for(g)
+
+
+def test_a_burst_of_throttles_cuts_the_rate_once(t: Time) -> None:
+    # GIVEN calls answered at 1,000/s, 100 of them in flight when the bucket ran dry
+    lim = limiter(t)
+    send_at(lim, t, 1000, 3.0)
+    # WHEN all 100 come back throttled within a few milliseconds
+    for _ in range(100):
+        t.now += 0.0001
+        lim.on_throttle()
+    # THEN the rate was cut once (0.7x), not 100 times
+    assert lim.rate == pytest.approx(700, rel=0.05)
+    assert lim.throttles == 100
+    # AND a throttle after the hold cuts again
+    t.now += 0.6
+    lim.on_throttle()
+    assert lim.rate < 700 * 0.75
+
+
+@pytest.mark.parametrize(
+    ("code", "throttled"),
+    [("ThrottlingException", True), ("TaskTimedOut", False), ("InternalFailure", False)],
+)
+def test_observe_sorts_answers(t: Time, code: str, throttled: bool) -> None:
+    # GIVEN an error answered by the service with this code
+    class Answered(Exception):
+        response = {"Error": {"Code": code}}  # noqa: RUF012
+
+    lim = limiter(t)
+    # WHEN it is observed
+    lim.observe(Answered())
+    # THEN only a throttle counts as one
+    assert lim.throttles == (1 if throttled else 0)
+    assert lim.enabled is throttled
+
+
+def test_observe_ignores_calls_that_got_no_answer(t: Time) -> None:
+    # GIVEN a connection error (no response at all) / WHEN observed / THEN neither throttle nor success
+    lim = limiter(t)
+    lim.observe(ConnectionError("reset"))
+    assert lim.throttles == 0
+    assert lim._count == 0
