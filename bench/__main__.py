@@ -37,6 +37,7 @@ BENCHMARKS = {
     "heartbeat": False,
     "hbscale": False,
     "activity": False,
+    "quota": False,
 }
 
 
