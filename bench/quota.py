@@ -47,8 +47,11 @@ class BucketedStepFunctions:
                 self.accepted += 1
                 return
             self.throttled += 1
-        error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
-        raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, api)
+        response: Any = {
+            "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+        raise ClientError(response, api)
 
     def send_task_success(self, **params: Any) -> Any:
         """SendTaskSuccess, if the bucket has a token."""
@@ -80,14 +83,14 @@ def _drive(n: int, burst: float, refill: float, limiter: bool) -> dict[str, floa
     if not limiter:
         off = Off()
         completion.limiter_for = lambda client: off  # type: ignore[attr-defined]
-    handler = ck.callback_handler(client=fake, max_concurrency=CONCURRENCY)(lambda payload: {"ok": True})
+    handler: Any = ck.callback_handler(client=fake, max_concurrency=CONCURRENCY)(lambda payload: {"ok": True})
     tokens = [fake.inner.open_task() for _ in range(n)]
     handed_back = 0
     start = time.monotonic()
     for first in range(0, n, BATCH):
         event = sqs_event(*({"TaskToken": t} for t in tokens[first : first + BATCH]))
-        answer = handler(event, FakeLambdaContext(remaining_ms=900_000))
-        handed_back += len((answer or {}).get("batchItemFailures", []))
+        answer: Any = handler(event, FakeLambdaContext(remaining_ms=900_000)) or {}
+        handed_back += len(answer.get("batchItemFailures", []))
     elapsed = time.monotonic() - start
     delivered = sum(1 for t in tokens if fake.inner.outcome(t) is not None)
     return {
