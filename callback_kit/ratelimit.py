@@ -169,6 +169,11 @@ class RateLimiter:
 
     def on_success(self) -> None:
         """Record an answered call (not throttled) and let the rate recover."""
+        if not self.enabled:
+            # The hot path until the first throttle: no lock. A count lost to a race only blurs the rate
+            # estimate that the first cut starts from.
+            self._record(self._clock(), throttled=False)
+            return
         with self._lock:
             now = self._clock()
             measured = self._record(now, throttled=False)
