@@ -137,12 +137,12 @@ def _alive() -> bool:
     return True
 
 
-def curve(quick: bool) -> list[tuple[int, float, float, float]]:
+def curve(quick: bool, max_senders: int = 128) -> list[tuple[int, float, float, float]]:
     """(open tasks, largest gap / interval, p99 gap / interval, senders) for the plot in docs/performance.md."""
     interval = 0.5 if quick else 2.0
     points = []
-    for n in (125, 250, 500) if quick else (250, 500, 1000, 2000, 4000):
-        got = _run_scheduler(n, interval, 3 * interval, 128)
+    for n in (50, 125, 250, 500) if quick else (50, 100, 250, 500, 1000, 2000, 4000):
+        got = _run_scheduler(n, interval, 3 * interval, max_senders)
         points.append((n, got["max_gap"], got["p99_gap"], got["senders"]))
     return points
 
