@@ -1,18 +1,13 @@
-"""Shared pieces: result rows, timing helpers, the table, a moto server in a child process, and task tokens."""
+"""Shared pieces: result rows, timing helpers and the table."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,9 +18,6 @@ FAKE_AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
-#: Environment variable through which the runner hands the moto server's URL to benchmark processes.
-ENV_MOTO_URL = "BENCH_MOTO_URL"
-ROLE_ARN = "arn:aws:iam::123456789012:role/bench"
 
 
 @dataclass
@@ -107,120 +99,3 @@ def rows_to_json(rows: Sequence[Row]) -> str:
 def rows_from_json(text: str) -> list[Row]:
     """The inverse of :func:`rows_to_json`."""
     return [Row(**item) for item in json.loads(text)]
-
-
-# -- moto server ----------------------------------------------------------------------------------------------
-
-_SERVER_CODE = """
-import logging, os, sys
-logging.disable(logging.CRITICAL)
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(os.environ["MOTO_PORT"]), verbose=False)
-server.start()
-print("ready", flush=True)
-sys.stdin.read()  # serve until the parent closes our stdin (or dies)
-server.stop()
-"""
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """Run moto's ThreadedMotoServer, Step Functions simulator on, in a child process; yield its URL.
-
-    A child process, not a thread: a server thread would share the GIL with the code under measurement and
-    charge its request handling to whichever side happened to be running.
-    """
-    port = free_port()
-    env = {**os.environ, **FAKE_AWS_ENV, "MOTO_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER_CODE],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the moto server did not start")
-        url = f"http://127.0.0.1:{port}"
-        body = json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode()
-        # Our own server on the loopback interface: the URL's scheme is fixed.
-        config_url = url + "/moto-api/config"
-        headers = {"Content-Type": "application/json"}
-        request = urllib.request.Request(config_url, data=body, method="POST", headers=headers)  # noqa: S310
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            response.read()
-        yield url
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-class TokenFactory:
-    """Real task tokens from real executions on the moto simulator.
-
-    One execution of a state machine whose Map state fans out to ``n`` ``sqs:sendMessage.waitForTaskToken``
-    tasks gives ``n`` open tokens, each answerable once, read back from the queue the tasks write to.
-    """
-
-    def __init__(self, url: str) -> None:
-        import boto3
-
-        self.url = url
-        self.sfn = boto3.client("stepfunctions", endpoint_url=url)
-        self.sqs = boto3.client("sqs", endpoint_url=url)
-        name = f"bench-{uuid.uuid4().hex[:8]}"
-        self.queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
-        task = {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-            "Parameters": {"QueueUrl": self.queue_url, "MessageBody": {"TaskToken.$": "$$.Task.Token", "n.$": "$"}},
-            "TimeoutSeconds": 900,
-            "End": True,
-        }
-        definition = {
-            "StartAt": "FanOut",
-            "States": {
-                "FanOut": {
-                    "Type": "Map",
-                    "ItemsPath": "$.items",
-                    "MaxConcurrency": 0,
-                    "Iterator": {"StartAt": "Wait", "States": {"Wait": task}},
-                    "End": True,
-                }
-            },
-        }
-        self.state_machine = self.sfn.create_state_machine(
-            name=name, definition=json.dumps(definition), roleArn=ROLE_ARN
-        )["stateMachineArn"]
-
-    def tokens(self, n: int, *, timeout: float = 120.0) -> list[str]:
-        """Start executions with ``n`` waiting tasks in all (at most 200 each) and return their ``n`` tokens."""
-        for first in range(0, n, 200):
-            self.sfn.start_execution(
-                stateMachineArn=self.state_machine,
-                name=f"x-{uuid.uuid4().hex[:12]}",
-                input=json.dumps({"items": list(range(first, min(n, first + 200)))}),
-            )
-        found: list[str] = []
-        deadline = time.monotonic() + timeout
-        while len(found) < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"got {len(found)} of {n} task tokens from the simulator")
-            answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-            messages = answer.get("Messages", [])
-            for message in messages:
-                found.append(json.loads(message["Body"])["TaskToken"])
-            if messages:
-                self.sqs.delete_message_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-                )
-        return found
