@@ -186,30 +186,37 @@ class RateLimiter:
             now = self._clock()
             measured = self._record(now, throttled=True)
             self.throttles += 1
-            if self.enabled and now - self._cut_at < HOLD:
-                return
+            # Cut from the rate Step Functions accepted lately rather than from the rate sent (botocore's
+            # choice): when a burst of demand meets a dry bucket, that converges in a step or two instead of one
+            # 0.7x cut per window while nearly every call is refused.
+            ok, refused = self._since_cut
+            if self.enabled:
+                since = now - self._cut_at
+                # Throttles within HOLD of a cut answer calls sent before it. After it, wait for a sample of
+                # answers over at least another HOLD (or a second) to tell how much Step Functions accepts.
+                if since < HOLD or ((ok + refused < MIN_SAMPLE or since < 2 * HOLD) and since < HOLD + 1.0):
+                    return
+                if ok + refused >= MIN_SAMPLE and refused * 3 >= ok:
+                    # A quarter or more refused: more was sent than Step Functions allows, so what it accepted is
+                    # what it allows. Unless most were refused, at most halve, though: a process starved of CPU
+                    # also sends (and so gets accepted) little.
+                    accepted = ok / max(since - HOLD, HOLD)
+                    if refused < ok:
+                        accepted = max(accepted, self._rate / 2)
+                else:  # few refusals (or too few answers to tell): the rate in force is just over the limit
+                    accepted = self._rate
+                current = max(MIN_RATE, min(accepted, self._rate))
+            else:  # the first throttle: the answers' rate, times the share accepted
+                current = max(MIN_RATE, measured * ok / max(ok + refused, 1))
             if self._cubic is None:
                 from botocore.retries.throttling import CubicCalculator
 
                 self._cubic = CubicCalculator(
                     starting_max_rate=0, start_time=now, scale_constant=self._scale, beta=self._beta
                 )
-            # The rate Step Functions accepted lately: the answers' rate times the share of the answers since the
-            # last cut that were not throttled.
-            # Cutting from it rather than from the rate sent (botocore's choice) converges in one step when a
-            # burst of demand meets a dry bucket, instead of one cut per window while every call is refused.
-            ok, refused = self._since_cut
-            if self.enabled and ok + refused >= MIN_SAMPLE:  # counted since the last cut, at least HOLD ago
-                # At most halve per cut: a process starved of CPU also sends (and so gets accepted) little.
-                accepted = max(ok / max(now - self._cut_at - HOLD, HOLD), self._rate / 2)
-            elif self.enabled:  # too few answers since the cut to tell (slow calls): cut from the rate in force
-                accepted = self._rate
-            else:  # the first throttle: the answers' rate, times the share accepted
-                accepted = measured * ok / max(ok + refused, 1)
+            new = self._cubic.error_received(current, now)
             self._cut_at = now
             self._since_cut = [0, 0]
-            current = max(MIN_RATE, accepted if not self.enabled else min(accepted, self._rate))
-            new = self._cubic.error_received(current, now)
             if not self.enabled:
                 # Start with an empty bucket: Step Functions has just said "slow down".
                 self.enabled, self._tokens, self._stamp = True, 0.0, now

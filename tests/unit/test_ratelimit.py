@@ -213,10 +213,10 @@ def test_a_burst_of_throttles_cuts_the_rate_once(t: Time) -> None:
     # THEN the rate was cut once (0.8x), not 100 times
     assert lim.rate == pytest.approx(800, rel=0.05)
     assert lim.throttles == 100
-    # AND a throttle after the hold, with too few answers since the cut to measure, cuts 0.8x again
-    t.now += 0.6
+    # AND a throttle a second after the hold, with too few answers since the cut to measure, cuts 0.8x again
+    t.now += 1.2
     lim.on_throttle()
-    assert lim.rate == pytest.approx(800 * 0.8, rel=0.05)
+    assert lim.rate <= 800 * 0.8 + 1e-6  # (or less: capped at twice the measured rate, which fell meanwhile)
 
 
 @pytest.mark.parametrize(
