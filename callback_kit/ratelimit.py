@@ -256,11 +256,14 @@ _limiters_lock = threading.Lock()
 _limiters: dict[Any, RateLimiter] = {}
 
 
-def limiter_for(client: Any) -> RateLimiter:
+def limiter_for(
+    client: Any, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+) -> RateLimiter:
     """The limiter shared by every call made through ``client`` (or any client for the same endpoint).
 
     boto3 clients for the same region and endpoint share one limiter, since Step Functions' quota is per account
-    and region; other objects (test fakes) get one each, dropped with the object.
+    and region; other objects (test fakes) get one each, dropped with the object. ``clock`` and ``sleep`` are
+    those of the limiter made by the first call for that client (a test's fake time, say).
 
     Example:
         >>> class Fake: ...
@@ -276,7 +279,7 @@ def limiter_for(client: Any) -> RateLimiter:
         with _limiters_lock:
             limiter = _limiters.get(key)
             if limiter is None:
-                limiter = _limiters[key] = RateLimiter()
+                limiter = _limiters[key] = RateLimiter(clock=clock, sleep=sleep)
                 if key[0] == "object":
                     # Forget the limiter with its client, before the id can be reused (an object that is not
                     # weak-referenceable keeps its limiter for the life of the process).
