@@ -22,11 +22,19 @@ CONCURRENCY = 100
 
 
 class BucketedStepFunctions:
-    """An in-memory Step Functions whose SendTask* calls share the account's token bucket."""
+    """An in-memory Step Functions whose SendTask* calls share the account's token bucket.
+
+    It carries a botocore-like ``meta`` (an endpoint of its own), so callback-kit paces it as it paces a real
+    client; in-memory fakes without one are never paced.
+    """
 
     def __init__(self, burst: float, refill: float) -> None:
+        import types
+        import uuid
+
         from callback_kit.testing import FakeStepFunctions
 
+        self.meta = types.SimpleNamespace(region_name="us-east-1", endpoint_url=f"bucketed://{uuid.uuid4().hex}")
         self.inner = FakeStepFunctions()
         self.burst, self.refill = burst, refill
         self._tokens = burst
@@ -72,17 +80,12 @@ class BucketedStepFunctions:
 def _drive(n: int, burst: float, refill: float, limiter: bool) -> dict[str, float]:
     import callback_kit as ck
     import callback_kit.completion as completion
-    from callback_kit.ratelimit import RateLimiter
+    from callback_kit.ratelimit import UNPACED
     from callback_kit.testing import FakeLambdaContext, sqs_event
-
-    class Off(RateLimiter):
-        def on_throttle(self) -> None:
-            return None
 
     fake = BucketedStepFunctions(burst, refill)
     if not limiter:
-        off = Off()
-        completion.limiter_for = lambda client: off  # type: ignore[attr-defined]
+        completion.limiter_for = lambda client: UNPACED  # type: ignore[attr-defined]
     handler: Any = ck.callback_handler(client=fake, max_concurrency=CONCURRENCY)(lambda payload: {"ok": True})
     tokens = [fake.inner.open_task() for _ in range(n)]
     handed_back = 0

@@ -28,11 +28,9 @@ average rate within ~5% of the quota instead of ~8%.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -252,37 +250,45 @@ class RateLimiter:
         return max(self._measured, partial)
 
 
+class _Unpaced(RateLimiter):
+    """What clients that are not botocore clients get: nothing is ever paced."""
+
+    def observe(self, exc: BaseException | None) -> None:
+        return None
+
+    def on_success(self) -> None:
+        return None
+
+    def on_throttle(self) -> None:
+        return None
+
+
+#: The limiter of every client that is not a botocore client (in-memory fakes): it never paces.
+UNPACED: RateLimiter = _Unpaced()
+
 _limiters_lock = threading.Lock()
-_limiters: dict[Any, RateLimiter] = {}
+_limiters: dict[tuple[str | None, str], RateLimiter] = {}
 
 
-def limiter_for(
-    client: Any, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
-) -> RateLimiter:
-    """The limiter shared by every call made through ``client`` (or any client for the same endpoint).
+def limiter_for(client: Any) -> RateLimiter:
+    """The limiter shared by every call made through ``client`` and any other client for the same endpoint.
 
-    boto3 clients for the same region and endpoint share one limiter, since Step Functions' quota is per account
-    and region; other objects (test fakes) get one each, dropped with the object. ``clock`` and ``sleep`` are
-    those of the limiter made by the first call for that client (a test's fake time, say).
+    Step Functions' quota is per account and region, so botocore clients for the same region and endpoint share
+    one limiter. Objects without botocore's ``meta.endpoint_url`` (in-memory fakes in tests) get
+    :data:`UNPACED`: a test's injected throttles must not make it wait in real time.
 
     Example:
         >>> class Fake: ...
-        >>> a, b = Fake(), Fake()
-        >>> limiter_for(a) is limiter_for(a), limiter_for(a) is limiter_for(b)
-        (True, False)
+        >>> limiter_for(Fake()) is UNPACED
+        True
     """
     meta = getattr(client, "meta", None)
-    region, endpoint = getattr(meta, "region_name", None), getattr(meta, "endpoint_url", None)
-    key: Any = ("endpoint", region, endpoint) if isinstance(endpoint, str) else ("object", id(client))
+    endpoint = getattr(meta, "endpoint_url", None)
+    if not isinstance(endpoint, str):
+        return UNPACED
+    key = (getattr(meta, "region_name", None), endpoint)
     limiter = _limiters.get(key)
     if limiter is None:
         with _limiters_lock:
-            limiter = _limiters.get(key)
-            if limiter is None:
-                limiter = _limiters[key] = RateLimiter(clock=clock, sleep=sleep)
-                if key[0] == "object":
-                    # Forget the limiter with its client, before the id can be reused (an object that is not
-                    # weak-referenceable keeps its limiter for the life of the process).
-                    with contextlib.suppress(TypeError):
-                        weakref.finalize(client, _limiters.pop, key, None)
+            limiter = _limiters.setdefault(key, RateLimiter())
     return limiter

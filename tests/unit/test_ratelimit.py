@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from callback_kit.ratelimit import MIN_RATE, RateLimiter, limiter_for
+from callback_kit.ratelimit import MIN_RATE, UNPACED, RateLimiter, limiter_for
 
 
 class Time:
@@ -177,8 +177,8 @@ def test_concurrent_acquires_hand_out_each_token_once() -> None:
     assert granted.count(True) == 50
 
 
-def test_limiter_for_shares_by_endpoint_and_separates_fakes() -> None:
-    # GIVEN two boto3-like clients for the same endpoint, one for another, and two fakes
+def test_limiter_for_shares_by_endpoint_and_leaves_fakes_unpaced() -> None:
+    # GIVEN two botocore-like clients for the same endpoint, one for another, and an in-memory fake
     class Meta:
         def __init__(self, region: str, url: str) -> None:
             self.region_name, self.endpoint_url = region, url
@@ -194,12 +194,16 @@ def test_limiter_for_shares_by_endpoint_and_separates_fakes() -> None:
     class Fake:
         pass
 
-    f, g = Fake(), Fake()
-    # WHEN / THEN the same endpoint shares one limiter, others get their own
+    # WHEN / THEN the same endpoint shares one limiter, another endpoint has its own
     assert limiter_for(a) is limiter_for(b)
     assert limiter_for(a) is not limiter_for(c)
-    assert limiter_for(f) is limiter_for(f)
-    assert limiter_for(f) is not limiter_for(g)
+    # AND a fake is never paced, whatever it answers
+    fake = limiter_for(Fake())
+    assert fake is UNPACED
+    for _ in range(10):
+        fake.observe(_Throttled())
+    assert not fake.enabled
+    assert fake.acquire(max_wait=0.0)
 
 
 def test_a_burst_of_throttles_cuts_the_rate_once(t: Time) -> None:
