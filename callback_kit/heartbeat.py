@@ -267,19 +267,36 @@ class HeartbeatScheduler:
 
     def _loop(self) -> None:
         while True:
-            with self._drive:
-                for beat in self._take_due():
-                    self._pool.submit(beat, self._allowance(beat))
-                wait = self._until_next()
-            # While beats wait for a sender, look again soon: a stuck sender is only seen by its lateness.
-            check = self._pool.check()
-            if check is not None:
-                wait = check if wait is None else min(wait, check)
+            try:
+                wait = self._round()
+            except Exception:  # e.g. "can't start new thread": the one scheduler thread must outlive it
+                get_logger().exception("heartbeat scheduler round failed; trying again shortly")
+                wait = 1.0
             with self._cond:
                 self._wake_by = math.inf if wait is None else self._clock() + wait
                 if not self._pending:
                     self._cond.wait(wait)
                 self._wake_by = -math.inf
+
+    def _round(self) -> float | None:
+        """Hand every due beat to the senders; return the seconds until the next round is needed."""
+        with self._drive:
+            due = self._take_due()
+            for i, beat in enumerate(due):
+                try:
+                    self._pool.submit(beat, self._allowance(beat))
+                except BaseException:
+                    for unsent in due[i:]:  # give them back, to be tried again next round
+                        with unsent.lock:
+                            unsent.in_flight = False
+                        self._pending.append(unsent)
+                    raise
+            wait = self._until_next()
+        # While beats wait for a sender, look again soon: a stuck sender is only seen by its lateness.
+        check = self._pool.check()
+        if check is not None:
+            wait = check if wait is None else min(wait, check)
+        return wait
 
     @staticmethod
     def _allowance(beat: Beat) -> float:

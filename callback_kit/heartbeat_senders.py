@@ -103,7 +103,14 @@ class SenderPool(Generic[T]):
             self._latency += SMOOTHING * (max(0.0, seconds) - self._latency)
 
     def submit(self, item: T, allowance: float) -> None:
-        """Queue ``item`` for a sender; start senders if the queue would otherwise wait over ``allowance``."""
+        """Queue ``item`` for a sender; start senders if the queue would otherwise wait over ``allowance``.
+
+        Raises:
+            RuntimeError: no sender thread exists and none could be started; ``item`` was not queued.
+        """
+        with self._lock:
+            if self._size == 0:
+                self._grow(1)  # raises if not even one thread can be started, before the item is queued
         self._queue.append((item, self._clock(), allowance))
         self._ready.release()
         with self._lock:
@@ -126,7 +133,13 @@ class SenderPool(Generic[T]):
             self._size += 1
             self._names += 1
             name = f"callback-kit-heartbeat-sender-{self._names}"
-            threading.Thread(target=self._run, name=name, daemon=True).start()
+            try:
+                threading.Thread(target=self._run, name=name, daemon=True).start()
+            except RuntimeError:  # "can't start new thread": make do with the senders there are
+                self._size -= 1
+                if self._size == 0:
+                    raise  # none at all: let the scheduler give the beats back and try again
+                return
 
     def _run(self) -> None:
         while True:

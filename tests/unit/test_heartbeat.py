@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from callback_kit.heartbeat import MIN_MANUAL_GAP, HeartbeatScheduler
+from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
 from callback_kit.heartbeat_senders import SenderPool, senders_needed
 
 WAIT = 10.0  # generous bound for events between real threads; never reached when the code is right
@@ -397,3 +397,32 @@ def test_sender_pool_grows_past_stuck_senders_up_to_its_cap() -> None:
         assert pool.check() == pytest.approx(0.025)  # beats still wait: look again soon
     finally:
         gate.set()
+
+
+def test_the_scheduler_thread_survives_a_failed_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a scheduler whose first hand-off to the senders fails (no thread could be started, say)
+    sched = HeartbeatScheduler(jitter=0.0)
+    real_submit = sched._pool.submit
+    failures: list[int] = []
+
+    def submit_once_failing(beat: Beat, allowance: float) -> None:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("can't start new thread")
+        real_submit(beat, allowance)
+
+    monkeypatch.setattr(sched._pool, "submit", submit_once_failing)
+    beaten = threading.Event()
+
+    def send() -> bool:
+        beaten.set()
+        return True
+
+    # WHEN a task is registered
+    beat = sched.register(send, 0.01, lambda: None)
+    # THEN its beats still come, after the failed round
+    try:
+        assert beaten.wait(WAIT)
+        assert failures == [1]
+    finally:
+        sched.unregister(beat)
