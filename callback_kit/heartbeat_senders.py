@@ -17,7 +17,9 @@ Senders idle for :data:`IDLE_EXIT` seconds leave (one always stays), so a burst'
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -72,8 +74,10 @@ class SenderPool(Generic[T]):
         self._send = send
         self._clock = clock
         self._max = max_senders
-        self._queue: collections.deque[tuple[T, float, float]] = collections.deque()  # item, queued at, allowance
-        self._ready = threading.Semaphore(0)
+        # The items, and beside them when each was queued and its allowance (oldest first) for check(): a
+        # SimpleQueue is much cheaper than a deque guarded by a semaphore, but cannot be peeked at.
+        self._queue: queue.SimpleQueue[T] = queue.SimpleQueue()
+        self._stamps: collections.deque[tuple[float, float]] = collections.deque()
         self._lock = threading.Lock()  # sizes and statistics only; never held across a send
         self._size = 0
         self._busy = 0
@@ -111,15 +115,15 @@ class SenderPool(Generic[T]):
         with self._lock:
             if self._size == 0:
                 self._grow(1)  # raises if not even one thread can be started, before the item is queued
-        self._queue.append((item, self._clock(), allowance))
-        self._ready.release()
+        self._stamps.append((self._clock(), allowance))
+        self._queue.put(item)
         with self._lock:
-            self._grow(senders_needed(len(self._queue), self._busy, self._latency, allowance) - self._size)
+            self._grow(senders_needed(len(self._stamps), self._busy, self._latency, allowance) - self._size)
 
     def check(self) -> float | None:
         """Start a sender if the oldest queued item waited too long; return when to check again (``None``: empty)."""
         try:
-            _, queued_at, allowance = self._queue[0]
+            queued_at, allowance = self._stamps[0]
         except IndexError:
             return None
         if self._clock() - queued_at > allowance / 2:
@@ -143,16 +147,16 @@ class SenderPool(Generic[T]):
 
     def _run(self) -> None:
         while True:
-            if not self._ready.acquire(timeout=IDLE_EXIT):
+            try:
+                item = self._queue.get(timeout=IDLE_EXIT)
+            except queue.Empty:
                 with self._lock:
                     if self._size > 1:
                         self._size -= 1
                         return
                 continue
-            try:
-                item, _, _ = self._queue.popleft()
-            except IndexError:  # pragma: no cover - every permit matches one queued item
-                continue
+            with contextlib.suppress(IndexError):  # one stamp per item, appended before it
+                self._stamps.popleft()
             with self._lock:
                 self._busy += 1
             try:
