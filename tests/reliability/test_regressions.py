@@ -85,9 +85,9 @@ def test_completion_retries_stop_at_the_deadline_and_none_survives_the_return() 
     token = fake.open_task()
     fake.inject("SendTaskSuccess", "ThrottlingException", times=100)
     policy = RetryPolicy(max_attempts=50, base_delay=0.2, max_delay=0.2, random=lambda: 1.0)
-    handler = ck.callback_handler(client=fake, retry=policy, heartbeat_interval=0, deadline_margin=0.5)(
-        lambda p: {"ok": True}
-    )
+    handler: ck.CallbackHandler[Any, Any] = ck.callback_handler(
+        client=fake, retry=policy, heartbeat_interval=0, deadline_margin=0.5
+    )(lambda p: {"ok": True})
     event = sqs_event({"TaskToken": token})
     # WHEN it is handled
     started = time.monotonic()
@@ -106,9 +106,9 @@ def test_the_guard_fails_running_tasks_at_once_not_one_after_another() -> None:
     fake = FakeStepFunctions(latency=0.25)
     tokens = [fake.open_task() for _ in range(10)]
     release = threading.Event()
-    handler = ck.callback_handler(client=fake, retry=NO_SLEEP, heartbeat_interval=0, deadline_margin=2.0)(
-        lambda p: release.wait(10)
-    )
+    handler: ck.CallbackHandler[Any, Any] = ck.callback_handler(
+        client=fake, retry=NO_SLEEP, heartbeat_interval=0, deadline_margin=2.0
+    )(lambda p: release.wait(10))
     # WHEN the handler runs
     started = time.monotonic()
     response = handler(sqs_event(*({"TaskToken": t} for t in tokens)), FakeLambdaContext(remaining_ms=3000))
