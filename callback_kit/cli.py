@@ -19,11 +19,10 @@ Exit codes:
     0   done (for ``invoke``: every task got its one callback)
     1   the task was already closed: timed out, its execution stopped, or already answered (for ``invoke``: a
         record got no callback and would be redelivered)
-    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes; nothing was sent
+    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes, an invalid token
+        (one Step Functions did not issue: quoted, URL-encoded, truncated); nothing was sent
     3   AWS error: Step Functions could not be reached or refused the call after retries (throttling, KMS), or
-        the AWS configuration is unusable (no region, no credentials: never retried, the message says what to set)
-    4   invalid token: Step Functions answered InvalidToken, so the string is not a token it issued (quoted,
-        URL-encoded, truncated, or the wrong field); the real task is still open
+        the AWS configuration is unusable (no region, no credentials: never retried; the message says what to set)
 """
 
 from __future__ import annotations
@@ -45,24 +44,20 @@ from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, Inv
 from callback_kit.logs import fingerprint, get_logger
 
 ENV_TOKEN = "CALLBACK_KIT_TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
-EXIT_OK, EXIT_CLOSED, EXIT_USAGE, EXIT_AWS, EXIT_INVALID_TOKEN = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_CLOSED, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
 #: The argument that means "read it from stdin".
 STDIN = "-"
 EXIT_CODES = """exit codes:
   0  done
   1  the task was already closed (timed out, execution stopped, or already answered)
-  2  usage error: bad arguments, unreadable file, invalid JSON or output too large; nothing was sent
-  3  AWS error: Step Functions unreachable or refusing the call after retries, or no region/credentials
-  4  invalid token: Step Functions did not issue this token (quoted, URL-encoded, truncated?)"""
+  2  usage error: bad arguments, unreadable file, invalid JSON, output too large, or an invalid token (one
+     Step Functions did not issue); nothing was sent
+  3  AWS error: Step Functions unreachable or refusing the call after retries, or no region/credentials"""
 INVOKE_EXIT_CODES = """exit codes:
   0  every task in the event got exactly one callback (success or failure)
   1  a record got no callback: Lambda would redeliver it (no token, or the handler raised)
   2  usage error: bad arguments, unreadable or invalid event file, handler not found"""
 _TOKEN_HELP = f"the task token; '-' reads it from stdin; omitted: ${ENV_TOKEN}"
-_NOT_ISSUED_HINT = (
-    "Step Functions did not issue this string: check that it is not quoted, URL-encoded or cut short, and that "
-    "it is the task token ($$.Task.Token) rather than another field; the task itself is still waiting"
-)
 _CLOSED_MESSAGE = (
     "the task is already closed: it timed out, its execution stopped, or it was already answered "
     "(Step Functions answered TaskTimedOut or TaskDoesNotExist); nothing changed"
@@ -108,8 +103,12 @@ def main(
         io.print_err(f"callback-kit {args.command}: error: {exc}")
         return EXIT_USAGE
     except InvalidTokenError as exc:
-        io.print_err(f"callback-kit {args.command}: invalid token: {exc}. {_NOT_ISSUED_HINT}")
-        return EXIT_INVALID_TOKEN
+        # Not "already closed": the string is not a token Step Functions issued, and the real task still waits.
+        io.print_err(
+            f"callback-kit {args.command}: error: invalid token: Step Functions did not issue it (quoted, "
+            f"URL-encoded, truncated, or taken from the wrong field?); nothing was sent ({exc})"
+        )
+        return EXIT_USAGE
     except Exception as exc:
         problem = configuration_problem(exc)
         if problem is not None:  # no region, no credentials: retrying cannot help, so say what to set
@@ -386,14 +385,4 @@ class _IO:
         print(text, file=self.err, flush=True)
 
 
-__all__ = [
-    "EXIT_AWS",
-    "EXIT_CLOSED",
-    "EXIT_INVALID_TOKEN",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "UsageError",
-    "build_parser",
-    "main",
-    "read_token",
-]
+__all__ = ["EXIT_AWS", "EXIT_CLOSED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main", "read_token"]
