@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from callback_kit.awsconfig import configuration_problem
 from callback_kit.completion import Completer, Delivery, RetryPolicy, error_code, is_transient
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, CallbackDeliveryError
 from callback_kit.handler import CallbackHandler
@@ -207,6 +208,8 @@ class ActivityWorker:
         self._hurry = threading.Event()
         self._finished = threading.Event()
         self._threads: list[threading.Thread] = []
+        # A poll error that no retry can heal (no region, no credentials; see callback_kit.awsconfig): run() raises it.
+        self.configuration_error: Exception | None = None
 
     # -- public ---------------------------------------------------------------------------------------------
     @property
@@ -236,6 +239,8 @@ class ActivityWorker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if self.configuration_error is not None:
+            raise self.configuration_error
         return self.stats
 
     def start(self) -> None:
@@ -326,6 +331,13 @@ class ActivityWorker:
     def _poll_failed(self, exc: Exception, failures: int) -> None:
         with self._lock:
             self._stats.poll_errors += 1
+        problem = configuration_problem(exc)
+        if problem is not None:
+            # Missing region or credentials never heal by waiting: stop instead of backing off forever.
+            get_logger().error("GetActivityTask cannot be called; stopping", extra={"problem": problem})
+            self.configuration_error = exc
+            self.stop()
+            return
         delay = self._backoff.delay(failures)
         code = error_code(exc) or type(exc).__name__
         transient = is_transient(exc) or code in ("ActivityWorkerLimitExceeded", "ThrottlingException")
