@@ -23,8 +23,11 @@ Where moto differs from AWS, and what the harness does about it (checked with mo
 * EventBridge envelopes that moto puts on an SQS target lack the ``account`` field; the harness adds it.
 * Activities (GetActivityTask) are not implemented by moto; :meth:`LocalStepFunctions.create_activity`
   works, polling does not.
-* SendTaskHeartbeat on a task without ``HeartbeatSeconds`` answers ``InvalidToken`` (AWS accepts it), and a
-  token of a closed task answers ``InvalidToken`` rather than ``TaskTimedOut``.
+* Callback tasks answer as on AWS: the simulator keeps its own ledger of the tokens it issued
+  (:mod:`~callback_kit.simulator.ledger`), so a closed task's token (answered, timed out, stopped, retried)
+  answers ``TaskTimedOut`` where moto says ``InvalidToken`` or silently accepts a second answer; a token never
+  issued answers ``InvalidToken``; heartbeats are accepted on tasks without ``HeartbeatSeconds``; a callback
+  that lands before moto would be ready for it is never lost (:mod:`~callback_kit.simulator.interpreter`).
 * ``TimeoutSeconds`` defaults to 60 s in moto (AWS: 99,999,999 s); tests should always set it.
 * The ``cause`` of SendTaskFailure is dropped for SQS/EventBridge tasks; size limits are not enforced.
 * Unnamed executions all get the same name, so :meth:`LocalStepFunctions.start_execution` always names them.

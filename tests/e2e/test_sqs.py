@@ -179,10 +179,10 @@ def test_duplicate_delivery_is_answered_closed_and_acknowledged(local_sfn: Local
 
     # THEN Step Functions answered the second SendTaskSuccess "closed"; the handler acknowledged the record (no
     # batch item failure, empty queue) instead of raising, and the execution's result did not change.
-    # moto answers InvalidToken for a closed task's token; AWS answers TaskTimedOut. callback-kit treats both (and
-    # TaskDoesNotExist) as "already closed". Without an idempotency store the function itself ran twice.
+    # The simulator answers TaskTimedOut for a closed task's token, as AWS does (moto alone: InvalidToken).
+    # Without an idempotency store the function itself ran twice.
     successes = [c for c in callbacks if c.kind == "success"]
-    assert [c.rejected for c in successes] == [None, "InvalidToken"]
+    assert [c.rejected for c in successes] == [None, "TaskTimedOut"]
     assert successes[0].token == successes[1].token
     assert deliveries[1].error is None
     assert deliveries[1].result == {"batchItemFailures": []}
