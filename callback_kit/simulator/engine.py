@@ -152,11 +152,12 @@ class SimulatorEngine:
         lam = lambda_simple_backends[self.account_id][self.region]
         original_invoke = lam.invoke
 
-        # What the layer above takes (see _on_invoke) is answered at once with an empty payload.
+        # What the layer above takes (see _on_invoke) it answers itself, as Lambda would.
         def invoke(function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any) -> Any:
-            if not self._on_invoke(function_name, body):
+            answer = self._on_invoke(function_name, body, headers, response_headers)
+            if answer is None:
                 return original_invoke(function_name, qualifier, body, headers, response_headers)
-            return b"{}"
+            return answer
 
         self._set_attr(lam, "invoke", invoke)
 
@@ -258,6 +259,6 @@ class SimulatorEngine:
 
     # -- hooks for the layers above ------------------------------------------------------------------------
 
-    def _on_invoke(self, function_name: str, body: Any) -> bool:
-        """Take a Lambda invocation moto received; return False to let moto's simple backend answer it."""
-        return False
+    def _on_invoke(self, function_name: str, body: Any, headers: Any, response_headers: dict[str, str]) -> bytes | None:
+        """Answer a Lambda invocation moto received (the payload); ``None`` lets moto's simple backend answer it."""
+        return None

@@ -14,8 +14,6 @@ are class attributes of moto's interpreter. Each one hands a decision moto sprea
 * **A stopped execution stays stopped.** Once StopExecution has stopped the program, the task that was waiting
   ends and moto recorded its end as an execution failure (FAILED); AWS reports the execution ABORTED.
 * **The cause is kept.** moto's SendTaskFailure handler drops ``cause``; AWS keeps it for the history and Catch.
-* **Sync or callback.** A Lambda invoke is marked with whether it is a ``.waitForTaskToken`` task, so that the
-  simulator runs ordinary invokes synchronously and returns their value (see :func:`invoke_waits_for_token`).
 
 moto is imported inside :func:`install`, never at import time.
 """
@@ -28,7 +26,7 @@ from typing import Any
 
 from callback_kit.simulator.ledger import LEDGER, Closed
 
-__all__ = ["install", "invoke_waits_for_token", "uninstall"]
+__all__ = ["install", "uninstall"]
 
 # The ledger's TimeoutSeconds clock runs out this much before moto's own timer for the state, so that a callback
 # accepted just before the deadline has time to reach the task before moto's timer decides "timed out".
@@ -37,21 +35,6 @@ _TIMER_MARGIN = 0.1
 _lock = threading.Lock()
 _users = 0
 _undo: list[Callable[[], None]] = []
-_invoke_mode = threading.local()
-
-
-def invoke_waits_for_token() -> bool:
-    """Whether the Lambda invoke running on this thread is a ``lambda:invoke.waitForTaskToken`` task.
-
-    moto's interpreter calls Lambda on the thread that evaluates the task, so the mark set around the call is
-    visible to the simulator's invoke hook. Legacy ``arn:aws:lambda:...`` resources and plain
-    ``lambda:invoke`` tasks are request/response invokes.
-
-    Example:
-        >>> invoke_waits_for_token()
-        False
-    """
-    return bool(getattr(_invoke_mode, "wait_for_token", False))
 
 
 def install() -> None:
@@ -103,9 +86,6 @@ def _patch_all() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
         StateTaskServiceCallback,
     )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
-        StateTaskServiceLambda,
-    )
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut, HeartbeatTimedOut
     from moto.stepfunctions.parser.asl.eval.environment import Environment
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
@@ -114,7 +94,6 @@ def _patch_all() -> None:
     wait_for_token = ResourceCondition.WaitForTaskToken
     original_attempt = StateTaskServiceCallback._evaluate_with_timeout
     original_wait = StateTaskServiceCallback._eval_wait_for_task_token
-    original_invoke = StateTaskServiceLambda._eval_service_task
     original_set_error = Environment.set_error
 
     def evaluate_with_timeout(self: Any, env: Any) -> Any:
@@ -157,15 +136,6 @@ def _patch_all() -> None:
             return HeartbeatTimedOut()
         return CallbackOutcomeTimedOut(callback_id=token)
 
-    def eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
-        """Mark the invoke made on this thread as a callback task's or an ordinary one."""
-        previous = invoke_waits_for_token()
-        _invoke_mode.wait_for_token = self.resource.condition == wait_for_token
-        try:
-            return original_invoke(self, env, *args, **kwargs)
-        finally:
-            _invoke_mode.wait_for_token = previous
-
     def send_task_failure(self: Any) -> Any:
         """moto's handler, passing ``cause`` on to the backend."""
         self.stepfunction_backend.send_task_failure(
@@ -183,4 +153,3 @@ def _patch_all() -> None:
     _set(Environment, "set_error", set_error)
     _set(StateTaskServiceCallback, "_evaluate_with_timeout", evaluate_with_timeout)
     _set(StateTaskServiceCallback, "_eval_wait_for_task_token", eval_wait_for_task_token)
-    _set(StateTaskServiceLambda, "_eval_service_task", eval_service_task)

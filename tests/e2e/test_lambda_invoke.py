@@ -1,9 +1,7 @@
 """``lambda:invoke.waitForTaskToken`` end to end: the invocation is routed to the decorated handler in-process.
 
 moto's docker-less Lambda backend does not run code; the simulator takes the invocation and calls the handler with
-the task's ``Payload``, as Lambda would. On AWS the invoke is synchronous; here the handler runs just after moto's
-invoke has answered (see :mod:`callback_kit.simulator`), which changes nothing for a handler that sends its own
-callback, as callback-kit's do.
+the task's ``Payload`` within the invoke, as Lambda's synchronous invoke does (see :mod:`callback_kit.simulator`).
 """
 
 from __future__ import annotations
