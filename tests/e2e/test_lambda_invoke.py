@@ -12,7 +12,7 @@ import pytest
 
 import callback_kit as ck
 from callback_kit.simulator import LocalStepFunctions
-from tests.e2e.asl import lambda_task, machine
+from tests.e2e.asl import WAIT, lambda_task, machine
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def test_direct_payload_is_answered_with_the_return_value(local_sfn: LocalStepFu
     arn = local_sfn.create_state_machine("invoke-success", machine(lambda_task(function_arn, payload)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 4}, timeout=3)
+    result = local_sfn.run(arn, {"n": 4}, timeout=WAIT)
 
     # THEN the callback's output is the task's result (lambda:invoke.waitForTaskToken does not wrap it in Payload)
     assert result["status"] == "SUCCEEDED"
@@ -52,7 +52,7 @@ def test_whole_context_object_payload_finds_the_token_at_context_task_token(loca
     arn = local_sfn.create_state_machine("invoke-context", machine(lambda_task(function_arn, payload)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 2}, timeout=3)
+    result = local_sfn.run(arn, {"n": 2}, timeout=WAIT)
 
     # THEN it succeeded; the function saw the context without the token, and the task info the execution ARN
     assert result["status"] == "SUCCEEDED"
@@ -77,7 +77,7 @@ def test_handler_exception_is_sent_by_the_framework_not_the_invoke(local_sfn: Lo
     arn = local_sfn.create_state_machine("invoke-failure", machine(lambda_task(function_arn, payload)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 99}, timeout=3)
+    result = local_sfn.run(arn, {"n": 99}, timeout=WAIT)
 
     # THEN the execution FAILED with the TaskFailed error name, and the invocation itself did not fail
     assert result["status"] == "FAILED"
