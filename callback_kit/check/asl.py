@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 #: Resource of a service integration that waits for a callback: ``arn:aws:states:::sqs:sendMessage.waitForTaskToken``.
-_WAIT_FOR_TOKEN = re.compile(r"^arn:[^:]*:states:::.+\.waitForTaskToken$")
+#: The partition may still be a placeholder, ``arn:${AWS::Partition}:states:::...``, in an ASL file for Fn::Sub.
+_WAIT_FOR_TOKEN = re.compile(r"^arn:(\$\{[^}]*\}|[^:]*):states:::.+\.waitForTaskToken$")
 #: An activity ARN, or a reference the template resolved to an AWS::StepFunctions::Activity.
-_ACTIVITY = re.compile(r"^arn:[^:]*:states:[^:]*:[^:]*:activity:")
+_ACTIVITY = re.compile(r"^arn:(\$\{[^}]*\}|[^:]*):states:[^:]*:[^:]*:activity:")
 #: A substitution left unresolved (a standalone ASL file): ``${OrderActivityArn}``.
 _PLACEHOLDER = re.compile(r"^\$\{([^}]+)\}$")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from callback_kit.check.asl import StateRef, walk
+from callback_kit.check.asl import StateRef, callback_kind, walk
 from callback_kit.check.findings import Finding
 from callback_kit.check.links import event_targets, invoked_async, workers
 from callback_kit.check.loader import UnreadableInputError, kind_of, load_file
@@ -81,6 +81,8 @@ def check_template(template: Template, heartbeat_interval: float | None = None) 
     for machine in template.machines:
         yield from check_machine(machine, template, heartbeat_interval)
         for ref in _states(machine):
+            if callback_kind(ref.state) != "token":
+                continue  # a plain sns:publish or lambda:invoke carries no token: its receivers are not workers
             all_workers |= workers(ref.state, template)
             token_targets |= {t.where for t in event_targets(ref.state, template)}
             for function in invoked_async(ref.state, template):

@@ -75,6 +75,10 @@ class Resolver:
         if isinstance(param, Mapping):
             default = param.get("Default")
             return None if default is None or isinstance(default, (list, dict)) else str(default)
+        resource = self.resources.get(name)
+        if isinstance(resource, Mapping) and resource.get("Type") == "AWS::StepFunctions::Activity":
+            # An activity's Ref is its ARN: keep the ARN's shape, so that a task naming it reads as an activity task.
+            return f"arn:aws:states:us-east-1:123456789012:activity:{MARKER}{name}"
         return f"{MARKER}{name}"
 
     def _sub(self, arg: Any, variables: Mapping[str, Any] | None) -> str | None:

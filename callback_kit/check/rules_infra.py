@@ -16,6 +16,8 @@ from callback_kit.check.template import Template
 
 #: AWS's advice for SQS event sources: a visibility timeout of at least six times the function's timeout.
 VISIBILITY_FACTOR = 6
+#: ...and a redrive policy that gives a message at least five receives before the DLQ (throttling costs receives).
+MIN_RECEIVE_COUNT = 5
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,16 @@ def queue_rules(template: Template) -> Iterator[InfraFinding]:
                 f"queue feeding {source.function or 'a function'} has no RedrivePolicy: a message whose task cannot be "
                 "answered is received again and again until its retention period ends, then silently dropped",
                 "add RedrivePolicy: {deadLetterTargetArn: <a DLQ's Arn>, maxReceiveCount: 5}",
+            )
+        elif queue.max_receive_count is not None and queue.max_receive_count < MIN_RECEIVE_COUNT:
+            yield InfraFinding(
+                queue.logical_id,
+                queue.logical_id,
+                "CK007",
+                "warning",
+                f"maxReceiveCount {queue.max_receive_count:g}: a message that was only throttled or interrupted "
+                "lands in the DLQ with its task unanswered",
+                f"set maxReceiveCount to at least {MIN_RECEIVE_COUNT}",
             )
         if function is None or function.timeout is None or queue.visibility_timeout is None:
             continue

@@ -55,6 +55,7 @@ class Queue:
     logical_id: str
     visibility_timeout: float | None
     has_dlq: bool
+    max_receive_count: float | None = None
 
 
 @dataclass
@@ -118,7 +119,8 @@ def read_template(document: Mapping[str, Any], path: str) -> Template:
         elif kind == "AWS::SQS::Queue":
             redrive = _mapping(props.get("RedrivePolicy"))
             visibility = resolver.number(props.get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT))
-            model.queues[logical_id] = Queue(logical_id, visibility, bool(redrive.get("deadLetterTargetArn")))
+            receives = resolver.number(redrive.get("maxReceiveCount"))
+            model.queues[logical_id] = Queue(logical_id, visibility, bool(redrive.get("deadLetterTargetArn")), receives)
         elif kind == "AWS::Lambda::EventSourceMapping":
             source = _one(props.get("EventSourceArn"), model, resolver)
             if source is None or not _is(model, source, "AWS::SQS::Queue", "sqs"):
