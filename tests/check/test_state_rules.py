@@ -320,7 +320,7 @@ def distributed(inner: dict[str, Any], execution: str = "STANDARD", **fields: An
 
 @pytest.mark.parametrize(("limit", "found"), [(None, True), (1000, True), (501, True), (500, False), (50, False)])
 def test_ck010_distributed_map_against_the_send_task_quota(check_asl: CheckAsl, limit: int | None, found: bool) -> None:
-    fields = {"MaxConcurrency": limit} if limit is not None else {}
+    fields: dict[str, Any] = {"MaxConcurrency": limit} if limit is not None else {}
     findings = check_asl(machine({"Each": distributed(task(), **fields)}))
     assert (codes(findings) == ["CK010"]) is found
     if found:
