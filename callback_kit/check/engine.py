@@ -70,7 +70,11 @@ def check_paths(
             machine = Machine(None, str(file), document)
             findings.update(check_machine(machine, None, heartbeat_interval))
     skip = set(ignore)
-    return sorted(f for f in findings if f.code not in skip)
+    return sorted((f for f in findings if f.code not in skip), key=_order)
+
+
+def _order(finding: Finding) -> tuple[str, ...]:
+    return (finding.path, finding.where, finding.code, finding.level, finding.message, finding.resource or "")
 
 
 def check_template(template: Template, heartbeat_interval: float | None = None) -> Iterator[Finding]:

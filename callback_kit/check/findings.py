@@ -46,7 +46,7 @@ RULES: dict[str, Rule] = {
 }
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Finding:
     """One problem found.
 

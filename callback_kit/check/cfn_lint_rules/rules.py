@@ -48,7 +48,7 @@ def findings_for(cfn: Any) -> list[Finding]:
         if key[0] == "file":
             found = check_paths([str(filename)])
         else:  # stdin: only the parsed template is there
-            found = sorted(set(check_template(read_template(cfn.template, "template"))))
+            found = list(dict.fromkeys(check_template(read_template(cfn.template, "template"))))
         _last = (key, found)
     return _last[1]
 
