@@ -66,3 +66,29 @@ def test_every_code_has_a_rule_id() -> None:
     ids = {cls.id for name, cls in vars(cfn_lint_rules).items() if name.startswith("CallbackKitCK")}
     expected = {rule_id(r.code, r.level) for r in RULES.values()} | {rule_id("CK006", "warning")}
     assert ids == expected
+
+
+def test_a_template_without_a_file_is_checked_as_parsed() -> None:
+    # GIVEN what cfn-lint hands a rule for a template read from stdin: no file, only the parsed template
+    from callback_kit.check.cfn_lint_rules import CallbackKitCK001
+
+    state = {
+        "Type": "Task",
+        "End": True,
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"MessageBody": {"TaskToken.$": "$$.Task.Token"}},
+    }
+    definition = json.dumps({"StartAt": "A", "States": {"A": state}})
+    template = {
+        "Resources": {"M": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {"DefinitionString": definition}}}
+    }
+
+    class Parsed:
+        filename = None
+
+        def __init__(self) -> None:
+            self.template = template
+
+    # WHEN the CK001 rule matches  THEN it reports the task on the state machine resource
+    matches = CallbackKitCK001().match(Parsed())
+    assert [(m.path, m.message.split(":", 1)[0]) for m in matches] == [(["Resources", "M"], "CK001 M/A")]

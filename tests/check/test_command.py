@@ -119,3 +119,22 @@ def test_python_api_and_pytest_helper(asl_dir: Path) -> None:
     assert_clean(asl_dir / "warning.asl.json", strict=False)
     assert_clean(asl_dir, ignore=["CK001", "CK002"])
     assert_clean(ROOT / "template.yaml")
+
+
+def test_the_projects_template_is_really_linked_to_its_workers(tmp_path: Path) -> None:
+    # GIVEN a copy of the project's application whose workers would beat every 40 s instead of 20 s
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    assert "    Default: 20\n" in text
+    (tmp_path / "template.yaml").write_text(text.replace("    Default: 20\n", "    Default: 40\n", 1), encoding="utf-8")
+    (tmp_path / "statemachine").mkdir()
+    asl = (ROOT / "statemachine/callbacks.asl.json").read_text(encoding="utf-8")
+    (tmp_path / "statemachine/callbacks.asl.json").write_text(asl, encoding="utf-8")
+    # WHEN checked
+    findings = check_paths([tmp_path / "template.yaml"])
+    # THEN the three Lambda-answered tasks (HeartbeatSeconds 60 < 2x40) are reported; the activity task, whose
+    # worker the template does not define, is not
+    assert [(f.code, f.where) for f in findings] == [
+        ("CK004", "CheckOrder"),
+        ("CK004", "NotifyCustomer"),
+        ("CK004", "VerifyAgeOnline"),
+    ]

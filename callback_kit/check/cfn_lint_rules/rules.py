@@ -21,6 +21,8 @@ from callback_kit.check.engine import check_paths, check_template
 from callback_kit.check.findings import RULES, Finding, Level
 from callback_kit.check.template import read_template
 
+#: The path findings carry when cfn-lint read the template from stdin (there is no file to name).
+PARSED = "-"
 SOURCE_URL = "https://github.com/callback-kit/callback-kit/blob/main/docs/check.md"
 #: One template's findings, shared by all the rules (cfn-lint asks each rule in turn about the same template).
 _last: tuple[tuple[Any, ...], list[Finding]] | None = None
@@ -48,7 +50,7 @@ def findings_for(cfn: Any) -> list[Finding]:
         if key[0] == "file":
             found = check_paths([str(filename)])
         else:  # stdin: only the parsed template is there
-            found = list(dict.fromkeys(check_template(read_template(cfn.template, "template"))))
+            found = list(dict.fromkeys(check_template(read_template(cfn.template, PARSED))))
         _last = (key, found)
     return _last[1]
 
@@ -67,9 +69,8 @@ class _CallbackKitRule:
                 continue
             resource = finding.resource or finding.where.split("/", 1)[0]
             path = ["Resources", resource] if resource in resources else ["Resources"]
-            where = (
-                finding.where if finding.path == getattr(cfn, "filename", None) else f"{finding.path}:{finding.where}"
-            )
+            own_file = finding.path in (getattr(cfn, "filename", None), PARSED)
+            where = finding.where if own_file else f"{finding.path}:{finding.where}"
             matches.append(RuleMatch(path, f"{finding.code} {where}: {finding.message} ({finding.fix})"))
         return matches
 
