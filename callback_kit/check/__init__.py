@@ -6,8 +6,7 @@ will not look, and queues, rules and functions around them that redeliver or dro
 
 Example:
     >>> from callback_kit.check import check_paths
-    >>> check_paths(["template.yaml"])  # doctest: +SKIP
-    []
+    >>> findings = check_paths(["template.yaml"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -39,7 +38,15 @@ def assert_clean(
         AssertionError: listing every finding, one per line.
 
     Example:
-        >>> assert_clean("template.yaml")  # doctest: +SKIP
+        >>> import json, pathlib, tempfile
+        >>> wait = {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:a", "End": True}
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     asl = pathlib.Path(tmp, "x.asl.json")
+        ...     _ = asl.write_text(json.dumps({"StartAt": "Wait", "States": {"Wait": wait}}))
+        ...     assert_clean(asl)
+        Traceback (most recent call last):
+        AssertionError: callback-kit check found 3 problem(s):
+        ...x.asl.json:Wait: CK001 error: callback task without TimeoutSeconds: ...
     """
     findings = check_paths(paths or ["template.yaml"], ignore=ignore, heartbeat_interval=heartbeat_interval)
     if fails(findings, strict=strict):

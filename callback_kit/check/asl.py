@@ -130,12 +130,22 @@ def callback_kind(state: Mapping[str, Any]) -> CallbackKind | None:
 
 
 def is_expression(value: Any) -> bool:
-    """Whether a value is a JSONata expression (``{% ... %}``), whose value is only known at run time."""
+    """Whether a value is a JSONata expression (``{% ... %}``), whose value is only known at run time.
+
+    Example:
+        >>> is_expression("{% $states.input.timeout %}"), is_expression(60)
+        (True, False)
+    """
     return isinstance(value, str) and value.strip().startswith("{%") and value.strip().endswith("%}")
 
 
 def integer(value: Any) -> int | None:
-    """A field's value as an int when it is a literal number, else ``None`` (paths, expressions, placeholders)."""
+    """A field's value as an int when it is a literal number, else ``None`` (paths, expressions, placeholders).
+
+    Example:
+        >>> integer(60), integer("90"), integer("{% $x %}"), integer(True)
+        (60, 90, None, None)
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -12,9 +12,10 @@ from callback_kit.check.asl import StateRef, callback_kind, walk
 from callback_kit.check.findings import Finding
 from callback_kit.check.links import event_targets, invoked_async, workers
 from callback_kit.check.loader import UnreadableInputError, kind_of, load_file
+from callback_kit.check.machines import Machine
 from callback_kit.check.rules_infra import async_rules, queue_rules
 from callback_kit.check.rules_states import Worker, callback_rules
-from callback_kit.check.template import Machine, Template, read_template
+from callback_kit.check.template import Template, read_template
 
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
 #: callback-kit's heartbeat interval when a worker does not set one (callback_kit.handler's default).
@@ -48,9 +49,10 @@ def check_paths(
         >>> import json, pathlib, tempfile
         >>> task = {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
         ...         "Parameters": {"QueueUrl": "q", "MessageBody": {"TaskToken.$": "$$.Task.Token"}}, "End": True}
-        >>> asl = pathlib.Path(tempfile.mkdtemp(), "ask.asl.json")
-        >>> _ = asl.write_text(json.dumps({"StartAt": "Ask", "States": {"Ask": task}}))
-        >>> [f.code for f in check_paths([asl])]
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     asl = pathlib.Path(tmp, "ask.asl.json")
+        ...     _ = asl.write_text(json.dumps({"StartAt": "Ask", "States": {"Ask": task}}))
+        ...     print([f.code for f in check_paths([asl])])
         ['CK001', 'CK002', 'CK005']
     """
     files = list(_expand([Path(p) for p in paths]))

@@ -18,7 +18,17 @@ def as_text(findings: list[Finding]) -> str:
 
 
 def as_json(findings: list[Finding]) -> str:
-    """A JSON array of the findings' :meth:`Finding.to_dict`."""
+    """A JSON array of the findings' :meth:`Finding.to_dict`.
+
+    Example:
+        >>> print(as_json([Finding("a.asl.json", "Ask", "CK002", "warning", "m", "f")]))  # doctest: +ELLIPSIS
+        [
+          {
+            "path": "a.asl.json",
+            "where": "Ask",
+            "code": "CK002",
+        ...
+    """
     return json.dumps([f.to_dict() for f in findings], indent=2)
 
 

@@ -16,25 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callback_kit.check.intrinsics import Resolver, referenced_ids, substitute
-from callback_kit.check.loader import UnreadableInputError, parse_text
+from callback_kit.check.intrinsics import Resolver, referenced_ids
+from callback_kit.check.machines import SAM_MACHINE, SFN_MACHINE, Machine, read_machine
 
 SAM_FUNCTION, LAMBDA_FUNCTION = "AWS::Serverless::Function", "AWS::Lambda::Function"
-SAM_MACHINE, SFN_MACHINE = "AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"
 DEFAULT_LAMBDA_TIMEOUT = 3.0
 DEFAULT_VISIBILITY_TIMEOUT = 30.0
 _ARN_SERVICE = re.compile(r"^arn:[^:]*:(sqs|lambda|sns):")
-
-
-@dataclass
-class Machine:
-    """A state machine: its definition (``None`` if unreadable) and where findings about its states point."""
-
-    logical_id: str | None
-    path: str
-    definition: Mapping[str, Any] | None
-    express: bool = False
-    problem: str | None = None
 
 
 @dataclass
@@ -111,7 +99,7 @@ def read_template(document: Mapping[str, Any], path: str) -> Template:
         kind = model.resource_types[logical_id]
         props = _mapping(resource.get("Properties"))
         if kind in (SAM_MACHINE, SFN_MACHINE):
-            model.machines.append(_machine(logical_id, kind, props, base, path, resolver))
+            model.machines.append(read_machine(logical_id, kind, props, base, path, resolver))
         elif kind == SAM_FUNCTION:
             _sam_function(model, logical_id, props, function_globals, base)
         elif kind == LAMBDA_FUNCTION:
@@ -147,62 +135,6 @@ def read_template(document: Mapping[str, Any], path: str) -> Template:
             if target in model.functions and _on_failure(props):
                 model.functions[target].async_failure_handled = True
     return model
-
-
-# -- state machines -----------------------------------------------------------------------------------------------
-def _machine(
-    logical_id: str, kind: str, props: Mapping[str, Any], base: Path, path: str, resolver: Resolver
-) -> Machine:
-    express = str(props.get("Type") or props.get("StateMachineType") or "STANDARD").upper() == "EXPRESS"
-    values = {
-        str(name): text
-        for name, value in _mapping(props.get("DefinitionSubstitutions")).items()
-        if (text := resolver.text(value)) is not None
-    }
-    try:
-        if kind == SAM_MACHINE and isinstance(props.get("DefinitionUri"), str):
-            uri = str(props["DefinitionUri"])
-            if uri.startswith("s3://"):
-                return Machine(logical_id, path, None, express)
-            file = base / uri
-            text = _read(file)
-            return Machine(logical_id, str(file), _parse(substitute(text, values), str(file)), express)
-        if "Definition" in props:
-            return Machine(logical_id, path, _substituted(props["Definition"], values), express)
-        if "DefinitionString" in props:
-            text = resolver.text(props["DefinitionString"])
-            if text is None:
-                return Machine(
-                    logical_id, path, None, express, "DefinitionString uses intrinsics that cannot be resolved"
-                )
-            return Machine(logical_id, path, _parse(substitute(text, values), path), express)
-    except UnreadableInputError as exc:
-        return Machine(logical_id, path, None, express, str(exc))
-    return Machine(logical_id, path, None, express)
-
-
-def _read(file: Path) -> str:
-    try:
-        return file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UnreadableInputError(f"DefinitionUri {file}: cannot read: {exc}") from None
-
-
-def _parse(text: str, name: str) -> Mapping[str, Any]:
-    document = parse_text(text, name)
-    if not isinstance(document, Mapping) or not isinstance(document.get("States"), Mapping):
-        raise UnreadableInputError(f"{name}: not a state machine definition (no States)")
-    return document
-
-
-def _substituted(value: Any, values: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return substitute(value, values)
-    if isinstance(value, Mapping):
-        return {k: _substituted(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substituted(v, values) for v in value]
-    return value
 
 
 # -- functions ----------------------------------------------------------------------------------------------------
