@@ -81,7 +81,8 @@ def _timeouts(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) 
             "CK002",
             "warning",
             f"callback task without HeartbeatSeconds: a worker that dies is noticed only at TimeoutSeconds ({after})",
-            f"set HeartbeatSeconds to about 3x the worker's heartbeat interval, e.g. {beat}",
+            f"set HeartbeatSeconds to about 3x the worker's heartbeat interval, e.g. {beat}; for a hand-off to a "
+            "person, who cannot heartbeat, put 'callback-kit: ignore CK002' in the state's Comment",
         )
     if heartbeat is not None and timeout is not None and heartbeat >= timeout:
         yield (

@@ -105,7 +105,7 @@ def read_template(document: Mapping[str, Any], path: str) -> Template:
         elif kind == LAMBDA_FUNCTION:
             _lambda_function(model, logical_id, props)
         elif kind == "AWS::SQS::Queue":
-            redrive = _mapping(props.get("RedrivePolicy"))
+            redrive = _mapping(_json(props.get("RedrivePolicy")))
             visibility = resolver.number(props.get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT))
             receives = resolver.number(redrive.get("maxReceiveCount"))
             model.queues[logical_id] = Queue(logical_id, visibility, bool(redrive.get("deadLetterTargetArn")), receives)
@@ -202,12 +202,7 @@ def _on_failure(config: Mapping[str, Any]) -> bool:
 # -- EventBridge --------------------------------------------------------------------------------------------------
 def _rule_targets(model: Template, logical_id: str, props: Mapping[str, Any], resolver: Resolver) -> None:
     bus = resolver.text(props.get("EventBusName", "default")) or "default"
-    pattern = props.get("EventPattern")
-    if isinstance(pattern, str):
-        try:
-            pattern = json.loads(pattern)
-        except ValueError:
-            pattern = {}
+    pattern = _json(props.get("EventPattern"))
     for index, target in enumerate(props.get("Targets") or ()):
         target = _mapping(target)
         ref = _one(target.get("Arn"), model, resolver)
@@ -236,6 +231,16 @@ def _is(model: Template, ref: str, kinds: str | tuple[str, ...], service: str) -
         return model.resource_types[ref] in kinds
     match = _ARN_SERVICE.match(ref)
     return bool(match and match.group(1) == service)
+
+
+def _json(value: Any) -> Any:
+    """A JSON-typed property, which CloudFormation also accepts as a string holding the JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -373,3 +373,14 @@ def test_resource_metadata_silences_a_code(check_template: CheckTemplate) -> Non
     silenced = queue(200, Metadata={"callback-kit": {"ignore": ["CK006"]}})
     assert check_template(sam(silenced), FILES) == []
     assert codes(check_template(sam(queue(200)), FILES)) == ["CK006"]
+
+
+def test_json_typed_properties_given_as_strings(check_template: CheckTemplate) -> None:
+    # GIVEN a RedrivePolicy written as a JSON string (CloudFormation accepts both) with too few receives
+    redrive = json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:dlq", "maxReceiveCount": 2})
+    resources = {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": 360, "RedrivePolicy": redrive}}
+    }
+    findings = check_template(sam(resources), FILES)
+    assert [(f.code, f.where) for f in findings] == [("CK007", "Queue")]
+    assert "maxReceiveCount 2" in findings[0].message
