@@ -14,6 +14,9 @@ SAMPLES = Path(__file__).parent / "samples"
 
 EXPECTED = [
     ("activity-state-machine/statemachine/activity_state.asl.json", "Step Functions Run Activity", "CK005"),
+    ("aws-docs-connect-sqs-jsonata/send-message-wait.asl.json", "Send message to SQS", "CK001"),
+    ("aws-docs-connect-sqs-jsonata/send-message-wait.asl.json", "Send message to SQS", "CK002"),
+    ("aws-docs-connect-sqs-jsonata/send-message-wait.asl.json", "Send message to SQS", "CK005"),
     (
         "calling-async-api-callback/statemachine/workflow_AsyncAPICallbackPattern.asl.json",
         "Invoke Async API & Wait For CallBack",
@@ -46,6 +49,10 @@ EXPECTED = [
     ("parallel-human-approval/statemachine/StateMachine.asl.json", "Parallel/SNS Publish to Approver2", "CK002"),
     ("parallel-human-approval/statemachine/StateMachine.asl.json", "Parallel/SNS Publish to Approver3", "CK001"),
     ("parallel-human-approval/statemachine/StateMachine.asl.json", "Parallel/SNS Publish to Approver3", "CK002"),
+    ("terraform-sqs-async/sqs_async.asl.json", "Process", "CK001"),
+    ("terraform-sqs-async/sqs_async.asl.json", "Process", "CK002"),
+    ("terraform-sqs-async/sqs_async.asl.json", "Process", "CK005"),
+    ("terraform-sqs-async/sqs_async.asl.json", "Process", "CK008"),
     ("workshop-module-4/wait-for-callback.asl.json", "Start Task And Wait For Callback", "CK001"),
     ("workshop-module-4/wait-for-callback.asl.json", "Start Task And Wait For Callback", "CK002"),
 ]
