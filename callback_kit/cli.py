@@ -8,6 +8,7 @@ Commands::
     callback-kit send-failure [TOKEN] --error NAME [--cause TEXT]
     callback-kit send-heartbeat [TOKEN]
     callback-kit invoke module:handler --event FILE [--remaining-ms N]
+    callback-kit check [PATH ...] [--format text|json] [--strict] [--ignore CODES]   (see docs/check.md)
 
 A task token is a bearer credential; keep it out of shell history: give ``-`` to read it from stdin, or leave
 it out to read ``$CALLBACK_KIT_TASK_TOKEN``. AWS settings come from the usual environment (``AWS_PROFILE``,
@@ -39,6 +40,8 @@ from typing import IO, Any
 
 from callback_kit import __version__
 from callback_kit.awsconfig import configuration_problem, region_from_arn
+from callback_kit.check.command import add_parser as add_check_parser
+from callback_kit.check.command import run as run_check
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
@@ -214,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", required=True, metavar="FILE", help="the event JSON file ('-': stdin)")
     p.add_argument("--remaining-ms", type=int, default=900_000, help="the Lambda time left (default 900000)")
     p.set_defaults(run=_invoke)
+
+    add_check_parser(sub, [common]).set_defaults(run=_check)
     return parser
 
 
@@ -278,6 +283,10 @@ def _invoke(args: argparse.Namespace, io: _IO, client: Any) -> int:
     except ValueError as exc:
         raise UsageError(f"the event is not valid JSON: {exc}") from None
     return invoke(load_target(args.target), event, out=io.out, remaining_ms=args.remaining_ms)
+
+
+def _check(args: argparse.Namespace, io: _IO, client: Any) -> int:
+    return run_check(args, io.out, io.err)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
