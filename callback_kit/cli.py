@@ -18,7 +18,8 @@ Exit codes:
     0   done (for ``invoke``: every task got its one callback)
     1   the task was already closed: timed out, its execution stopped, or already answered (for ``invoke``: a
         record got no callback and would be redelivered)
-    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes; nothing was sent
+    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes, an invalid token
+        (one Step Functions did not issue: quoted, URL-encoded, truncated); nothing was sent
     3   AWS error: Step Functions could not be reached or refused the call after retries (credentials, region,
         throttling, KMS)
 """
@@ -36,7 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
-from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError
+from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
 
 ENV_TOKEN = "CALLBACK_KIT_TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
@@ -46,7 +47,8 @@ STDIN = "-"
 EXIT_CODES = """exit codes:
   0  done
   1  the task was already closed (timed out, execution stopped, or already answered)
-  2  usage error: bad arguments, unreadable file, invalid JSON or output too large; nothing was sent
+  2  usage error: bad arguments, unreadable file, invalid JSON, output too large, or an invalid token (one
+     Step Functions did not issue); nothing was sent
   3  AWS error: Step Functions unreachable or refusing the call after retries"""
 INVOKE_EXIT_CODES = """exit codes:
   0  every task in the event got exactly one callback (success or failure)
@@ -55,7 +57,7 @@ INVOKE_EXIT_CODES = """exit codes:
 _TOKEN_HELP = f"the task token; '-' reads it from stdin; omitted: ${ENV_TOKEN}"
 _CLOSED_MESSAGE = (
     "the task is already closed: it timed out, its execution stopped, or it was already answered "
-    "(Step Functions answered TaskTimedOut, TaskDoesNotExist or InvalidToken); nothing changed"
+    "(Step Functions answered TaskTimedOut or TaskDoesNotExist); nothing changed"
 )
 
 
@@ -96,6 +98,13 @@ def main(
         return command(args, io, client)
     except (UsageError, InvalidOutputError, ValueError, OSError) as exc:
         io.print_err(f"callback-kit {args.command}: error: {exc}")
+        return EXIT_USAGE
+    except InvalidTokenError as exc:
+        # Not "already closed": the string is not a token Step Functions issued, and the real task still waits.
+        io.print_err(
+            f"callback-kit {args.command}: error: invalid token: Step Functions did not issue it (quoted, "
+            f"URL-encoded, truncated, or taken from the wrong field?); nothing was sent ({exc})"
+        )
         return EXIT_USAGE
     except CallbackDeliveryError as exc:
         io.print_err(f"callback-kit {args.command}: AWS error ({exc.code or 'no response'}) on {exc.api}: {exc}")
