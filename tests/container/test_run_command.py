@@ -283,10 +283,10 @@ def test_sigterm_is_forwarded_and_an_unfinished_task_fails_with_worker_shutdown(
     # GIVEN a long command that dies on SIGTERM (the default), run from the main thread
     token = sfn.open_task()
     started = tmp_path / "started"
-    code = f"import sys, time\nprint('half way', file=sys.stderr, flush=True)\ntime.sleep({WAIT})"
+    half_way = "import sys, time\nprint('half way', file=sys.stderr, flush=True)"
     _sigterm_self_when(started)
     # WHEN this process gets SIGTERM (ECS stopping the task)
-    result = run_command(announced(started, code), token=token, client=sfn)
+    result = run_command(announced(started, f"time.sleep({WAIT})", half_way), token=token, client=sfn)
     # THEN the command got it too, and the task is failed with WorkerShutdown, the cause saying why
     assert (result.status, result.returncode, result.error) == (
         RunStatus.FAILED,
