@@ -33,6 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from callback_kit.classify import (
+    CLOSED_CODES,
+    CONFIG_FAULT_CODES,
+    INVALID_TOKEN_CODE,
+    REJECTED_CODES,
+    TRANSIENT_CODES,
+    error_code,
+    is_transient,
+    may_have_landed,
+)
 from callback_kit.exceptions import (
     ERROR_OUTPUT_REJECTED,
     CallbackDeliveryError,
@@ -46,33 +56,23 @@ from callback_kit.timeouts import MIN_TIMEOUT, bounded
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-CLOSED_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist"})
-#: Step Functions did not issue this token: never "closed", always a poison message (see the module docstring).
-INVALID_TOKEN_CODE = "InvalidToken"  # noqa: S105 - an error code, not a secret
-REJECTED_CODES = frozenset({"InvalidOutput", "ValidationException"})
-TRANSIENT_CODES = frozenset(
-    {
-        # botocore's throttling and transient error codes, plus KMS throttling, which botocore does not retry.
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "KmsThrottlingException",
-    }
-)
-CONFIG_FAULT_CODES = frozenset({"KmsAccessDeniedException", "KmsInvalidStateException"})
+__all__ = [
+    "CLOSED_CODES",
+    "CONFIG_FAULT_CODES",
+    "INVALID_TOKEN_CODE",
+    "REJECTED_CODES",
+    "TRANSIENT_CODES",
+    "Completer",
+    "Delivery",
+    "RetryPolicy",
+    "default_client",
+    "error_code",
+    "is_transient",
+    "may_have_landed",
+    "send_failure",
+    "send_heartbeat",
+    "send_success",
+]
 
 
 class Delivery(enum.Enum):
@@ -268,46 +268,6 @@ _METHODS = {
     "SendTaskFailure": "send_task_failure",
     "SendTaskHeartbeat": "send_task_heartbeat",
 }
-
-
-def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a botocore ClientError (or of a fake that mimics its ``response``)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying the same call later may succeed."""
-    if error_code(exc) in TRANSIENT_CODES:
-        return True
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return isinstance(status, int) and status >= 500
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-
-    return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
-
-
-def may_have_landed(exc: BaseException) -> bool:
-    """Whether a failed call may nevertheless have been carried out by Step Functions.
-
-    A 5xx answer, a connection dropped mid-request or a read timeout leave it unknown; a throttle (the service
-    refused the request) or a connection that was never made (refused, connect timeout) mean it was not.
-    """
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return isinstance(status, int) and status >= 500
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-
-    # EndpointConnectionError, ConnectTimeoutError, a refused connection: the request never left. Anything else
-    # (HTTPClientError: connection closed, read timeout) leaves it unknown.
-    return not isinstance(exc, (BotoConnectionError, ConnectionRefusedError))
 
 
 _client_lock = threading.Lock()
