@@ -36,14 +36,14 @@ ERROR_NOT_APPROVED = "Order.NotApproved"
 
 
 @app.route("/approval/approve", method=["GET", "POST"])
-def approve() -> Response:
+def approve() -> Response[str]:
     """Approve: the task succeeds with the decision as its output."""
     decided_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return _decide("approved", lambda token: ck.send_success(token, {"approved": True, "decidedAt": decided_at}))
 
 
 @app.route("/approval/reject", method=["GET", "POST"])
-def reject() -> Response:
+def reject() -> Response[str]:
     """Reject: the task fails with ``Order.NotApproved`` and the approver's reason as its cause."""
     reason = _param("reason") or "rejected by the approver"
     return _decide("rejected", lambda token: ck.send_failure(token, ERROR_NOT_APPROVED, reason[:1000]))
@@ -54,7 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)
 
 
-def _decide(decision: str, send: Callable[[str], ck.Delivery]) -> Response:
+def _decide(decision: str, send: Callable[[str], ck.Delivery]) -> Response[str]:
     token = _param("token")
     if not token:
         return _json(400, {"message": "no token: open the link from the approval e-mail"})
@@ -77,9 +77,10 @@ def _decide(decision: str, send: Callable[[str], ck.Delivery]) -> Response:
 def _param(name: str) -> str | None:
     event = app.current_event
     value = event.get_query_string_value(name=name, default_value=None)
-    if value is None and event.body:
+    text = event.decoded_body if event.body else None
+    if value is None and text:
         try:
-            body = json.loads(event.decoded_body)
+            body = json.loads(text)
         except ValueError:
             return None
         found = body.get(name) if isinstance(body, dict) else None
@@ -87,5 +88,5 @@ def _param(name: str) -> str | None:
     return value.strip() if value else None
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
