@@ -67,20 +67,36 @@ def encode_output(value: Any) -> Success | Failure:
         >>> encode_output(object()).error
         'CallbackKit.OutputNotSerializable'
     """
-    # Imported here rather than at module level: pydantic_core is only needed once a task has run,
-    # and a Lambda cold start pays for every module-level import.
-    from pydantic_core import to_json
+    raw = _plain_json(value)
+    if raw is None:
+        # Imported here rather than at module level: pydantic_core is only needed for values plain json cannot
+        # encode (models, dataclasses, dates, NaN), and a Lambda cold start pays for every import.
+        from pydantic_core import to_json
 
-    try:
-        raw = to_json(value, inf_nan_mode="null")
-    except Exception as exc:
-        return failure(ERROR_OUTPUT_NOT_SERIALIZABLE, f"the return value is not JSON-serialisable: {exc}")
+        try:
+            raw = to_json(value, inf_nan_mode="null")
+        except Exception as exc:
+            return failure(ERROR_OUTPUT_NOT_SERIALIZABLE, f"the return value is not JSON-serialisable: {describe(exc)}")
     if len(raw) > MAX_OUTPUT_BYTES:
         return failure(
             ERROR_OUTPUT_TOO_LARGE,
             f"the return value is {len(raw)} bytes of JSON; Step Functions accepts at most {MAX_OUTPUT_BYTES}",
         )
     return Success(raw.decode("utf-8"))
+
+
+_PLAIN = (dict, list, str, int, float, bool, type(None))
+
+
+def _plain_json(value: Any) -> bytes | None:
+    """The JSON of a value made of dicts, lists and scalars, as pydantic would write it; ``None`` otherwise."""
+    if type(value) not in _PLAIN:
+        return None
+    try:
+        # A date or a model inside, NaN, a cycle, a lone surrogate: pydantic decides, as it always did.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def error_name(exc: BaseException, error_map: ErrorMap | None = None) -> str:
