@@ -75,7 +75,7 @@ class RedeliverError(CallbackKitError):
 
 
 class MalformedEventError(CallbackKitError):
-    """An event does not have the shape of the source it was forced to (``source=``)."""
+    """An event has no known shape (no batch, no envelope, no token anywhere), or not the one ``source=`` forces."""
 
 
 class CallbackDeliveryError(CallbackKitError):
