@@ -90,8 +90,9 @@ def parse_message(
     group_id: str | None = None,
     execution_arn: str | None = None,
     envelope: Envelope | None = None,
+    raw: str | None = None,
 ) -> TaskRecord:
-    """Find the token in one message and the payload that goes with it.
+    """Find the token in one message and the payload that goes with it (``raw``: the JSON text it came from).
 
     Example:
         >>> r = parse_message({"token": "card-1", "context": {"Task": {"Token": "t"}}}, "direct")
@@ -105,7 +106,7 @@ def parse_message(
     if execution_arn is None:
         execution_arn = _str_or_none(get_path(message, "context.Execution.Id"))
     if payload_path is None:
-        payload = without_token(message, path, token)
+        payload = without_token(message, path, token, raw=raw)
     else:
         payload = get_path(message, payload_path)
         if payload is MISSING:
@@ -157,6 +158,7 @@ def _sqs_record(record: Any, token_path: str | None, payload_path: str | None) -
         group_id=group_id,
         execution_arn=inner.execution_arn,
         envelope=inner.envelope,
+        raw=record["body"],
     )
 
 
@@ -168,7 +170,9 @@ def _sns_record(record: Any, token_path: str | None, payload_path: str | None) -
     message, problem = _json_string(sns.get("Message"), "the SNS message")
     if problem:
         return TaskRecord("sns", None, record_id=record_id, problem=problem)
-    return _message(message, "sns", token_path, payload_path, record_id)
+    return parse_message(
+        message, "sns", token_path=token_path, payload_path=payload_path, record_id=record_id, raw=sns["Message"]
+    )
 
 
 def _json_string(text: Any, what: str) -> tuple[Any, str | None]:

@@ -67,10 +67,16 @@ def find_token_path(message: Any, token_path: str | None = None) -> tuple[str, .
     if token_path:
         path = tuple(token_path.split("."))
         return path if get_path(message, path) is not MISSING else None
-    for place in _PLACES:
-        found = _find_normalised(message, place)
-        if found is not None:
-            return found
+    if not isinstance(message, Mapping):
+        return None
+    keys = _normalised_keys(message)  # one pass over the top-level keys serves every place
+    for head, *rest in _PLACES:
+        key = keys.get(head)
+        if key is None:
+            continue
+        below = _find_normalised(message[key], tuple(rest)) if rest else ()
+        if below is not None:
+            return (key, *below)
     return None
 
 
@@ -107,10 +113,12 @@ def get_path(obj: Any, path: str | tuple[str, ...]) -> Any:
     return obj
 
 
-def without_token(message: Any, path: tuple[str, ...] | None, token: str | None) -> Any:
+def without_token(message: Any, path: tuple[str, ...] | None, token: str | None, *, raw: str | None = None) -> Any:
     """``message`` without the key at ``path`` and without any other entry whose value is ``token``.
 
     The message itself is not modified: only the mappings and lists on the way to a removed entry are copied.
+    ``raw``, the JSON text the message was decoded from, saves the search for other copies when it holds the
+    token only once (the copy at ``path``).
 
     Example:
         >>> without_token({"TaskToken": "t", "context": {"Task": {"Token": "t"}}, "token": "card"},
@@ -119,7 +127,18 @@ def without_token(message: Any, path: tuple[str, ...] | None, token: str | None)
     """
     if path:
         message = _without_path(message, path)
-    return _strip(message, token) if token else message
+    if not token or (path and raw is not None and raw.count(token) == 1):
+        return message
+    return _strip(message, token)
+
+
+def _normalised_keys(message: Mapping[Any, Any]) -> dict[str, str]:
+    """Normalised key -> the message's own spelling (the first one, when two spellings normalise alike)."""
+    keys: dict[str, str] = {}
+    for key in message:
+        if isinstance(key, str):
+            keys.setdefault(normalise(key), key)
+    return keys
 
 
 def _find_normalised(message: Any, place: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -148,23 +167,54 @@ def _without_path(message: Any, path: tuple[str, ...]) -> Any:
     return copy
 
 
+#: Leaf types of decoded JSON that cannot hold a token: skipped without the (slow) abstract Mapping check.
+_LEAVES = frozenset({int, float, bool, type(None)})
+
+
 def _strip(obj: Any, token: str) -> Any:
     """``obj`` without the mapping entries whose value is ``token``, at any depth; unchanged parts are shared."""
-    if isinstance(obj, Mapping):
-        changed = False
-        out: dict[Any, Any] = {}
-        for key, value in obj.items():
-            if isinstance(value, str):
-                if value == token:
-                    changed = True
-                    continue
-                out[key] = value
-                continue
+    kind = type(obj)
+    if kind is dict:
+        return _strip_mapping(obj, token)
+    if kind is list:
+        return _strip_list(obj, token)
+    return _strip_mapping(obj, token) if isinstance(obj, Mapping) else obj
+
+
+def _strip_mapping(obj: Mapping[Any, Any], token: str) -> Any:
+    out: dict[Any, Any] | None = None  # a copy, made at the first change
+    for key, value in obj.items():
+        kind = type(value)
+        if kind is str:
+            new: Any = _REMOVED if value == token else value
+        elif kind in _LEAVES:
+            new = value
+        else:
             new = _strip(value, token)
-            changed = changed or new is not value
+        if out is None:
+            if new is value:
+                continue
+            out = {}
+            for earlier, kept in obj.items():  # the entries before this one, unchanged
+                if earlier == key:
+                    break
+                out[earlier] = kept
+        if new is not _REMOVED:
             out[key] = new
-        return out if changed else obj
-    if isinstance(obj, list):
-        items = [_strip(item, token) for item in obj]
-        return items if any(new is not old for new, old in zip(items, obj, strict=True)) else obj
-    return obj
+    return obj if out is None else out
+
+
+def _strip_list(obj: list[Any], token: str) -> list[Any]:
+    out: list[Any] | None = None
+    for index, item in enumerate(obj):
+        kind = type(item)
+        new = item if kind is str or kind in _LEAVES else _strip(item, token)
+        if out is None and new is not item:
+            out = obj[:index]
+        if out is not None:
+            out.append(new)
+    return obj if out is None else out
+
+
+#: Marks an entry removed by :func:`_strip`.
+_REMOVED: Any = object()
