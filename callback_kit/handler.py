@@ -173,7 +173,7 @@ def callback_handler(
         payload_path: dotted path of the object handed to the function; default: the message minus its token.
         heartbeat_interval: seconds between heartbeats; 0 turns them off. Default: ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
             or 30. Give the task a ``HeartbeatSeconds`` of about 3x this.
-        source: ``"sqs"``, ``"eventbridge"`` or ``"direct"`` to skip shape detection.
+        source: ``"sqs"``, ``"sns"``, ``"eventbridge"`` or ``"direct"`` to skip shape detection.
         client: a boto3 ``stepfunctions`` client to use instead of the default one.
         error_map: exception class -> error name, matched along the exception's class hierarchy.
         deadline_margin: seconds before the Lambda timeout at which running tasks are failed with
@@ -231,7 +231,7 @@ def _process(
     ]
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
     results = Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
-    if records and records[0].source == "sqs":
+    if not records or records[0].source == "sqs":  # no records: an empty SQS batch
         return {
             "batchItemFailures": [{"itemIdentifier": r.record.record_id or ""} for r in results if r.status.redeliver]
         }

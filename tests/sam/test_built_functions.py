@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class Case:
     status: str  # the execution's final status: SUCCEEDED or FAILED
     expect: dict[str, Any]  # SUCCEEDED: items the output must contain; FAILED: {"error": name}
     activity: bool = False
+    #: "task": a worker answering its task; "hand-off": a notifier that hands the token off and answers nothing;
+    #: "api": the approval API, completing a handed-off task and answering in HTTP (``expect["statusCode"]``).
+    kind: str = "task"
 
 
 CASES = [
@@ -66,6 +70,9 @@ CASES = [
     Case("AgeCheckFunction", "direct_age_check_underage.json", "SUCCEEDED", {"verified": False}),
     Case("AgeCheckFunction", "direct_age_check_invalid.json", "FAILED", {"error": "Age.InvalidBirthDate"}),
     Case("AgeCheckFunction", "activity_age_check.json", "SUCCEEDED", {"verified": True}, activity=True),
+    Case("RequestApprovalFunction", "direct_request_approval.json", "RUNNING", {}, kind="hand-off"),
+    Case("ApprovalDecisionFunction", "apigateway_approve.json", "SUCCEEDED", {"approved": True}, kind="api"),
+    Case("ApprovalDecisionFunction", "apigateway_reject.json", "FAILED", {"error": "Order.NotApproved"}, kind="api"),
 ]
 
 
@@ -170,6 +177,31 @@ def _hand_out_token(endpoint: str, name: str) -> tuple[str, str]:
     raise AssertionError(f"the simulator sent no task token for {name} within 15 s")
 
 
+def _approval_topic(endpoint: str, name: str) -> tuple[str, str]:
+    """An SNS topic for the approval requests, read by a queue; returns (topic ARN, queue URL)."""
+    import boto3
+
+    _, sqs = _clients(endpoint)
+    sns = boto3.client(
+        "sns", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    topic = sns.create_topic(Name=f"approvals-{name}")["TopicArn"]
+    url = sqs.create_queue(QueueName=f"approvals-{name}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return topic, url
+
+
+def _first_message(endpoint: str, queue_url: str) -> str:
+    _, sqs = _clients(endpoint)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            return str(messages[0]["Body"])
+    raise AssertionError("the notifier published no approval request within 15 s")
+
+
 def _wait_for_end(endpoint: str, execution: str) -> dict[str, Any]:
     sfn, _ = _clients(endpoint)
     deadline = time.monotonic() + 15
@@ -205,6 +237,7 @@ def test_built_function_answers_its_task(
     command = [python, "-S", str(RUNNER), function["Handler"], str(event_file)]
     if case.activity:
         command += ["--activity", f"arn:aws:states:{REGION}:{ACCOUNT}:activity:age-check"]
+    inbox = _approval_topic(moto_endpoint, name) if case.kind == "hand-off" else None
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(python_path),
@@ -216,6 +249,10 @@ def test_built_function_answers_its_task(
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_SERVICE_NAME": case.function,
     }
+    if inbox is not None:
+        env.update(
+            APPROVAL_TOPIC_ARN=inbox[0], APPROVAL_API_URL="https://abc123.execute-api.us-east-1.amazonaws.com/Prod"
+        )
     proc = subprocess.run(  # noqa: S603 - fixed interpreter and script, arguments from this file
         command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
@@ -232,8 +269,19 @@ def test_built_function_answers_its_task(
     elif case.function == "OrderCheckFunction":
         # A delivered failure callback is an answered task, not a batch item failure.
         assert report["result"] == {"batchItemFailures": []}
+    elif case.kind == "api":
+        assert report["result"]["statusCode"] == 200, report["result"]
     else:
         assert report["result"] is None
+    if inbox is not None:
+        # A hand-off answers nothing: the task still waits, and the approver got links that carry its token.
+        message = _first_message(moto_endpoint, inbox[1])
+        assert urllib.parse.quote(token, safe="") in message
+        time.sleep(1.0)
+        sfn, _ = _clients(moto_endpoint)
+        assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+        sfn.stop_execution(executionArn=execution)
+        return
     description = _wait_for_end(moto_endpoint, execution)
     assert description["status"] == case.status, description
     if case.status == "SUCCEEDED":
