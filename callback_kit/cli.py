@@ -8,6 +8,7 @@ Commands::
     callback-kit send-failure [TOKEN] --error NAME [--cause TEXT]
     callback-kit send-heartbeat [TOKEN]
     callback-kit invoke module:handler --event FILE [--remaining-ms N]
+    callback-kit check [PATH ...] [--format text|json] [--strict] [--ignore CODES]   (see docs/check.md)
     callback-kit run [--token-env TASK_TOKEN] [--output-file PATH] [--heartbeat-interval S] -- CMD ARGS...
 
 A task token is a bearer credential; keep it out of shell history: give ``-`` to read it from stdin, or leave
@@ -40,6 +41,8 @@ from typing import IO, Any
 
 from callback_kit import __version__
 from callback_kit.awsconfig import configuration_problem, region_from_arn
+from callback_kit.check.command import add_parser as add_check_parser
+from callback_kit.check.command import run as run_check
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
@@ -216,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remaining-ms", type=int, default=900_000, help="the Lambda time left (default 900000)")
     p.set_defaults(run=_invoke)
 
+    add_check_parser(sub, [common]).set_defaults(run=_check)
     from callback_kit.container import DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_ENV, RUN_EXIT_CODES
 
     p = sub.add_parser(
@@ -299,6 +303,10 @@ def _invoke(args: argparse.Namespace, io: _IO, client: Any) -> int:
     except ValueError as exc:
         raise UsageError(f"the event is not valid JSON: {exc}") from None
     return invoke(load_target(args.target), event, out=io.out, remaining_ms=args.remaining_ms)
+
+
+def _check(args: argparse.Namespace, io: _IO, client: Any) -> int:
+    return run_check(args, io.out, io.err)
 
 
 def _run(args: argparse.Namespace, io: _IO, client: Any) -> int:

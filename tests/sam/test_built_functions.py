@@ -4,8 +4,10 @@ For each case, a one-state machine on moto's Step Functions simulator (served by
 a real task token through a ``sqs:sendMessage.waitForTaskToken`` task. The token replaces the fake one in the
 ``events/`` file, and the *built* handler runs on that event in a subprocess: the runtime's Python (3.13 for
 ``python3.13``) with ``-S`` and ``PYTHONPATH`` set to the function's build directory and the layer's ``python/``
-directory, as Lambda lays out ``/var/task`` and ``/opt/python``. So the only callback_kit, pydantic and boto3 it
-can import are the ones ``sam build`` put in the layer, and the test process's ``sys.path`` is never touched.
+directory, as Lambda lays out ``/var/task`` and ``/opt/python``, then a directory that stands for the runtime's own
+AWS SDK (Lambda's Python runtimes ship boto3; the layer leaves it out). So the only callback_kit and pydantic it can
+import are the ones ``sam build`` put in the layer, boto3 comes after the layer as on Lambda, and the test
+process's ``sys.path`` is never touched.
 The handler's default client reaches moto through ``AWS_ENDPOINT_URL``; the test then asserts the execution's
 end (output, or error name), which only the handler's SendTaskSuccess/SendTaskFailure can have produced.
 
@@ -97,6 +99,26 @@ def built() -> dict[str, Any]:
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"] = {**defaults, **resource["Properties"]}
     return resources
+
+
+#: What the Lambda Python runtime provides that the layer leaves out: the AWS SDK and its dependencies.
+RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
+
+
+@pytest.fixture(scope="module")
+def runtime_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding only the runtime's SDK (links to this environment's copies), like Lambda's /var/runtime."""
+    import importlib.util
+
+    sdk = tmp_path_factory.mktemp("var-runtime")
+    for name in RUNTIME_SDK:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None, f"{name} is not installed"
+        assert spec.origin is not None, f"{name} has no file"
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (sdk / source.name).symlink_to(source)
+    return sdk
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +215,9 @@ def _wait_for_end(endpoint: str, execution: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.event.removesuffix(".json"))
-def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto_endpoint: str, tmp_path: Path) -> None:
+def test_built_function_answers_its_task(
+    case: Case, built: dict[str, Any], moto_endpoint: str, runtime_sdk: Path, tmp_path: Path
+) -> None:
     # GIVEN the built function, its layer, the runtime's Python and a task waiting for a callback on moto
     function = built[case.function]["Properties"]
     layers = [built[next(iter(ref.values()))]["Properties"]["ContentUri"] for ref in function["Layers"]]
@@ -209,6 +233,7 @@ def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto
 
     # WHEN the built handler runs on the event, with nothing importable but the build output
     python_path = [str(BUILD / function["CodeUri"])] + [str(BUILD / layer / "python") for layer in layers]
+    python_path.append(str(runtime_sdk))  # after the layers, as Lambda's runtime directories are
     command = [python, "-S", str(RUNNER), function["Handler"], str(event_file)]
     if case.activity:
         command += ["--activity", f"arn:aws:states:{REGION}:{ACCOUNT}:activity:age-check"]
@@ -237,6 +262,8 @@ def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto
     # THEN the code ran from the build output, and its callback ended the execution as expected
     assert Path(report["handler_file"]).is_relative_to(BUILD / function["CodeUri"])
     assert any(Path(report["callback_kit_file"]).is_relative_to(BUILD / layer) for layer in layers)
+    # AND boto3 came from the runtime, not from the layer (which leaves it out)
+    assert Path(report["boto3_file"]).is_relative_to(runtime_sdk), report["boto3_file"]
     if case.activity:
         assert report["result"] == case.status.lower()
     elif case.function == "OrderCheckFunction":
