@@ -243,7 +243,10 @@ class HeartbeatScheduler:
                 # on_closed is never called.
                 beat.active = False
                 self._open.discard(beat)
-                beat.on_closed()
+                try:
+                    beat.on_closed()
+                except Exception:  # it only sets an event; if it raises, the sender must go on all the same
+                    get_logger().exception("heartbeat on_closed callback raised")
                 return
             # The next beat is due one interval after this one was *due*, so that a beat sent late (senders
             # busy with a burst) does not push every later beat of the task later too; but never sooner than

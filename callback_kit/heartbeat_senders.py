@@ -161,6 +161,10 @@ class SenderPool(Generic[T]):
                 self._busy += 1
             try:
                 self._send(item)
+            except Exception:  # pragma: no cover - send() is documented not to raise; the thread must live on
+                import logging
+
+                logging.getLogger(__name__).exception("heartbeat sender: send raised")
             finally:
                 with self._lock:
                     self._busy -= 1

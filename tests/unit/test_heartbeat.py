@@ -426,3 +426,20 @@ def test_the_scheduler_thread_survives_a_failed_round(monkeypatch: pytest.Monkey
         assert failures == [1]
     finally:
         sched.unregister(beat)
+
+
+def test_an_on_closed_that_raises_does_not_stop_the_scheduler(clock: Clock) -> None:
+    # GIVEN one task whose on_closed raises, and another beating beside it
+    sched = scheduler(clock)
+
+    def broken() -> None:
+        raise RuntimeError("bug in the callback")
+
+    sched.register(lambda: False, 5, broken)
+    sent: list[float] = []
+    sched.register(recorder(sent, clock), 5, lambda: None)
+    # WHEN the first is answered "closed" and time goes on
+    advance(clock, sched, 11.0)
+    # THEN the first is closed all the same, and the other keeps beating
+    assert sched.open_tasks == 1
+    assert sent == [5.0, 10.0]
