@@ -42,6 +42,8 @@ HEARTBEAT_MAX_WAIT = 0.2
 SMOOTHING = 0.8
 #: Width of one bucket of the send-rate measurement.
 RATE_BUCKET = 0.5
+#: Answers needed in the current window before its own rate counts (a burst is thousands a second).
+PARTIAL_MIN = 10
 #: After a cut, further throttles within this many seconds cut no more: they answer calls sent before the cut
 #: (TCP CUBIC reduces once per window), and a burst of them must not collapse the rate to the floor.
 HOLD = 0.1
@@ -246,8 +248,9 @@ class RateLimiter:
         self._count += 1
         if now - self._cut_at >= HOLD:  # answers within the hold are to calls sent before the cut
             self._since_cut[1 if throttled else 0] += 1
-        partial = self._count / max(now - bucket * RATE_BUCKET, RATE_BUCKET / 10)
-        return max(self._measured, partial)
+        if self._count < PARTIAL_MIN:
+            return self._measured  # too few answers in this window to say more than the smoothed rate
+        return max(self._measured, self._count / max(now - bucket * RATE_BUCKET, RATE_BUCKET / 10))
 
 
 class _Unpaced(RateLimiter):
