@@ -51,6 +51,7 @@ from callback_kit.exceptions import (
 )
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
+from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, limiter_for  # perf (issue 13): shared rate limiter
 from callback_kit.timeouts import MIN_TIMEOUT, bounded
 
 if TYPE_CHECKING:
@@ -175,9 +176,15 @@ class Completer:
             False when Step Functions says the task is closed, True otherwise (including on transient errors,
             which are logged: a missed beat is covered by the next one).
         """
+        client = self._client()
+        limiter = limiter_for(client)  # perf (issue 13): heartbeats share the completions' rate limiter
+        if not limiter.acquire(max_wait=HEARTBEAT_MAX_WAIT):
+            return True  # perf (issue 13): the bucket is dry: skip this beat, the next one covers it
         try:
-            self._client().send_task_heartbeat(taskToken=token)
+            client.send_task_heartbeat(taskToken=token)
+            limiter.observe(None)
         except Exception as exc:
+            limiter.observe(exc)  # perf (issue 13)
             code = error_code(exc)
             if code in CLOSED_CODES:
                 get_logger().info(
@@ -201,17 +208,24 @@ class Completer:
         log = get_logger()
         fp = fingerprint(token)
         landed = False  # whether an earlier attempt may have reached Step Functions
+        client = self._client()
+        limiter = limiter_for(client)  # perf (issue 13): one limiter shared by every call to this endpoint
         for attempt in range(policy.max_attempts):
+            # perf (issue 13): wait for the shared rate limiter, leaving the call its minimum time before the deadline.
+            if not limiter.acquire(max_wait=None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT):
+                log.error(f"{api}: rate limited until past the deadline", extra={"token_fp": fp, "attempt": attempt})
+                raise CallbackDeliveryError("rate limited until past the deadline", api=api, code="ThrottlingException")
             timeout = None
             if deadline is not None:
                 timeout = deadline - policy.clock()
                 if timeout < MIN_TIMEOUT:
                     log.error(f"{api}: no time left before the deadline", extra={"token_fp": fp, "attempt": attempt})
                     raise CallbackDeliveryError("no time left before the deadline", api=api, code="Deadline")
-            method = getattr(bounded(self._client(), timeout), _METHODS[api])
+            method = getattr(bounded(client, timeout), _METHODS[api])
             try:
                 method(taskToken=token, **params)
             except Exception as exc:
+                limiter.observe(exc)  # perf (issue 13)
                 code = error_code(exc)
                 if code in CLOSED_CODES:
                     if landed and api != "SendTaskHeartbeat":
@@ -252,6 +266,7 @@ class Completer:
                 )
                 policy.sleep(pause)
             else:
+                limiter.observe(None)  # perf (issue 13)
                 return Delivery.DELIVERED
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 

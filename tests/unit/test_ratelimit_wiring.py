@@ -1,0 +1,115 @@
+"""The rate limiter as completion calls and heartbeats use it (callback_kit.completion), on injected time."""
+
+from __future__ import annotations
+
+import pytest
+
+import callback_kit.completion as completion
+from callback_kit.completion import Completer, Delivery, RetryPolicy
+from callback_kit.exceptions import CallbackDeliveryError
+from callback_kit.outcome import Success
+from callback_kit.ratelimit import RateLimiter
+from callback_kit.testing import FakeStepFunctions
+
+
+class Time:
+    def __init__(self) -> None:
+        self.now = 50.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def t() -> Time:
+    return Time()
+
+
+@pytest.fixture
+def limiter(t: Time, monkeypatch: pytest.MonkeyPatch) -> RateLimiter:
+    """One limiter on fake time, as every client would share it."""
+    lim = RateLimiter(clock=t.clock, sleep=t.sleep)
+    monkeypatch.setattr(completion, "limiter_for", lambda client: lim)
+    return lim
+
+
+def completer(fake: FakeStepFunctions, t: Time) -> Completer:
+    return Completer(fake, RetryPolicy(sleep=t.sleep, clock=t.clock, random=lambda: 1.0))
+
+
+def throttled(lim: RateLimiter, t: Time, rate: float = 10.0) -> None:
+    """Answers at ``rate`` per second for 3 s, then a throttle: the limiter paces at about 0.8 x ``rate``."""
+    for _ in range(int(rate * 3)):
+        t.now += 1.0 / rate
+        lim.on_success()
+    lim.on_throttle()
+
+
+def test_a_throttled_completion_is_reported_and_paces_the_next_calls(t: Time, limiter: RateLimiter) -> None:
+    # GIVEN a Step Functions that throttles the first attempt of a completion
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskSuccess", "ThrottlingException")
+    token = fake.open_task()
+    # WHEN the completion is sent
+    delivery = completer(fake, t).complete(token, Success('{"ok": true}'))
+    # THEN it was delivered on retry, and the limiter saw the throttle and now paces
+    assert delivery is Delivery.DELIVERED
+    assert limiter.throttles == 1
+    assert limiter.enabled
+
+
+def test_no_call_starts_when_the_limiter_cannot_grant_one_before_the_deadline(t: Time, limiter: RateLimiter) -> None:
+    # GIVEN a limiter pacing at ~8/s with a dry bucket, and a completion with 20 ms left before its deadline
+    throttled(limiter, t)
+    fake = FakeStepFunctions()
+    token = fake.open_task()
+    # WHEN it is sent
+    with pytest.raises(CallbackDeliveryError, match="rate limited"):
+        completer(fake, t).complete(token, Success('{"ok": true}'), deadline=t.now + 0.02)
+    # THEN nothing reached Step Functions (the message is handed back, not answered late) and nothing slept
+    assert fake.calls == []
+    assert t.slept == []
+
+
+def test_a_completion_with_time_to_spare_waits_for_its_token(t: Time, limiter: RateLimiter) -> None:
+    # GIVEN a limiter pacing at ~8/s with a dry bucket, and a completion with 5 s left
+    throttled(limiter, t)
+    fake = FakeStepFunctions()
+    token = fake.open_task()
+    rate = limiter.rate
+    # WHEN it is sent
+    delivery = completer(fake, t).complete(token, Success('{"ok": true}'), deadline=t.now + 5.0)
+    # THEN it waited about one token's time, then was delivered
+    assert delivery is Delivery.DELIVERED
+    assert len(t.slept) == 1
+    assert 0 < t.slept[0] <= 1.0 / rate + 1e-9
+
+
+def test_a_heartbeat_is_skipped_rather_than_queued_when_the_bucket_is_dry(t: Time, limiter: RateLimiter) -> None:
+    # GIVEN a limiter pacing at ~0.8/s (a token is over a second away)
+    throttled(limiter, t, rate=1.0)
+    fake = FakeStepFunctions()
+    token = fake.open_task()
+    # WHEN a heartbeat is due
+    alive = completer(fake, t).heartbeat(token)
+    # THEN it is skipped without waiting (the next one covers it), and the task is not taken for closed
+    assert alive is True
+    assert fake.heartbeats(token) == 0
+    assert t.slept == []
+
+
+def test_heartbeat_throttles_are_reported_too(t: Time, limiter: RateLimiter) -> None:
+    # GIVEN a heartbeat answered ThrottlingException
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskHeartbeat", "ThrottlingException")
+    token = fake.open_task()
+    # WHEN it is sent
+    alive = completer(fake, t).heartbeat(token)
+    # THEN the task is still taken for open, and the limiter learnt of the throttle
+    assert alive is True
+    assert limiter.throttles == 1
