@@ -8,7 +8,6 @@ a task that a heartbeat found closed, so a token never gets two answers from thi
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import functools
 import inspect
@@ -320,6 +319,10 @@ def run_awaitable(awaitable: Any) -> Any:
     On a thread that already runs a loop (a user calling ``process_event`` from async code), the coroutine is
     run on a loop in a helper thread, since a loop cannot be nested.
     """
+
+    # Imported here: asyncio (and the ssl and socket modules it pulls in) is ~20 ms of a cold start's import that
+    # only async functions need.
+    import asyncio
 
     async def wait() -> Any:
         return await awaitable
