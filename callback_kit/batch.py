@@ -117,11 +117,15 @@ class Batch:
         # A few workers drain the lanes on the process-wide pool: no thread is started per invocation.
         awake = threading.Semaphore(0)
         futures = [shared_pool().submit(self._drain, lanes, awake) for _ in range(workers)]
-        for _ in futures:
-            # Let each worker get going before the deadline is looked at, so that a deadline already past fails
-            # the first tasks rather than handing them back unstarted. Bounded: a pool whose every thread is stuck
-            # must not keep the guard from watching the deadline.
-            awake.acquire(timeout=DEADLINE_POLL)
+        remaining = _remaining(self.context)
+        if remaining is not None and remaining - self.margin <= DEADLINE_POLL:
+            for _ in futures:
+                # Near the deadline, let each worker get going before the deadline is looked at, so that a
+                # deadline already past fails the first tasks rather than handing them back unstarted. Bounded: a
+                # pool whose every thread is stuck must not keep the guard from watching the deadline. (Further
+                # from it, or with no deadline, the guard's first look cannot fire: the handshake would only cost a
+                # thread switch.)
+                awake.acquire(timeout=DEADLINE_POLL)
         if not self._wait(futures):
             self._expire_unfinished()
 
@@ -141,6 +145,13 @@ class Batch:
             if remaining is not None and remaining <= self.margin:
                 return False
             timeout = None if remaining is None else min(remaining - self.margin, DEADLINE_POLL)
+            if len(futures) == 1:
+                # One worker (a direct invoke): waiting on the future itself is cheaper than cf.wait's waiter.
+                try:
+                    futures[0].exception(timeout=timeout)
+                except cf.TimeoutError:
+                    continue
+                return True
             _, pending = cf.wait(futures, timeout=timeout)
             if not pending:
                 return True
