@@ -49,7 +49,7 @@ from callback_kit.exceptions import (
     InvalidOutputError,
     InvalidTokenError,
 )
-from callback_kit.logs import fingerprint, get_logger, install_token_redaction
+from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
 from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, limiter_for  # perf (issue 13): shared rate limiter
 from callback_kit.timeouts import MIN_TIMEOUT, bounded
@@ -205,7 +205,7 @@ class Completer:
 
     def _call(self, api: str, token: str, deadline: float | None, **params: str) -> Delivery:
         policy = self.policy
-        log = get_logger()
+        log = lazy_logger()  # perf (issue 13): powertools is imported only if a line is logged
         fp = fingerprint(token)
         landed = False  # whether an earlier attempt may have reached Step Functions
         client = self._client()

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -47,8 +47,67 @@ def get_logger() -> Logger:
                 # Imported on first use: the Logger costs ~50 ms of import that a cold start need not pay twice.
                 from aws_lambda_powertools import Logger
 
-                _logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "callback-kit"))
+                _logger = Logger(service=_service())
     return _logger
+
+
+#: The environment variables from which powertools' Logger takes its level (Lambda's own first).
+_LEVEL_ENV = ("AWS_LAMBDA_LOG_LEVEL", "POWERTOOLS_LOG_LEVEL", "LOG_LEVEL")
+
+
+class _LazyLogger:
+    """Stands for :func:`get_logger`'s Logger, made on the first line actually logged."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_logger(), name)
+
+
+_LAZY = _LazyLogger()
+
+
+def lazy_logger() -> Logger:
+    """The Logger of :func:`get_logger`, made only when a line is logged through it.
+
+    For code whose happy path logs nothing: asking for the Logger up front would import powertools (~20 ms of a
+    cold start) in a task that never writes a line.
+
+    Example:
+        >>> log = lazy_logger()  # nothing imported or built yet
+    """
+    return cast("Logger", _LAZY)
+
+
+def debug_enabled() -> bool:
+    """Whether callback-kit's DEBUG lines are written, without creating the Logger just to ask.
+
+    The happy path logs only at DEBUG; asking the powertools Logger would import powertools (~20 ms of a cold
+    start) and build a record that is then dropped. Until callback-kit's Logger exists, its level can only come
+    from the environment (powertools reads it at creation) or from the standard logger of the same name.
+
+    Example:
+        >>> isinstance(debug_enabled(), bool)
+        True
+    """
+    if _logger is not None:
+        return _std_logger().isEnabledFor(logging.DEBUG)
+    if any(os.environ.get(name, "").upper() == "DEBUG" for name in _LEVEL_ENV):
+        get_logger()  # powertools sets the level from the environment as it makes the Logger
+        return _std_logger().isEnabledFor(logging.DEBUG)
+    return logging.getLogger(_service()).isEnabledFor(logging.DEBUG)
+
+
+def _service() -> str:
+    return os.environ.get("POWERTOOLS_SERVICE_NAME", "callback-kit")
+
+
+_std: logging.Logger | None = None
+
+
+def _std_logger() -> logging.Logger:
+    global _std
+    if _std is None:
+        _std = logging.getLogger(get_logger().name)
+    return _std
 
 
 #: The loggers through which botocore and urllib3 may write request parameters or bodies at DEBUG.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +26,7 @@ from callback_kit.exceptions import (
     RedeliverError,
 )
 from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
-from callback_kit.logs import fingerprint, get_logger
+from callback_kit.logs import debug_enabled, fingerprint, get_logger
 from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
 from callback_kit.sources import TaskRecord
 
@@ -213,7 +212,7 @@ class TaskRun:
             # Returns at once; once it has, a heartbeat can no longer mark the task closed, so the check of
             # ``cancelled`` in _finish sees the last word.
             self.scheduler.unregister(self._beat)
-        if _debug_enabled():
+        if debug_enabled():
             get_logger().debug(
                 "user function returned",
                 extra={"token_fp": info.token_fingerprint, "seconds": round(self.clock() - started, 3)},
@@ -354,11 +353,6 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return min(a, b)
-
-
-def _debug_enabled() -> bool:
-    # A filtered powertools debug call still builds its record; checking first keeps the hot path short.
-    return logging.getLogger(get_logger().name).isEnabledFor(logging.DEBUG)
 
 
 def validate(model: Any, payload: Any) -> Any:
