@@ -31,14 +31,23 @@ __all__ = ["Delivering"]
 
 
 @dataclass
-class _SqsRoute:
+class SqsRoute:
+    """A queue read as Lambda's event source mapping reads it, or a queue that stands for an async source.
+
+    With ``async_source`` set (``"eventbridge"``, ``"sns"``), each message is something that source hands to
+    Lambda as an asynchronous invoke: it is taken off the queue, turned into the Lambda event by ``convert``
+    and delivered with Lambda's async retries.
+    """
+
     queue: Queue
     handler: LambdaHandler
-    batch_size: int
-    visibility_timeout: int | None
-    as_eventbridge: bool
-    retries: int
-    retry_delay: float
+    batch_size: int = 10
+    visibility_timeout: int | None = None
+    async_source: str | None = None
+    convert: Callable[[Mapping[str, Any]], Any] | None = None
+    target: str | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
 
 
 @dataclass
@@ -66,7 +75,7 @@ class Delivering(CloudResources):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sqs_routes: list[_SqsRoute] = []
+        self._sqs_routes: list[SqsRoute] = []
         self._lambda_routes: dict[str, _LambdaRoute] = {}
         self._pending: list[_Pending] = []
         self._pending_lock = threading.Lock()
@@ -94,7 +103,7 @@ class Delivering(CloudResources):
         Example:
             >>> sim.route_sqs(q, handler, visibility_timeout=1)              # doctest: +SKIP
         """
-        self._sqs_routes.append(_SqsRoute(queue, handler, batch_size, visibility_timeout, False, 0, 0.0))
+        self._sqs_routes.append(SqsRoute(queue, handler, batch_size, visibility_timeout))
 
     def route_eventbridge(
         self, queue: Queue, handler: LambdaHandler, *, retries: int = 2, retry_delay: float = 0.0
@@ -109,7 +118,21 @@ class Delivering(CloudResources):
             >>> sim.create_event_bus_to_queue("bus", q)                      # doctest: +SKIP
             >>> sim.route_eventbridge(q, handler, retries=0)  # doctest: +SKIP
         """
-        self._sqs_routes.append(_SqsRoute(queue, handler, 10, None, True, retries, retry_delay))
+        self._sqs_routes.append(
+            SqsRoute(
+                queue,
+                handler,
+                async_source="eventbridge",
+                convert=self._eventbridge_event,
+                retries=retries,
+                retry_delay=retry_delay,
+            )
+        )
+
+    def _eventbridge_event(self, message: Mapping[str, Any]) -> Any:
+        envelope = json.loads(message["Body"])
+        envelope.setdefault("account", self.account_id)  # moto omits it; AWS always sends it
+        return envelope
 
     def route_lambda(self, function_name: str, handler: LambdaHandler, *, fail_task_on_error: bool = True) -> str:
         """Create ``function_name`` in moto (if needed) and run ``handler`` when a state machine invokes it.
@@ -209,20 +232,18 @@ class Delivering(CloudResources):
                 messages = self._receive(route)
                 if not messages:
                     continue
-                if not route.as_eventbridge:
+                if route.async_source is None or route.convert is None:
                     jobs.append(functools.partial(self._process_batch, route, messages))
                     continue
                 for message in messages:
-                    # EventBridge has handed the event over: from here on Lambda's async retries apply.
+                    # The source has handed the event over: from here on Lambda's async retries apply.
                     self.sqs.delete_message(QueueUrl=route.queue.url, ReceiptHandle=message["ReceiptHandle"])
-                    envelope = json.loads(message["Body"])
-                    envelope.setdefault("account", self.account_id)  # moto omits it; AWS always sends it
                     self._enqueue(
                         _Pending(
-                            source="eventbridge",
-                            target=route.queue.name,
+                            source=route.async_source,
+                            target=route.target or route.queue.name,
                             handler=route.handler,
-                            event=envelope,
+                            event=route.convert(message),
                             retries=route.retries,
                             retry_delay=route.retry_delay,
                         )
@@ -234,7 +255,7 @@ class Delivering(CloudResources):
         jobs.extend(functools.partial(self._process_pending, item) for item in ready)
         return jobs
 
-    def _receive(self, route: _SqsRoute) -> list[dict[str, Any]]:
+    def _receive(self, route: SqsRoute) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {}
         if route.visibility_timeout is not None:
             kwargs["VisibilityTimeout"] = route.visibility_timeout
@@ -258,7 +279,7 @@ class Delivering(CloudResources):
         else:
             self.dead_letters.append(delivery)
 
-    def _process_batch(self, route: _SqsRoute, messages: list[dict[str, Any]]) -> None:
+    def _process_batch(self, route: SqsRoute, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self.sqs_record(route.queue, m) for m in messages]}
         delivery = self._call("sqs", route.queue.name, route.handler, event, 1)
         if delivery.error is not None:
@@ -354,6 +375,14 @@ def tokens_in(source: str, event: Any) -> Sequence[str]:
         for record in event.get("Records", []):
             with contextlib.suppress(ValueError, TypeError):
                 token = find_token(json.loads(record["body"]))
+                if token:
+                    found.append(token)
+        return found
+    if source == "sns":
+        found = []
+        for record in event.get("Records", []):
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                token = find_token(json.loads(record["Sns"]["Message"]))
                 if token:
                     found.append(token)
         return found

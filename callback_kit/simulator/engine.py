@@ -41,6 +41,9 @@ _ENV_KEYS = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SFN",
     "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SNS",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
 )
 _log = logging.getLogger("callback_kit.simulator")
 
