@@ -50,6 +50,7 @@ a loopback server for code in other processes.
 from __future__ import annotations
 
 from callback_kit.simulator.cloud import substitute
+from callback_kit.simulator.definitions import UnsupportedDefinitionError
 from callback_kit.simulator.harness import LocalStepFunctions
 from callback_kit.simulator.records import (
     TERMINAL_STATUSES,
@@ -73,6 +74,7 @@ __all__ = [
     "LambdaHandler",
     "LocalStepFunctions",
     "Queue",
+    "UnsupportedDefinitionError",
     "format_event",
     "moto_server",
     "substitute",
