@@ -8,18 +8,23 @@ Commands::
     callback-kit send-failure [TOKEN] --error NAME [--cause TEXT]
     callback-kit send-heartbeat [TOKEN]
     callback-kit invoke module:handler --event FILE [--remaining-ms N]
+    callback-kit check [PATH ...] [--format text|json] [--strict] [--ignore CODES]   (see docs/check.md)
+    callback-kit run [--token-env TASK_TOKEN] [--output-file PATH] [--heartbeat-interval S] -- CMD ARGS...
 
 A task token is a bearer credential; keep it out of shell history: give ``-`` to read it from stdin, or leave
 it out to read ``$CALLBACK_KIT_TASK_TOKEN``. AWS settings come from the usual environment (``AWS_PROFILE``,
 ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...).
 
+``-v``/``--verbose`` goes before or after the command; ``--version`` prints the version.
+
 Exit codes:
     0   done (for ``invoke``: every task got its one callback)
     1   the task was already closed: timed out, its execution stopped, or already answered (for ``invoke``: a
         record got no callback and would be redelivered)
-    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes; nothing was sent
-    3   AWS error: Step Functions could not be reached or refused the call after retries (credentials, region,
-        throttling, KMS)
+    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes, an invalid token
+        (one Step Functions did not issue: quoted, URL-encoded, truncated); nothing was sent
+    3   AWS error: Step Functions could not be reached or refused the call after retries (throttling, KMS), or
+        the AWS configuration is unusable (no region, no credentials: never retried; the message says what to set)
 """
 
 from __future__ import annotations
@@ -34,8 +39,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from callback_kit import __version__
+from callback_kit.awsconfig import configuration_problem, region_from_arn
+from callback_kit.check.command import add_parser as add_check_parser
+from callback_kit.check.command import run as run_check
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
-from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError
+from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
 
 ENV_TOKEN = "CALLBACK_KIT_TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
@@ -45,8 +54,9 @@ STDIN = "-"
 EXIT_CODES = """exit codes:
   0  done
   1  the task was already closed (timed out, execution stopped, or already answered)
-  2  usage error: bad arguments, unreadable file, invalid JSON or output too large; nothing was sent
-  3  AWS error: Step Functions unreachable or refusing the call after retries"""
+  2  usage error: bad arguments, unreadable file, invalid JSON, output too large, or an invalid token (one
+     Step Functions did not issue); nothing was sent
+  3  AWS error: Step Functions unreachable or refusing the call after retries, or no region/credentials"""
 INVOKE_EXIT_CODES = """exit codes:
   0  every task in the event got exactly one callback (success or failure)
   1  a record got no callback: Lambda would redeliver it (no token, or the handler raised)
@@ -54,7 +64,7 @@ INVOKE_EXIT_CODES = """exit codes:
 _TOKEN_HELP = f"the task token; '-' reads it from stdin; omitted: ${ENV_TOKEN}"
 _CLOSED_MESSAGE = (
     "the task is already closed: it timed out, its execution stopped, or it was already answered "
-    "(Step Functions answered TaskTimedOut, TaskDoesNotExist or InvalidToken); nothing changed"
+    "(Step Functions answered TaskTimedOut or TaskDoesNotExist); nothing changed"
 )
 
 
@@ -89,20 +99,31 @@ def main(
             args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on a usage error, 0 after --help
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-    _quiet_logs(args.verbose or args.command == "activity")
+    _quiet_logs(args.verbose or args.command in ("activity", "run"))
     command: Callable[[argparse.Namespace, _IO, Any], int] = args.run
     try:
         return command(args, io, client)
     except (UsageError, InvalidOutputError, ValueError, OSError) as exc:
         io.print_err(f"callback-kit {args.command}: error: {exc}")
         return EXIT_USAGE
-    except CallbackDeliveryError as exc:
-        io.print_err(f"callback-kit {args.command}: AWS error ({exc.code or 'no response'}) on {exc.api}: {exc}")
-        return EXIT_AWS
+    except InvalidTokenError as exc:
+        # Not "already closed": the string is not a token Step Functions issued, and the real task still waits.
+        io.print_err(
+            f"callback-kit {args.command}: error: invalid token: Step Functions did not issue it (quoted, "
+            f"URL-encoded, truncated, or taken from the wrong field?); nothing was sent ({exc})"
+        )
+        return EXIT_USAGE
     except Exception as exc:
+        problem = configuration_problem(exc)
+        if problem is not None:  # no region, no credentials: retrying cannot help, so say what to set
+            io.print_err(f"callback-kit {args.command}: AWS configuration error: {problem}")
+            return EXIT_AWS
+        if isinstance(exc, CallbackDeliveryError):
+            io.print_err(f"callback-kit {args.command}: AWS error ({exc.code or 'no response'}) on {exc.api}: {exc}")
+            return EXIT_AWS
         from botocore.exceptions import BotoCoreError
 
-        if isinstance(exc, BotoCoreError):  # no region, no credentials, endpoint unreachable
+        if isinstance(exc, BotoCoreError):  # endpoint unreachable, ...
             io.print_err(f"callback-kit {args.command}: AWS error: {exc}")
             return EXIT_AWS
         raise
@@ -118,8 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES + "\n\ninvoke has its own exit codes: see 'callback-kit invoke --help'.",
         formatter_class=fmt,
     )
+    verbose_help = "log callback-kit's INFO messages to stderr"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    parser.add_argument("--version", action="version", version=f"callback-kit {__version__}")
+    # -v after the command too. SUPPRESS: a subcommand without -v must not reset a -v given before the command.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="log callback-kit's INFO messages to stderr")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -193,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", required=True, metavar="FILE", help="the event JSON file ('-': stdin)")
     p.add_argument("--remaining-ms", type=int, default=900_000, help="the Lambda time left (default 900000)")
     p.set_defaults(run=_invoke)
+
+    add_check_parser(sub, [common]).set_defaults(run=_check)
+    from callback_kit.container import DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_ENV, RUN_EXIT_CODES
+
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a command for a task whose token is in the environment (ecs:runTask.waitForTaskToken)",
+        description="Run CMD as a child process, heartbeat while it runs, then answer the task: SendTaskSuccess "
+        "with its JSON stdout (or --output-file), or SendTaskFailure CallbackKit.CommandFailed with the exit code "
+        "and the end of its stderr. SIGTERM/SIGINT are forwarded to CMD; a task it does not finish is failed with "
+        "CallbackKit.WorkerShutdown. The token is removed from CMD's environment.",
+        epilog=RUN_EXIT_CODES,
+        formatter_class=fmt,
+    )
+    p.add_argument("--token-env", default=DEFAULT_TOKEN_ENV, metavar="NAME", help="the variable holding the token")
+    p.add_argument("--output-file", metavar="PATH", help="read the output from this file instead of CMD's stdout")
+    p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats, 0 for none (default 30)")
+    p.add_argument("--shutdown-grace-seconds", type=float, default=DEFAULT_SHUTDOWN_GRACE, help="after SIGTERM")
+    p.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...", help="the command to run")
+    p.set_defaults(run=_run)
     return parser
 
 
@@ -202,6 +248,8 @@ def _activity(args: argparse.Namespace, io: _IO, client: Any) -> int:
 
     if not args.activity_arn.startswith("arn:") or ":activity:" not in args.activity_arn:
         raise UsageError(f"not an activity ARN: {args.activity_arn!r}")
+    if client is None:
+        _use_region_of(args.activity_arn, io)
     worker = ActivityWorker(
         args.activity_arn,
         load_target(args.target),
@@ -257,6 +305,23 @@ def _invoke(args: argparse.Namespace, io: _IO, client: Any) -> int:
     return invoke(load_target(args.target), event, out=io.out, remaining_ms=args.remaining_ms)
 
 
+def _check(args: argparse.Namespace, io: _IO, client: Any) -> int:
+    return run_check(args, io.out, io.err)
+
+
+def _run(args: argparse.Namespace, io: _IO, client: Any) -> int:
+    from callback_kit.container import main_from_args
+
+    return main_from_args(
+        args.command_argv,
+        token_env=args.token_env,
+        output_file=args.output_file,
+        heartbeat_interval=args.heartbeat_interval,
+        shutdown_grace=args.shutdown_grace_seconds,
+        client=client,
+    )
+
+
 # -- helpers ----------------------------------------------------------------------------------------------------
 def read_token(given: str | None, stdin: IO[str]) -> str:
     """The token from the argument, from stdin (``-``) or from ``$CALLBACK_KIT_TASK_TOKEN``.
@@ -302,6 +367,21 @@ def load_target(spec: str) -> Callable[[Any], Any]:
         raise UsageError(f"{spec} is not callable")
     target: Callable[[Any], Any] = obj
     return target
+
+
+def _use_region_of(arn: str, io: _IO) -> None:
+    """Talk to the region the ARN names: the activity, and the tokens its polls hand out, live only there."""
+    import botocore.session
+
+    region = region_from_arn(arn)
+    if region is None:
+        return
+    configured = botocore.session.get_session().get_config_variable("region")
+    if configured != region:
+        if configured is not None:
+            io.print_err(f"callback-kit activity: using the ARN's region {region}, not the configured {configured}")
+        # This process's clients are all built later, from the environment: the poll client and the callbacks'.
+        os.environ["AWS_DEFAULT_REGION"] = region
 
 
 def _report(io: _IO, api: str, token: str, delivery: Delivery) -> int:
