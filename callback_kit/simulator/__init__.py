@@ -49,7 +49,8 @@ Example:
 
 The package, one role per module: :mod:`~callback_kit.simulator.engine` (moto's mock, clients, hooks, observers),
 :mod:`~callback_kit.simulator.cloud` (resources and executions), :mod:`~callback_kit.simulator.delivery` (routing
-events to handlers as Lambda would), :mod:`~callback_kit.simulator.notifications` (SNS),
+queues and EventBridge targets to handlers as Lambda would), :mod:`~callback_kit.simulator.invoke` (Lambda invokes),
+:mod:`~callback_kit.simulator.notifications` (SNS),
 :mod:`~callback_kit.simulator.harness` (:class:`LocalStepFunctions` and its background pump),
 :mod:`~callback_kit.simulator.ledger`, :mod:`~callback_kit.simulator.callback_api` and
 :mod:`~callback_kit.simulator.interpreter` (callbacks as AWS answers them), :mod:`~callback_kit.simulator.definitions`

@@ -15,7 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from callback_kit.simulator.delivery import Delivering, SqsRoute
+from callback_kit.simulator.delivery import SqsRoute
+from callback_kit.simulator.invoke import Invoking
 from callback_kit.simulator.records import LambdaHandler, Queue
 
 __all__ = ["Notifying", "sns_lambda_event"]
@@ -62,7 +63,7 @@ def sns_lambda_event(envelope: Mapping[str, Any], subscription_arn: str) -> dict
     }
 
 
-class Notifying(Delivering):
+class Notifying(Invoking):
     """Topics and subscriptions; a base of :class:`~callback_kit.simulator.LocalStepFunctions`."""
 
     @property
