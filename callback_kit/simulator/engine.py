@@ -17,8 +17,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from callback_kit.simulator import interpreter
-from callback_kit.simulator.callback_api import strict_backend_method
-from callback_kit.simulator.definitions import UnsupportedDefinitionError, check_definition
 from callback_kit.simulator.records import CallbackCall, Delivery, token_fingerprint
 
 if TYPE_CHECKING:
@@ -172,10 +170,7 @@ class SimulatorEngine:
             ("send_task_heartbeat", "heartbeat"),
         )
         for method, kind in observed:
-            strict = strict_backend_method(kind, getattr(sfn_backend, method))
-            self._set_attr(sfn_backend, method, self._observed(strict, kind))
-        for method in ("create_state_machine", "update_state_machine"):
-            self._set_attr(sfn_backend, method, _refusing_unsupported(getattr(sfn_backend, method)))
+            self._set_attr(sfn_backend, method, self._observed(getattr(sfn_backend, method), kind))
 
     def _observed(self, original: Callable[..., Any], kind: Literal["success", "failure", "heartbeat"]) -> Any:
         def wrapper(task_token: str, *args: Any, **kwargs: Any) -> Any:
@@ -268,19 +263,3 @@ class SimulatorEngine:
     def _on_invoke(self, function_name: str, body: Any, headers: Any, response_headers: dict[str, str]) -> bytes | None:
         """Answer a Lambda invocation moto received (the payload); ``None`` lets moto's simple backend answer it."""
         return None
-
-
-def _refusing_unsupported(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap moto's create/update_state_machine so that any client gets the simulator's refusal up front."""
-    from moto.core.exceptions import AWSError
-
-    def method(*args: Any, **kwargs: Any) -> Any:
-        definition = kwargs.get("definition", args[1] if len(args) > 1 else None)
-        if definition is not None:
-            try:
-                check_definition(definition)
-            except UnsupportedDefinitionError as exc:
-                raise AWSError(str(exc), exception_type="InvalidDefinition") from None
-        return original(*args, **kwargs)
-
-    return method
