@@ -15,7 +15,8 @@ from typing import Any
 
 from callback_kit.outcome import lambda_error_cause
 from callback_kit.simulator.delivery import Delivering, Pending
-from callback_kit.simulator.records import LambdaHandler
+from callback_kit.simulator.ledger import LEDGER
+from callback_kit.simulator.records import LambdaHandler, find_token
 
 __all__ = ["Invoking"]
 
@@ -83,6 +84,9 @@ class Invoking(Delivering):
         if invocation_type == "Event":  # Lambda queues it and retries a failure twice
             self._enqueue(Pending(source="lambda", target=name, handler=route.handler, event=event, retries=2))
             return b""
+        token = find_token(event)
+        if token is not None:  # the function now has the task: its heartbeat clock runs from here
+            LEDGER.hand_over(token)
         delivery = self._call("lambda", name, route.handler, event, 1)
         if delivery.error is not None:
             if not route.fail_task_on_error:
