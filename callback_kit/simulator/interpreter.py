@@ -1,8 +1,8 @@
-"""Changes to moto's state machine interpreter (5.2.x) that make its callback tasks behave as AWS's do.
+"""Changes to moto's Step Functions (5.2.x) that make its callback tasks behave as AWS's do.
 
 Installed while at least one simulator runs (reference counted, undone when the last one stops), because they
-are class attributes of moto's interpreter. Each one hands a decision moto spreads over several threads to the
-:data:`~callback_kit.simulator.ledger.LEDGER`:
+are class attributes of moto's interpreter and backend. Each one hands a decision moto spreads over several
+threads to the :data:`~callback_kit.simulator.ledger.LEDGER`:
 
 * **One owner for a task's fate.** Every attempt of a ``.waitForTaskToken`` task is opened in the ledger when it
   starts (so heartbeats and callbacks are accepted from the moment the token exists) and closed when it ends.
