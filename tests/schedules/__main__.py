@@ -1,8 +1,8 @@
 """``scripts/schedules``: run N schedules from a seed, or replay one, and report invariant violations.
 
-    python -m tests.schedules --count 500 --seed 1
-    python -m tests.schedules --count 10000 --seed 1 --jobs 2
-    python -m tests.schedules --replay 1234 [--repeat 5] [--verbose]
+python -m tests.schedules --count 500 --seed 1
+python -m tests.schedules --count 10000 --seed 1 --jobs 2
+python -m tests.schedules --replay 1234 [--repeat 5] [--verbose]
 """
 
 from __future__ import annotations

@@ -8,23 +8,28 @@ next invoke and lets the same code run on, so whatever reaches the fake after th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import callback_kit as ck
 from callback_kit.activity import PollBackoff
 from callback_kit.completion import RetryPolicy
 from callback_kit.testing import FakeLambdaContext, eventbridge_event, sqs_event
+from tests.schedules import endpoint
 from tests.schedules.behaviours import Runs, dispatcher
 from tests.schedules.fake import ScheduleFake
 from tests.schedules.logcapture import captured_logs
-from tests.schedules.plan import RecordPlan, Schedule
+from tests.schedules.plan import Schedule
 
+#: Builds a Lambda handler ``handler(event, context)`` from the user function and callback_handler's options.
+MakeHandler: TypeAlias = Callable[[Callable[[Any], Any], dict[str, Any]], Callable[[Any, Any], Any]]
 ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:explorer"
 #: The fake's long-poll hold for activities, in schedule seconds.
 POLL_HOLD = 1.0
@@ -78,7 +83,7 @@ def _tokens(s: Schedule) -> list[str | None]:
 
 
 def _open(fake: ScheduleFake, s: Schedule, tokens: list[str | None]) -> None:
-    for r, token in zip(s.records, tokens):
+    for r, token in zip(s.records, tokens, strict=True):
         if r.kind == "real" and token is not None:
             fake.open_task(
                 token, close_at=r.close_at, close_code=r.close_code, completions=r.completions, heartbeats=r.heartbeats
@@ -142,29 +147,35 @@ def _longest(s: Schedule) -> float:
     return max((r.duration for r in s.records), default=0.0)
 
 
-def run_lambda(s: Schedule, scale: float, *, client: Any = None) -> Trace:
-    """Invoke the handler once with the schedule's event; ``client`` overrides the fake (real-client runs)."""
+def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = None) -> Trace:
+    """Invoke the handler once with the schedule's event.
+
+    Args:
+        make_handler: builds the handler from the options and the function instead of ``ck.callback_handler``
+            (the checkers' own tests pass deliberately broken handlers).
+    """
     fake = ScheduleFake(scale)
     tokens = _tokens(s)
     _open(fake, s, tokens)
     runs = Runs()
     fn = dispatcher(s.records, scale, runs)
     event = _event(s, [_message(i, t) for i, t in enumerate(tokens)])
-    handler = ck.callback_handler(
-        client=fake if client is None else client,
-        heartbeat_interval=(s.heartbeat_interval or 0) * scale,
-        deadline_margin=s.margin * scale,
-        max_concurrency=s.max_concurrency,
-        retry=retry_policy(s, scale),
-    )(fn)
+    options: dict[str, Any] = {
+        "heartbeat_interval": (s.heartbeat_interval or 0) * scale,
+        "deadline_margin": s.margin * scale,
+        "max_concurrency": s.max_concurrency,
+        "retry": retry_policy(s, scale),
+    }
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
-    with captured_logs() as lines:
+    with _clients(s, fake, tokens) as built, captured_logs() as lines:
+        options["client"] = built
+        handler = (make_handler or _callback_handler)(fn, options)
         trace.t_start = time.monotonic()
         trace.deadline = trace.t_start + s.remaining * scale
         context = FakeLambdaContext(remaining_ms=int(s.remaining * scale * 1000))
         try:
             trace.response = handler(event, context)
-        except BaseException as exc:  # noqa: BLE001 - whatever the handler raises hands its event back
+        except BaseException as exc:
             trace.raised = f"{type(exc).__name__}"
         trace.t_return = time.monotonic()
         cap = (s.remaining + _longest(s) + 10 * s.max_delay * s.max_attempts + 20) * scale
@@ -172,6 +183,20 @@ def run_lambda(s: Schedule, scale: float, *, client: Any = None) -> Trace:
     trace.logs = lines
     trace.handed_back = _handed_back(s, event, trace)
     return trace
+
+
+@contextlib.contextmanager
+def _clients(s: Schedule, fake: ScheduleFake, tokens: list[str | None]) -> Iterator[Any]:
+    """The client the code under test gets: the fake, or callback-kit's own botocore client in front of it."""
+    if not s.real_client:
+        yield fake
+        return
+    with endpoint.serving(fake, tokens, activity=s.driver == "activity") as client:
+        yield client
+
+
+def _callback_handler(fn: Callable[[Any], Any], options: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    return ck.callback_handler(**options)(fn)
 
 
 def _handed_back(s: Schedule, event: Any, trace: Trace) -> set[int]:
@@ -194,23 +219,12 @@ def run_activity(s: Schedule, scale: float) -> Trace:
         if token is not None:
             fake.add_activity_task(token, json.dumps({"i": i, "order": {"id": f"o-{i}"}}))
     runs = Runs()
-    rng = random.Random(s.seed ^ 0x5EED)
-    worker = ck.ActivityWorker(
-        ACTIVITY_ARN,
-        dispatcher(s.records, scale, runs),
-        concurrency=s.concurrency,
-        heartbeat_interval=(s.heartbeat_interval or 0) * scale,
-        client=fake,
-        max_task_seconds=None if s.max_task_seconds is None else s.max_task_seconds * scale,
-        shutdown_grace_seconds=s.grace * scale,
-        retry=retry_policy(s, scale),
-        backoff=PollBackoff(base_delay=0.2 * scale, max_delay=1.0 * scale, min_poll_seconds=0.2 * scale, rand=rng.random),
-        tick=0.1 * scale,
-    )
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     work = sum(r.duration for r in s.records) + len(s.records) * s.max_delay * s.max_attempts
     cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale
-    with captured_logs() as lines:
+    with _clients(s, fake, tokens) as client, captured_logs() as lines:
+        worker = _worker(s, scale, dispatcher(s.records, scale, runs), client)
+        trace.t_start = time.monotonic()
         if s.run_one:
             _drive_run_one(worker, fake, trace, cap)
         else:
@@ -218,6 +232,24 @@ def run_activity(s: Schedule, scale: float) -> Trace:
         trace.finished = _settle(fake, runs, s, scale, cap) and trace.finished
     trace.logs = lines
     return trace
+
+
+def _worker(s: Schedule, scale: float, fn: Callable[[Any], Any], client: Any) -> Any:
+    rng = random.Random(s.seed ^ 0x5EED)
+    return ck.ActivityWorker(
+        ACTIVITY_ARN,
+        fn,
+        concurrency=s.concurrency,
+        heartbeat_interval=(s.heartbeat_interval or 0) * scale,
+        client=client,
+        max_task_seconds=None if s.max_task_seconds is None else s.max_task_seconds * scale,
+        shutdown_grace_seconds=s.grace * scale,
+        retry=retry_policy(s, scale),
+        backoff=PollBackoff(
+            base_delay=0.2 * scale, max_delay=1.0 * scale, min_poll_seconds=0.2 * scale, rand=rng.random
+        ),
+        tick=0.1 * scale,
+    )
 
 
 def _drive_run_one(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> None:
@@ -231,7 +263,7 @@ def _drive_run_one(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) ->
                 continue
             try:
                 worker.run_one(response)
-            except BaseException as exc:  # noqa: BLE001 - the slot would have died of it
+            except BaseException as exc:
                 deaths.append(type(exc).__name__)
                 return
 
@@ -258,7 +290,8 @@ def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> N
         if stop_at is not None and now >= stop_at:
             trace.stopped_early = True
             break
-        idle = not trace.runs.active and fake.quiet and _all_delivered_ran(trace)
+        stats = worker.stats
+        idle = not trace.runs.active and fake.quiet and not stats.running and stats.started == len(fake.delivered)
         if idle and not fake.queued:
             break
         if not (idle and fake.open_polls == 0):
@@ -276,11 +309,6 @@ def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> N
     trace.finished = bool(worker.wait(cap))
     trace.t_return = time.monotonic()
     trace.stats = worker.stats
-
-
-def _all_delivered_ran(trace: Trace) -> bool:
-    index = {t: i for i, t in enumerate(trace.tokens) if t is not None}
-    return all(index[t] in trace.runs.by_record for t in list(trace.fake.delivered))
 
 
 def run(s: Schedule, scale: float) -> Trace:

@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from callback_kit.logs import BOTOCORE_LOGGERS, get_logger
 
@@ -47,10 +48,10 @@ def captured_logs() -> Iterator[list[str]]:
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     buffer = io.StringIO()
-    streams: list[tuple[logging.StreamHandler[io.StringIO], object]] = []
+    streams: list[tuple[logging.StreamHandler[Any], Any]] = []
     for handler in library.handlers:
         if isinstance(handler, logging.StreamHandler):
-            streams.append((handler, handler.setStream(buffer)))  # type: ignore[arg-type]
+            streams.append((handler, handler.setStream(buffer)))
     for lg in loggers:
         lg.setLevel(logging.DEBUG)
     logging.getLogger().addHandler(collect)
@@ -61,8 +62,8 @@ def captured_logs() -> Iterator[list[str]]:
     finally:
         logging.getLogger().removeHandler(collect)
         library.removeHandler(collect)
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
         for handler, stream in streams:
-            handler.setStream(stream)  # type: ignore[arg-type]
+            handler.setStream(stream)
         collect.lines.append(buffer.getvalue())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from callback_kit.sources import SOURCES
 
@@ -161,7 +161,9 @@ def _behaviour(rng: random.Random) -> str:
 def _record(rng: random.Random, span: float, group: str | None, kind_weights: tuple[float, float, float]) -> RecordPlan:
     behaviour = _behaviour(rng)
     long = behaviour.startswith("long")
-    duration = rng.uniform(span * 0.5, span * 1.6) if long else rng.choice((0.0, rng.uniform(0, 0.5), rng.uniform(0, 3)))
+    duration = (
+        rng.uniform(span * 0.5, span * 1.6) if long else rng.choice((0.0, rng.uniform(0, 0.5), rng.uniform(0, 3)))
+    )
     faulty = rng.choice((0.0, 0.0, 0.15, 0.4, 0.8))
     kind = rng.choices(("real", "missing", "invalid"), weights=kind_weights)[0]
     closed = rng.random() < 0.15
@@ -189,23 +191,23 @@ def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
     remaining = round(rng.choice((rng.uniform(0.5, 3.0), rng.uniform(0.5, 15.0))), 3)
     margin = rng.choice((0.5, 1.0, 2.0, 2.0, 3.0))
     interval = rng.choice((None, 0.3, 1.0, 2.0, 5.0))
-    common = dict(
-        seed=seed,
-        driver=chosen,
-        margin=margin,
-        heartbeat_interval=interval,
-        max_attempts=rng.randint(2, 6),
-        base_delay=rng.choice((0.05, 0.1, 0.3)),
-        max_delay=rng.choice((0.5, 1.0, 2.0)),
-        real_client=rng.random() < 0.03,
-    )
+    common: dict[str, Any] = {
+        "seed": seed,
+        "driver": chosen,
+        "margin": margin,
+        "heartbeat_interval": interval,
+        "max_attempts": rng.randint(2, 6),
+        "base_delay": rng.choice((0.05, 0.1, 0.3)),
+        "max_delay": rng.choice((0.5, 1.0, 2.0)),
+        "real_client": rng.random() < 0.03,
+    }
     if chosen == "activity":
         n = rng.randint(1, 12)
         span = rng.uniform(1.0, 6.0)
-        records = tuple(_record(rng, span, None, (1, 0, 0)) for _ in range(n))
+        tasks = tuple(_record(rng, span, None, (1, 0, 0)) for _ in range(n))
         max_task = rng.choice((None, None, round(rng.uniform(0.5, 4.0), 3)))
         return Schedule(
-            records=records,
+            records=tasks,
             remaining=span,
             concurrency=rng.randint(1, 4),
             max_task_seconds=max_task,
@@ -213,7 +215,7 @@ def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
             grace=rng.choice((0.5, 1.0, 3.0)),
             run_one=rng.random() < 0.25,
             poll_faults=rng.choice((0, 0, 0, 1, 3)),
-            **common,  # type: ignore[arg-type]
+            **common,
         )
     single = chosen in ("eventbridge", "direct", "sns")
     n = 1 if single else _batch_size(rng)
@@ -233,5 +235,5 @@ def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
         records=tuple(records),
         remaining=remaining,
         max_concurrency=rng.choice((1, 2, 4, 10, 10, 32)),
-        **common,  # type: ignore[arg-type]
+        **common,
     )
