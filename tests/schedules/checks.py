@@ -16,7 +16,7 @@ from tests.schedules.drivers import Trace
 from tests.schedules.fake import CLOSED, CallRecord
 
 #: Real seconds of lateness forgiven to the OS: on a loaded machine a thread wakes some milliseconds late.
-SLACK = 0.03
+SLACK = 0.02
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from tests.schedules.plan import Schedule
 #: Builds a Lambda handler ``handler(event, context)`` from the user function and callback_handler's options.
 MakeHandler: TypeAlias = Callable[[Callable[[Any], Any], dict[str, Any]], Callable[[Any, Any], Any]]
 ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:explorer"
+#: Schedule seconds without a call, beyond the longest pause the library takes, that end the freeze.
+QUIET = 1.5
 #: The fake's long-poll hold for activities, in schedule seconds.
 POLL_HOLD = 1.0
 
@@ -129,7 +131,8 @@ def retry_policy(s: Schedule, scale: float) -> RetryPolicy:
 
 def _settle(fake: ScheduleFake, runs: Runs, s: Schedule, scale: float, cap: float) -> bool:
     """The freeze: wait until no function runs and no call reaches the fake for a quiet spell; False at ``cap``."""
-    quiet_for = (s.max_delay + 0.5) * scale
+    # Longer than any pause the library takes between two calls (a retry's backoff, a heartbeat interval).
+    quiet_for = (max(s.max_delay, s.heartbeat_interval or 0.0) + QUIET) * scale
     give_up = time.monotonic() + cap
     last = (len(fake.calls), time.monotonic())
     while time.monotonic() < give_up:
