@@ -117,6 +117,8 @@ def _drop_cause(trace: Trace, i: int) -> str:
     calls = _calls(trace, trace.tokens[i])
     if r.behaviour in ("cancelled_error", "system_exit", "keyboard_interrupt"):
         return f"BaseException ({r.behaviour}) left the task unanswered"
+    if r.behaviour == "str_raises" and not any(c.completion for c in calls):
+        return "exception whose __str__ raises left the task unanswered"
     if not any(c.completion for c in calls):
         return "acknowledged without any completion call"
     return "acknowledged after its completion failed"
