@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import signal
 import socket
 import threading
@@ -44,26 +43,35 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from callback_kit.awsconfig import configuration_problem
 from callback_kit.completion import Completer, Delivery, RetryPolicy, error_code, is_transient
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, CallbackDeliveryError
 from callback_kit.handler import CallbackHandler
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger
-from callback_kit.outcome import ErrorMap, Failure, failure
+from callback_kit.outcome import ErrorMap, Failure, describe, failure
+from callback_kit.poller import (
+    MAX_OPEN_POLLS,
+    POLL_HOLD_SECONDS,
+    POLL_READ_TIMEOUT,
+    PollBackoff,
+    poll_client,
+)
 from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import TaskRecord, parse_activity_task
 
-if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions import SFNClient
+__all__ = [
+    "MAX_OPEN_POLLS",
+    "POLL_HOLD_SECONDS",
+    "POLL_READ_TIMEOUT",
+    "ActivityWorker",
+    "PollBackoff",
+    "WorkerStats",
+    "poll_client",
+]
 
-#: Step Functions holds a GetActivityTask call open this long when there is no work.
-POLL_HOLD_SECONDS = 60
-#: The poll client's read timeout: above the hold, as AWS asks (at least 65 s).
-POLL_READ_TIMEOUT = 70
-#: AWS's limit of open GetActivityTask calls per activity ARN.
-MAX_OPEN_POLLS = 1000
 #: Default heartbeat interval; give the activity task a ``HeartbeatSeconds`` of about 3x this.
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 #: Default time in-flight tasks get to finish after a stop (fits under ECS's and Kubernetes' default 30 s).
@@ -71,28 +79,6 @@ DEFAULT_SHUTDOWN_GRACE = 25.0
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
 #: At the end of the grace period, how long to wait for a completion call that a finishing task already started.
 FINAL_DELIVERY_WAIT = 10.0
-
-
-@dataclass(frozen=True)
-class PollBackoff:
-    """How long a slot waits after a failed poll: ``min(max_delay, base_delay * 2**n)`` scaled by 0.5 to 1.
-
-    The lower half of the range is never used, so a failing endpoint is never polled in a tight loop.
-
-    Example:
-        >>> PollBackoff(rand=lambda: 1.0).delay(3)
-        8.0
-    """
-
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    #: An empty poll that came back sooner than this is followed by a pause up to it (a proxy that answers at once).
-    min_poll_seconds: float = 1.0
-    rand: Callable[[], float] = random.random
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures + 1`` failed polls in a row."""
-        return float(min(self.max_delay, self.base_delay * 2 ** min(failures, 30)) * (0.5 + 0.5 * self.rand()))
 
 
 @dataclass
@@ -222,6 +208,8 @@ class ActivityWorker:
         self._hurry = threading.Event()
         self._finished = threading.Event()
         self._threads: list[threading.Thread] = []
+        # A poll error that no retry can heal (no region, no credentials; see callback_kit.awsconfig): run() raises it.
+        self.configuration_error: Exception | None = None
 
     # -- public ---------------------------------------------------------------------------------------------
     @property
@@ -251,6 +239,8 @@ class ActivityWorker:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if self.configuration_error is not None:
+            raise self.configuration_error
         return self.stats
 
     def start(self) -> None:
@@ -320,7 +310,13 @@ class ActivityWorker:
             if self._stopping.is_set():
                 self._refuse(token)
                 continue
-            self.run_one(response)
+            try:
+                self.run_one(response)
+            except BaseException as exc:  # the slot must outlive anything a task does: keep polling
+                get_logger().error(
+                    "activity slot caught an error from a task run; the slot goes on",
+                    extra={"error": type(exc).__name__, "detail": describe(exc)},
+                )
 
     @contextmanager
     def _polling(self) -> Iterator[None]:
@@ -335,6 +331,13 @@ class ActivityWorker:
     def _poll_failed(self, exc: Exception, failures: int) -> None:
         with self._lock:
             self._stats.poll_errors += 1
+        problem = configuration_problem(exc)
+        if problem is not None:
+            # Missing region or credentials never heal by waiting: stop instead of backing off forever.
+            get_logger().error("GetActivityTask cannot be called; stopping", extra={"problem": problem})
+            self.configuration_error = exc
+            self.stop()
+            return
         delay = self._backoff.delay(failures)
         code = error_code(exc) or type(exc).__name__
         transient = is_transient(exc) or code in ("ActivityWorkerLimitExceeded", "ThrottlingException")
@@ -472,21 +475,6 @@ class ActivityWorker:
         if self._stopping.is_set():
             self._hurry.set()  # a second signal: answer the tasks in flight now rather than at the grace's end
         self.stop()
-
-
-def poll_client(max_pool_connections: int = 10) -> SFNClient:
-    """A ``stepfunctions`` client for long polls: 70 s read timeout, botocore retries off (the worker backs off)."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=5,
-        read_timeout=POLL_READ_TIMEOUT,
-        max_pool_connections=max(10, max_pool_connections + 1),
-        user_agent_extra="callback-kit",
-    )
-    return boto3.session.Session().client("stepfunctions", config=config)
 
 
 def _interval(given: float | None) -> float:

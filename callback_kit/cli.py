@@ -13,13 +13,16 @@ A task token is a bearer credential; keep it out of shell history: give ``-`` to
 it out to read ``$CALLBACK_KIT_TASK_TOKEN``. AWS settings come from the usual environment (``AWS_PROFILE``,
 ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...).
 
+``-v``/``--verbose`` goes before or after the command; ``--version`` prints the version.
+
 Exit codes:
     0   done (for ``invoke``: every task got its one callback)
     1   the task was already closed: timed out, its execution stopped, or already answered (for ``invoke``: a
         record got no callback and would be redelivered)
-    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes; nothing was sent
-    3   AWS error: Step Functions could not be reached or refused the call after retries (credentials, region,
-        throttling, KMS)
+    2   usage: bad arguments, unreadable file, invalid JSON, an output over 262,144 bytes, an invalid token
+        (one Step Functions did not issue: quoted, URL-encoded, truncated); nothing was sent
+    3   AWS error: Step Functions could not be reached or refused the call after retries (throttling, KMS), or
+        the AWS configuration is unusable (no region, no credentials: never retried; the message says what to set)
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from callback_kit import __version__
+from callback_kit.awsconfig import configuration_problem, region_from_arn
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
-from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError
+from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
 
 ENV_TOKEN = "CALLBACK_KIT_TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
@@ -45,8 +50,9 @@ STDIN = "-"
 EXIT_CODES = """exit codes:
   0  done
   1  the task was already closed (timed out, execution stopped, or already answered)
-  2  usage error: bad arguments, unreadable file, invalid JSON or output too large; nothing was sent
-  3  AWS error: Step Functions unreachable or refusing the call after retries"""
+  2  usage error: bad arguments, unreadable file, invalid JSON, output too large, or an invalid token (one
+     Step Functions did not issue); nothing was sent
+  3  AWS error: Step Functions unreachable or refusing the call after retries, or no region/credentials"""
 INVOKE_EXIT_CODES = """exit codes:
   0  every task in the event got exactly one callback (success or failure)
   1  a record got no callback: Lambda would redeliver it (no token, or the handler raised)
@@ -54,7 +60,7 @@ INVOKE_EXIT_CODES = """exit codes:
 _TOKEN_HELP = f"the task token; '-' reads it from stdin; omitted: ${ENV_TOKEN}"
 _CLOSED_MESSAGE = (
     "the task is already closed: it timed out, its execution stopped, or it was already answered "
-    "(Step Functions answered TaskTimedOut, TaskDoesNotExist or InvalidToken); nothing changed"
+    "(Step Functions answered TaskTimedOut or TaskDoesNotExist); nothing changed"
 )
 
 
@@ -96,13 +102,24 @@ def main(
     except (UsageError, InvalidOutputError, ValueError, OSError) as exc:
         io.print_err(f"callback-kit {args.command}: error: {exc}")
         return EXIT_USAGE
-    except CallbackDeliveryError as exc:
-        io.print_err(f"callback-kit {args.command}: AWS error ({exc.code or 'no response'}) on {exc.api}: {exc}")
-        return EXIT_AWS
+    except InvalidTokenError as exc:
+        # Not "already closed": the string is not a token Step Functions issued, and the real task still waits.
+        io.print_err(
+            f"callback-kit {args.command}: error: invalid token: Step Functions did not issue it (quoted, "
+            f"URL-encoded, truncated, or taken from the wrong field?); nothing was sent ({exc})"
+        )
+        return EXIT_USAGE
     except Exception as exc:
+        problem = configuration_problem(exc)
+        if problem is not None:  # no region, no credentials: retrying cannot help, so say what to set
+            io.print_err(f"callback-kit {args.command}: AWS configuration error: {problem}")
+            return EXIT_AWS
+        if isinstance(exc, CallbackDeliveryError):
+            io.print_err(f"callback-kit {args.command}: AWS error ({exc.code or 'no response'}) on {exc.api}: {exc}")
+            return EXIT_AWS
         from botocore.exceptions import BotoCoreError
 
-        if isinstance(exc, BotoCoreError):  # no region, no credentials, endpoint unreachable
+        if isinstance(exc, BotoCoreError):  # endpoint unreachable, ...
             io.print_err(f"callback-kit {args.command}: AWS error: {exc}")
             return EXIT_AWS
         raise
@@ -118,8 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES + "\n\ninvoke has its own exit codes: see 'callback-kit invoke --help'.",
         formatter_class=fmt,
     )
+    verbose_help = "log callback-kit's INFO messages to stderr"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    parser.add_argument("--version", action="version", version=f"callback-kit {__version__}")
+    # -v after the command too. SUPPRESS: a subcommand without -v must not reset a -v given before the command.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="log callback-kit's INFO messages to stderr")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -202,6 +223,8 @@ def _activity(args: argparse.Namespace, io: _IO, client: Any) -> int:
 
     if not args.activity_arn.startswith("arn:") or ":activity:" not in args.activity_arn:
         raise UsageError(f"not an activity ARN: {args.activity_arn!r}")
+    if client is None:
+        _use_region_of(args.activity_arn, io)
     worker = ActivityWorker(
         args.activity_arn,
         load_target(args.target),
@@ -302,6 +325,21 @@ def load_target(spec: str) -> Callable[[Any], Any]:
         raise UsageError(f"{spec} is not callable")
     target: Callable[[Any], Any] = obj
     return target
+
+
+def _use_region_of(arn: str, io: _IO) -> None:
+    """Talk to the region the ARN names: the activity, and the tokens its polls hand out, live only there."""
+    import botocore.session
+
+    region = region_from_arn(arn)
+    if region is None:
+        return
+    configured = botocore.session.get_session().get_config_variable("region")
+    if configured != region:
+        if configured is not None:
+            io.print_err(f"callback-kit activity: using the ARN's region {region}, not the configured {configured}")
+        # This process's clients are all built later, from the environment: the poll client and the callbacks'.
+        os.environ["AWS_DEFAULT_REGION"] = region
 
 
 def _report(io: _IO, api: str, token: str, delivery: Delivery) -> int:

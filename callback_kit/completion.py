@@ -4,12 +4,19 @@ Each answer from Step Functions falls in one of four classes (see ``AWS_FACTS``)
 
 * **transient** (throttling, 5xx, connection and read errors, ``KmsThrottlingException``): retried with
   exponential backoff and full jitter, within the attempt budget and any deadline;
-* **closed** (``TaskTimedOut``, ``TaskDoesNotExist``, ``InvalidToken``): the task is already over (timed out,
-  stopped, or answered before). Logged, not raised, not redelivered: :attr:`Delivery.ALREADY_CLOSED`;
+* **closed** (``TaskTimedOut``, ``TaskDoesNotExist``): the task is already over (timed out, stopped, or answered
+  before). Logged, not raised, not redelivered: :attr:`Delivery.ALREADY_CLOSED`;
+* **not a token** (``InvalidToken``): the string is not a token Step Functions issued (quoted, URL-encoded,
+  truncated, or the wrong field). The real task still waits, so this is never taken for "closed": logged at ERROR
+  and raised as :class:`~callback_kit.exceptions.InvalidTokenError`, so that the message goes back and ends in the DLQ;
 * **rejected** (``InvalidOutput``, ``ValidationException``): the request itself is wrong; a success falls back to
   a failure callback (``CallbackKit.OutputRejected``) so that the task is still answered;
 * anything else, or a transient error that outlasts the budget: :class:`CallbackDeliveryError`, so that the
   message that carried the token is redelivered and, in the end, reaches a DLQ.
+
+Under a deadline (the Lambda's), no attempt starts without time left, every attempt, the first included, is made
+with a timeout that ends before the deadline (:func:`callback_kit.timeouts.bounded`), and no retry waits past it:
+nothing of a completion outlives the handler that made it.
 
 Retries live here rather than in botocore's retry modes because ``KmsThrottlingException`` is not in botocore's
 throttle list, because a retried success that comes back ``TaskTimedOut`` is a success, and because tests inject
@@ -26,38 +33,46 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from callback_kit.exceptions import ERROR_OUTPUT_REJECTED, CallbackDeliveryError, InvalidOutputError
+from callback_kit.classify import (
+    CLOSED_CODES,
+    CONFIG_FAULT_CODES,
+    INVALID_TOKEN_CODE,
+    REJECTED_CODES,
+    TRANSIENT_CODES,
+    error_code,
+    is_transient,
+    may_have_landed,
+)
+from callback_kit.exceptions import (
+    ERROR_OUTPUT_REJECTED,
+    CallbackDeliveryError,
+    InvalidOutputError,
+    InvalidTokenError,
+)
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
+from callback_kit.timeouts import MIN_TIMEOUT, bounded
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-CLOSED_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
-REJECTED_CODES = frozenset({"InvalidOutput", "ValidationException"})
-TRANSIENT_CODES = frozenset(
-    {
-        # botocore's throttling and transient error codes, plus KMS throttling, which botocore does not retry.
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "KmsThrottlingException",
-    }
-)
-CONFIG_FAULT_CODES = frozenset({"KmsAccessDeniedException", "KmsInvalidStateException"})
+__all__ = [
+    "CLOSED_CODES",
+    "CONFIG_FAULT_CODES",
+    "INVALID_TOKEN_CODE",
+    "REJECTED_CODES",
+    "TRANSIENT_CODES",
+    "Completer",
+    "Delivery",
+    "RetryPolicy",
+    "default_client",
+    "error_code",
+    "is_transient",
+    "may_have_landed",
+    "send_failure",
+    "send_heartbeat",
+    "send_success",
+]
 
 
 class Delivery(enum.Enum):
@@ -169,18 +184,31 @@ class Completer:
                     "heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code}
                 )
                 return False
+            if code == INVALID_TOKEN_CODE:
+                # Not a token Step Functions issued: the real task is still open. The completion will say so too
+                # and hand the message back; a heartbeat must not take it for a closed task.
+                get_logger().error(
+                    "heartbeat: Step Functions says this is not a task token", extra={"token_fp": fingerprint(token)}
+                )
+                return True
             get_logger().warning(
                 "heartbeat failed; will beat again", extra={"token_fp": fingerprint(token), "code": code or repr(exc)}
             )
         return True
 
     def _call(self, api: str, token: str, deadline: float | None, **params: str) -> Delivery:
-        method = getattr(self._client(), _METHODS[api])
         policy = self.policy
         log = get_logger()
         fp = fingerprint(token)
         landed = False  # whether an earlier attempt may have reached Step Functions
         for attempt in range(policy.max_attempts):
+            timeout = None
+            if deadline is not None:
+                timeout = deadline - policy.clock()
+                if timeout < MIN_TIMEOUT:
+                    log.error(f"{api}: no time left before the deadline", extra={"token_fp": fp, "attempt": attempt})
+                    raise CallbackDeliveryError("no time left before the deadline", api=api, code="Deadline")
+            method = getattr(bounded(self._client(), timeout), _METHODS[api])
             try:
                 method(taskToken=token, **params)
             except Exception as exc:
@@ -194,6 +222,13 @@ class Completer:
                         return Delivery.DELIVERED
                     log.warning(f"{api}: the task is already closed", extra={"token_fp": fp, "code": code})
                     return Delivery.ALREADY_CLOSED
+                if code == INVALID_TOKEN_CODE:
+                    log.error(
+                        f"{api}: Step Functions says this is not a task token it issued (quoted, URL-encoded, "
+                        "truncated, or taken from the wrong field?); the task it belongs to still waits",
+                        extra={"token_fp": fp, "code": code},
+                    )
+                    raise InvalidTokenError(str(exc), api=api, code=code) from exc
                 if code in REJECTED_CODES:
                     raise _Rejected(code or "", str(exc)) from exc
                 if code in CONFIG_FAULT_CODES:
@@ -205,7 +240,7 @@ class Completer:
                 landed = landed or may_have_landed(exc)
                 pause = policy.delay(attempt)
                 last = attempt + 1 == policy.max_attempts
-                if last or (deadline is not None and policy.clock() + pause > deadline):
+                if last or (deadline is not None and policy.clock() + pause + MIN_TIMEOUT > deadline):
                     log.error(
                         f"{api}: giving up after {attempt + 1} attempts",
                         extra={"token_fp": fp, "code": code or repr(exc)},
@@ -217,7 +252,6 @@ class Completer:
                 )
                 policy.sleep(pause)
             else:
-                log.debug(f"{api} delivered", extra={"token_fp": fp})
                 return Delivery.DELIVERED
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
@@ -234,46 +268,6 @@ _METHODS = {
     "SendTaskFailure": "send_task_failure",
     "SendTaskHeartbeat": "send_task_heartbeat",
 }
-
-
-def error_code(exc: BaseException) -> str | None:
-    """The AWS error code of a botocore ClientError (or of a fake that mimics its ``response``)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying the same call later may succeed."""
-    if error_code(exc) in TRANSIENT_CODES:
-        return True
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return isinstance(status, int) and status >= 500
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-
-    return isinstance(exc, (BotoConnectionError, HTTPClientError, ConnectionError, TimeoutError))
-
-
-def may_have_landed(exc: BaseException) -> bool:
-    """Whether a failed call may nevertheless have been carried out by Step Functions.
-
-    A 5xx answer, a connection dropped mid-request or a read timeout leave it unknown; a throttle (the service
-    refused the request) or a connection that was never made (refused, connect timeout) mean it was not.
-    """
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return isinstance(status, int) and status >= 500
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-
-    # EndpointConnectionError, ConnectTimeoutError, a refused connection: the request never left. Anything else
-    # (HTTPClientError: connection closed, read timeout) leaves it unknown.
-    return not isinstance(exc, (BotoConnectionError, ConnectionRefusedError))
 
 
 _client_lock = threading.Lock()

@@ -11,34 +11,29 @@ One decorator serves SQS batches, EventBridge events and direct invokes. What it
   :class:`~callback_kit.exceptions.MissingTokenError` is raised when the task could not be answered, so that
   Lambda's retries and the on-failure destination take over.
 
-Deadline guard: when the Lambda context says fewer than ``deadline_margin`` seconds remain while tasks still
-run, each running task is failed with ``CallbackKit.LambdaDeadline`` (records not yet started are handed back
-for redelivery), so that the state machine does not wait for a heartbeat or task timeout after Lambda kills the
-function.
+Deadline guard (:mod:`callback_kit.batch`): when the Lambda context says fewer than ``deadline_margin`` seconds
+remain while tasks still run, the running tasks are failed with ``CallbackKit.LambdaDeadline`` (records not yet
+started are handed back for redelivery), and every call of the invocation ends before the Lambda does.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures as cf
 import functools
 import os
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from callback_kit.batch import Batch
 from callback_kit.completion import Completer, RetryPolicy
 from callback_kit.exceptions import (
-    ERROR_LAMBDA_DEADLINE,
     CallbackDeliveryError,
     MissingTokenError,
     validate_error_name,
 )
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.outcome import ErrorMap
-from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
+from callback_kit.runner import RunOptions, Status, TaskRun
 from callback_kit.sources import SOURCES, Source, parse_event
 
 if TYPE_CHECKING:
@@ -52,10 +47,6 @@ ENV_MAX_CONCURRENCY = "CALLBACK_KIT_MAX_CONCURRENCY"
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 DEFAULT_DEADLINE_MARGIN = 2.0
 DEFAULT_MAX_CONCURRENCY = 10
-#: Upper bound on the shared worker pool's threads (a bound, not a count: threads start only when needed).
-MAX_POOL_THREADS = 1024
-#: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
-DEADLINE_POLL = 0.25
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -232,7 +223,7 @@ def _process(
         for r in records
     ]
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
-    results = _Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
+    results = Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
     if records and records[0].source == "sqs":
         return {
             "batchItemFailures": [{"itemIdentifier": r.record.record_id or ""} for r in results if r.status.redeliver]
@@ -243,117 +234,6 @@ def _process(
         if result.status.redeliver:
             raise CallbackDeliveryError(result.detail or "the callback could not be delivered", api="callback")
     return None
-
-
-class _Batch:
-    """Runs the task runs of one event, in order where FIFO requires it, under the Lambda deadline guard."""
-
-    def __init__(self, runs: Sequence[TaskRun], fifo: bool, concurrency: int, context: Any, margin: float) -> None:
-        self.runs = runs
-        self.fifo = fifo
-        self.concurrency = concurrency
-        self.context = context
-        self.margin = margin
-        self.stop = threading.Event()  # FIFO: set at the first record that must be redelivered
-
-    def run(self) -> list[TaskResult]:
-        guarded = _remaining(self.context) is not None
-        if len(self.runs) == 1 and not guarded:
-            self._run_lane(self.runs)  # nothing to run beside it, nothing to watch: no thread needed
-        else:
-            self._run_pool()
-        # A run without a result never started: a FIFO stop, or the deadline came first.
-        return [run.result or TaskResult(Status.NOT_STARTED, run.record) for run in self.runs]
-
-    def _lanes(self) -> list[list[TaskRun]]:
-        if not self.fifo:
-            return [[run] for run in self.runs]
-        lanes: dict[str | None, list[TaskRun]] = {}
-        for run in self.runs:
-            lanes.setdefault(run.record.group_id, []).append(run)
-        return list(lanes.values())
-
-    def _run_lane(self, lane: Sequence[TaskRun]) -> None:
-        for run in lane:
-            if self.stop.is_set():
-                return
-            if run.run().status.redeliver and self.fifo:
-                self.stop.set()
-
-    def _run_pool(self) -> None:
-        lanes = collections.deque(self._lanes())
-        workers = min(self.concurrency, len(lanes))
-        # A few workers drain the lanes on the process-wide pool: no thread is started per invocation (starting
-        # one cost more than the rest of the framework's per-task work together; see docs/performance.md).
-        awake = threading.Semaphore(0)
-        futures = [_shared_pool().submit(self._drain, lanes, awake) for _ in range(workers)]
-        for _ in futures:
-            # As a new thread would have, let each worker get going before the deadline is looked at, so that
-            # a deadline already past fails the first tasks rather than handing them back unstarted. Bounded:
-            # a pool whose every thread is stuck must not keep the guard from watching the deadline.
-            awake.acquire(timeout=DEADLINE_POLL)
-        # Never wait for a function past the deadline: Lambda is about to stop this sandbox anyway. The stop
-        # event keeps the workers from starting any lane after that.
-        if not self._wait(futures):
-            self._expire_unfinished()
-
-    def _drain(self, lanes: collections.deque[list[TaskRun]], awake: threading.Semaphore) -> None:
-        awake.release()
-        while not self.stop.is_set():
-            try:
-                lane = lanes.popleft()
-            except IndexError:
-                return
-            self._run_lane(lane)
-
-    def _wait(self, futures: list[cf.Future[None]]) -> bool:
-        while True:
-            remaining = _remaining(self.context)
-            if remaining is not None and remaining <= self.margin:
-                return False
-            timeout = None if remaining is None else min(remaining - self.margin, DEADLINE_POLL)
-            _, pending = cf.wait(futures, timeout=timeout)
-            if not pending:
-                return True
-
-    def _expire_unfinished(self) -> None:
-        self.stop.set()
-        deadline = time.monotonic() + max(self.margin * 0.8, 0.1)
-        message = "the Lambda function is about to time out; the task was still running"
-        for run in self.runs:
-            if run.done.is_set():
-                continue
-            if run.expire(ERROR_LAMBDA_DEADLINE, message, deadline=deadline) is None:
-                # It finished just now and is sending its own completion: give that call the time left.
-                run.done.wait(timeout=max(0.0, deadline - time.monotonic()))
-
-
-_pool_lock = threading.Lock()
-_pool: cf.ThreadPoolExecutor | None = None
-
-
-def _shared_pool() -> cf.ThreadPoolExecutor:
-    """The process-wide worker pool, created on first use; warm invocations reuse its idle threads.
-
-    A new thread is started only when no idle one is free, so the thread count follows the largest batch
-    concurrency seen (plus any thread still stuck in a function after its deadline passed).
-    """
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = cf.ThreadPoolExecutor(max_workers=MAX_POOL_THREADS, thread_name_prefix="callback-kit")
-    return _pool
-
-
-def _remaining(context: Any) -> float | None:
-    get = getattr(context, "get_remaining_time_in_millis", None)
-    if not callable(get):
-        return None
-    try:
-        return float(get()) / 1000.0
-    except (TypeError, ValueError):
-        return None
 
 
 def _is_fifo(event: Mapping[str, Any]) -> bool:

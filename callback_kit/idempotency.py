@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import threading
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from callback_kit.exceptions import RedeliverError, TaskFailed
 from callback_kit.outcome import Failure, encode_output
+from callback_kit.runner import run_awaitable
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig
@@ -109,7 +111,10 @@ class Idempotency:
         @functools.wraps(fn)
         def run(payload: Any) -> Any:
             def once(task_token: str) -> Any:
-                encoded = encode_output(fn(payload))
+                value = fn(payload)
+                if inspect.isawaitable(value):  # an async def function: its result is what is stored
+                    value = run_awaitable(value)
+                encoded = encode_output(value)
                 if isinstance(encoded, Failure):
                     # Raised, not returned, so that powertools stores nothing and the task fails as without us.
                     raise TaskFailed(encoded.error, error=encoded.error, cause=encoded.cause)

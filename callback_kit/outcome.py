@@ -30,6 +30,9 @@ from callback_kit.exceptions import (
 
 MAX_OUTPUT_BYTES = 262_144
 MAX_CAUSE_CHARS = 32_768
+#: How many members, and how many levels, of an exception group the cause lists.
+MAX_GROUP_MEMBERS = 20
+MAX_GROUP_DEPTH = 3
 
 ErrorMap: TypeAlias = Mapping[type[BaseException], str]
 
@@ -64,20 +67,36 @@ def encode_output(value: Any) -> Success | Failure:
         >>> encode_output(object()).error
         'CallbackKit.OutputNotSerializable'
     """
-    # Imported here rather than at module level: pydantic_core is only needed once a task has run,
-    # and a Lambda cold start pays for every module-level import.
-    from pydantic_core import to_json
+    raw = _plain_json(value)
+    if raw is None:
+        # Imported here rather than at module level: pydantic_core is only needed for values plain json cannot
+        # encode (models, dataclasses, dates, NaN), and a Lambda cold start pays for every import.
+        from pydantic_core import to_json
 
-    try:
-        raw = to_json(value, inf_nan_mode="null")
-    except Exception as exc:
-        return failure(ERROR_OUTPUT_NOT_SERIALIZABLE, f"the return value is not JSON-serialisable: {exc}")
+        try:
+            raw = to_json(value, inf_nan_mode="null")
+        except Exception as exc:
+            return failure(ERROR_OUTPUT_NOT_SERIALIZABLE, f"the return value is not JSON-serialisable: {describe(exc)}")
     if len(raw) > MAX_OUTPUT_BYTES:
         return failure(
             ERROR_OUTPUT_TOO_LARGE,
             f"the return value is {len(raw)} bytes of JSON; Step Functions accepts at most {MAX_OUTPUT_BYTES}",
         )
     return Success(raw.decode("utf-8"))
+
+
+_PLAIN = (dict, list, str, int, float, bool, type(None))
+
+
+def _plain_json(value: Any) -> bytes | None:
+    """The JSON of a value made of dicts, lists and scalars, as pydantic would write it; ``None`` otherwise."""
+    if type(value) not in _PLAIN:
+        return None
+    try:
+        # A date or a model inside, NaN, a cycle, a lone surrogate: pydantic decides, as it always did.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def error_name(exc: BaseException, error_map: ErrorMap | None = None) -> str:
@@ -112,6 +131,9 @@ def safe_error_name(name: str) -> str:
 def from_exception(exc: BaseException, error_map: ErrorMap | None = None) -> Failure:
     """Map an exception raised by a user function to a SendTaskFailure.
 
+    Never raises, whatever ``exc`` does: an exception whose ``__str__`` raises is described by its class name.
+    The members of an exception group are listed in the cause (``"exceptions"``), nested groups included.
+
     Example:
         >>> f = from_exception(ValueError("bad order"))
         >>> f.error, json.loads(f.cause)["errorMessage"]
@@ -122,7 +144,24 @@ def from_exception(exc: BaseException, error_map: ErrorMap | None = None) -> Fai
         if exc.cause is not None:
             return Failure(name, truncate_text(exc.cause, MAX_CAUSE_CHARS))
         return failure(name, exc.message, error_type=type(exc).__name__, exc=exc)
-    return failure(name, str(exc), error_type=type(exc).__name__, exc=exc)
+    return failure(name, describe(exc), error_type=type(exc).__name__, exc=exc)
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's own ``__str__`` raises (a hostile or broken class).
+
+    Example:
+        >>> class Hostile(Exception):
+        ...     def __str__(self) -> str:
+        ...         raise RuntimeError("no")
+        >>> describe(Hostile())
+        '<Hostile: str() raised RuntimeError>'
+    """
+    try:
+        text = str(exc)
+    except BaseException as err:
+        return f"<{type(exc).__name__}: str() raised {type(err).__name__}>"
+    return text if isinstance(text, str) else f"<{type(exc).__name__}>"
 
 
 def failure(error: str, message: str, *, error_type: str | None = None, exc: BaseException | None = None) -> Failure:
@@ -132,29 +171,82 @@ def failure(error: str, message: str, *, error_type: str | None = None, exc: Bas
         >>> failure("CallbackKit.InvalidPayload", "total: field required").cause
         '{"errorMessage": "total: field required", "errorType": "CallbackKit.InvalidPayload"}'
     """
-    stack = traceback.format_tb(exc.__traceback__) if exc is not None else None
-    return Failure(safe_error_name(error), lambda_error_cause(message, error_type or error, stack))
+    stack = _stack(exc) if exc is not None else None
+    members = _group_members(exc) if exc is not None else None
+    return Failure(safe_error_name(error), lambda_error_cause(message, error_type or error, stack, members))
 
 
-def lambda_error_cause(message: str, error_type: str, stack: list[str] | None = None) -> str:
+def _stack(exc: BaseException) -> list[str] | None:
+    try:
+        return traceback.format_tb(exc.__traceback__)
+    except Exception:  # a traceback that cannot be formatted is not worth losing the answer over
+        return None
+
+
+def _group_members(exc: BaseException, depth: int = 0) -> list[dict[str, Any]] | None:
+    """The members of an exception group as ``{"errorType", "errorMessage"}`` (nested groups: ``"exceptions"``)."""
+    members = getattr(exc, "exceptions", None)
+    if not isinstance(members, tuple) or depth > MAX_GROUP_DEPTH:
+        return None
+    items: list[dict[str, Any]] = []
+    for member in members[:MAX_GROUP_MEMBERS]:
+        if not isinstance(member, BaseException):
+            continue
+        item: dict[str, Any] = {
+            "errorType": type(member).__name__[:MAX_ERROR_CHARS],
+            "errorMessage": describe(member)[:MAX_CAUSE_CHARS],
+        }
+        nested = _group_members(member, depth + 1)
+        if nested is not None:
+            item["exceptions"] = nested
+        items.append(item)
+    return items
+
+
+def lambda_error_cause(
+    message: str, error_type: str, stack: list[str] | None = None, members: list[dict[str, Any]] | None = None
+) -> str:
     """Serialise an error as Lambda does (errorMessage, errorType, stackTrace) within the cause limit.
 
     The result is always a valid JSON object of at most 32,768 ASCII characters. When it would be longer, the
-    oldest stack frames are dropped first, then the message is cut, and ``"truncated": true`` is added.
+    oldest stack frames are dropped first, then the members of an exception group, then the message is cut, and
+    ``"truncated": true`` is added. The work is linear in the size of the input, however large the message.
+
+    Example:
+        >>> len(lambda_error_cause("x" * 100_000, "ValueError")) <= MAX_CAUSE_CHARS
+        True
     """
+    # No prefix longer than the limit can fit (JSON escaping only lengthens it): cut before encoding anything.
+    message = message[: MAX_CAUSE_CHARS + 1]
     doc: dict[str, Any] = {"errorMessage": message, "errorType": error_type[:MAX_ERROR_CHARS]}
     if stack is not None:
-        doc["stackTrace"] = list(stack)
+        doc["stackTrace"] = [frame[:MAX_CAUSE_CHARS] for frame in stack]
+    if members is not None:
+        doc["exceptions"] = members
     text = _dump(doc)
     if len(text) <= MAX_CAUSE_CHARS:
         return text
     doc["truncated"] = True
     frames: list[str] = doc.get("stackTrace", [])
-    while frames and len(_dump(doc)) > MAX_CAUSE_CHARS:
-        # The frames nearest the raise are the informative ones; drop from the outermost call inwards.
-        del frames[0]
+    if frames:
+        # The frames nearest the raise are the informative ones: keep the innermost that fit, in one pass.
+        room = MAX_CAUSE_CHARS - len(_dump({**doc, "stackTrace": []}))
+        kept: list[str] = []
+        for frame in reversed(frames):
+            cost = len(_dump([frame])) - 2 + (2 if kept else 0)  # the frame's JSON plus ", "
+            if cost > room:
+                break
+            kept.append(frame)
+            room -= cost
+        doc["stackTrace"] = kept[::-1]
     if len(_dump(doc)) <= MAX_CAUSE_CHARS:
         return _dump(doc)
+    if "exceptions" in doc:
+        doc["exceptions"] = doc["exceptions"][:1]
+        if len(_dump(doc)) > MAX_CAUSE_CHARS:
+            del doc["exceptions"]
+        if len(_dump(doc)) <= MAX_CAUSE_CHARS:
+            return _dump(doc)
     doc["errorMessage"] = ""
     budget = MAX_CAUSE_CHARS - len(_dump(doc))
     doc["errorMessage"] = _longest_prefix_within(message, budget)
@@ -168,7 +260,7 @@ def truncate_text(text: str, limit: int) -> str:
     return raw[:limit].decode("utf-8", errors="ignore")
 
 
-def _dump(doc: Mapping[str, Any]) -> str:
+def _dump(doc: Any) -> str:
     # ensure_ascii makes characters and UTF-8 bytes the same count, so one limit covers both readings.
     return json.dumps(doc, ensure_ascii=True)
 

@@ -8,8 +8,11 @@ a task that a heartbeat found closed, so a token never gets two answers from thi
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
+import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,9 +27,9 @@ from callback_kit.exceptions import (
     CallbackDeliveryError,
     RedeliverError,
 )
-from callback_kit.heartbeat import Beat, HeartbeatScheduler
+from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
 from callback_kit.logs import fingerprint, get_logger
-from callback_kit.outcome import ErrorMap, Failure, Outcome, encode_output, failure, from_exception
+from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
 from callback_kit.sources import TaskRecord
 
 
@@ -77,6 +80,14 @@ class RunOptions:
 class TaskRun:
     """One task from start to its single completion.
 
+    A run is *claimed* once, by whichever comes first: the end of the user function (:meth:`run`) or
+    :meth:`expire`. Only the claimer sends a completion and settles :attr:`result`; the other waits for
+    :attr:`done`, so a run never has two results and a token never gets two answers from this process.
+
+    Args:
+        deadline: a ``clock`` time by which every Step Functions call of this run must be over (the Lambda's
+            deadline less a reserve), or ``None`` (an activity). Calls get timeouts that fit it.
+
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
         >>> from callback_kit.sources import parse_event
@@ -94,6 +105,7 @@ class TaskRun:
     completer: Completer
     scheduler: HeartbeatScheduler
     clock: Callable[[], float] = time.monotonic
+    deadline: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _claimed: bool = False
     _started: bool = False
@@ -109,13 +121,52 @@ class TaskRun:
         return self._started
 
     def run(self) -> TaskResult:
-        """Run the user function and send its completion. Never raises for what the function does."""
+        """Run the user function and send its completion. Never raises for what the function does.
+
+        When :meth:`expire` claimed the run while the function ran, this waits for that answer and returns it.
+        """
         try:
             result = self._run()
-        except Exception as exc:  # a fault in the framework itself: hand the message back rather than lose it
+        except BaseException as exc:  # a fault in the framework itself: hand the message back rather than lose it
             get_logger().exception("task run crashed; handing the record back for redelivery")
-            result = TaskResult(Status.UNDELIVERABLE, self.record, detail=repr(exc))
+            result = TaskResult(Status.UNDELIVERABLE, self.record, detail=describe(exc)) if self._claim() else None
+        if result is None:
+            # expire() claimed the run: only it settles. Wait for its answer (it is bounded by its deadline).
+            self.done.wait()
+            assert self.result is not None
+            return self.result
         return self._settle(result)
+
+    def expire(self, error: str, message: str, *, deadline: float | None = None) -> TaskResult | None:
+        """Answer the task with a failure now, while the function may still run (deadline, time limit, shutdown).
+
+        Returns:
+            The result, or ``None`` when the run had already been claimed (it finished first; wait for ``done``).
+        """
+        with self._lock:
+            if self._claimed:
+                return None
+            self._claimed = True
+            started = self._started
+        if not started or self.record.token is None:
+            return self._settle(TaskResult(Status.NOT_STARTED, self.record))
+        state = self._state
+        self.scheduler.unregister(self._beat)  # never waits: a beat in flight may still land, harmlessly
+        if state is not None:
+            closed = state.cancelled.is_set()
+            state.cancelled.set()  # lets the still-running function see is_cancelled()
+            if closed:
+                # A heartbeat already said Step Functions closed the task: there is nobody to answer.
+                return self._settle(TaskResult(Status.CLOSED, self.record, detail="closed while running"))
+        get_logger().warning(message, extra={"token_fp": fingerprint(self.record.token), "error": error})
+        return self._settle(self._deliver(failure(error, message), _earliest(deadline, self.deadline)))
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
 
     def _settle(self, result: TaskResult) -> TaskResult:
         with self._lock:
@@ -124,9 +175,11 @@ class TaskRun:
                 self.done.set()
             return self.result
 
-    def _run(self) -> TaskResult:
+    def _run(self) -> TaskResult | None:
         record = self.record
         if record.token is None:
+            if not self._claim():
+                return None
             get_logger().warning(
                 "record has no usable task token; handing it back for redelivery",
                 extra={"record_id": record.record_id, "source": record.source, "problem": record.problem},
@@ -142,8 +195,8 @@ class TaskRun:
         )
         state = TaskState(info, token=record.token)
         with self._lock:
-            if self._claimed:  # expired before it could start
-                return self.result or TaskResult(Status.NOT_STARTED, record)
+            if self._claimed:  # expired before it could start: expire() settled it
+                return None
             self._started = True
             self._state = state
         if record.problem:
@@ -154,38 +207,24 @@ class TaskRun:
         try:
             outcome = self._call(record.payload)
         except RedeliverError as exc:
-            return self._hand_back(str(exc))
+            return self._hand_back(describe(exc))
         finally:
             _current.reset(reset)
+            # Returns at once; once it has, a heartbeat can no longer mark the task closed, so the check of
+            # ``cancelled`` in _finish sees the last word.
             self.scheduler.unregister(self._beat)
-        get_logger().debug(
-            "user function returned",
-            extra={"token_fp": info.token_fingerprint, "seconds": round(self.clock() - started, 3)},
-        )
+        if _debug_enabled():
+            get_logger().debug(
+                "user function returned",
+                extra={"token_fp": info.token_fingerprint, "seconds": round(self.clock() - started, 3)},
+            )
         return self._finish(outcome)
-
-    def expire(self, error: str, message: str, *, deadline: float | None = None) -> TaskResult | None:
-        """Answer the task with a failure now, while the function may still run (deadline, time limit, shutdown).
-
-        Returns:
-            The result, or ``None`` when the run had already been claimed (it finished first).
-        """
-        with self._lock:
-            if self._claimed:
-                return None
-            self._claimed = True
-            started = self._started
-        if not started or self.record.token is None:
-            return self._settle(TaskResult(Status.NOT_STARTED, self.record))
-        if self._state is not None:
-            self._state.cancelled.set()  # lets the still-running function see is_cancelled()
-        self.scheduler.unregister(self._beat)
-        get_logger().warning(message, extra={"token_fp": fingerprint(self.record.token), "error": error})
-        return self._settle(self._deliver(failure(error, message), deadline))
 
     def _start_heartbeat(self, token: str, state: TaskState) -> None:
         interval = self.options.heartbeat_interval
         if not interval:
+            # No automatic beats, but ck.heartbeat() still beats (rate-limited) when the function asks.
+            state.beat = _ManualBeat(self.completer, token, state.cancelled.set, self.clock)
             return
         beat = self.scheduler.register(
             functools.partial(self.completer.heartbeat, token), interval, state.cancelled.set
@@ -202,40 +241,39 @@ class TaskRun:
                 return failure(ERROR_INVALID_PAYLOAD, _validation_message(exc), error_type=ERROR_INVALID_PAYLOAD)
         try:
             value = self.fn(payload)
+            if inspect.isawaitable(value):
+                value = run_awaitable(value)
         except RedeliverError:
             raise
-        except Exception as exc:
-            get_logger().info(
+        except BaseException as exc:
+            log = get_logger().info if isinstance(exc, Exception) else get_logger().error
+            log(
                 "user function raised",
                 extra={"token_fp": fingerprint(self.record.token), "exception": type(exc).__name__},
             )
             return from_exception(exc, self.options.error_map)
         return encode_output(value)
 
-    def _finish(self, outcome: Outcome) -> TaskResult:
-        with self._lock:
-            if self._claimed:
-                # expire() answered while the function ran; that answer stands.
-                return TaskResult(Status.CLOSED, self.record, detail="answered by expire()")
-            self._claimed = True
-        if self._state is not None and self._state.handed_off and not isinstance(outcome, Failure):
+    def _finish(self, outcome: Outcome) -> TaskResult | None:
+        if not self._claim():
+            return None  # expire() answered while the function ran; that answer stands
+        state = self._state
+        if state is not None and state.handed_off and not isinstance(outcome, Failure):
             # The function passed the token on and returned: whoever holds it answers. A function that raised
             # after handing off is answered with its failure, so a notifier that crashed leaves no task waiting.
             get_logger().info("task handed off", extra={"token_fp": fingerprint(self.record.token)})
             return TaskResult(Status.HANDED_OFF, self.record)
-        if self._state is not None and self._state.cancelled.is_set():
+        if state is not None and state.cancelled.is_set():
             get_logger().info(
                 "task was closed by Step Functions while running; sending no completion",
                 extra={"token_fp": fingerprint(self.record.token)},
             )
             return TaskResult(Status.CLOSED, self.record, detail="closed while running")
-        return self._deliver(outcome, None)
+        return self._deliver(outcome, self.deadline)
 
-    def _hand_back(self, reason: str) -> TaskResult:
-        with self._lock:
-            if self._claimed:
-                return TaskResult(Status.CLOSED, self.record, detail="answered by expire()")
-            self._claimed = True  # so that the deadline guard does not answer a task handed back
+    def _hand_back(self, reason: str) -> TaskResult | None:
+        if not self._claim():
+            return None  # expire() answered first
         get_logger().info("handing the message back for redelivery", extra={"token_fp": fingerprint(self.record.token)})
         return TaskResult(Status.UNDELIVERABLE, self.record, detail=reason)
 
@@ -250,6 +288,73 @@ class TaskRun:
         if delivery is Delivery.ALREADY_CLOSED:
             return TaskResult(Status.CLOSED, self.record, error=error)
         return TaskResult(Status.FAILED if error else Status.SUCCEEDED, self.record, error=error)
+
+
+class _ManualBeat:
+    """``ck.heartbeat()`` when automatic heartbeats are off: one beat now, at most one per MIN_MANUAL_GAP."""
+
+    def __init__(
+        self, completer: Completer, token: str, on_closed: Callable[[], None], clock: Callable[[], float]
+    ) -> None:
+        self._completer = completer
+        self._token = token
+        self._on_closed = on_closed
+        self._clock = clock
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last < MIN_MANUAL_GAP:
+                return
+            self._last = now
+        if not self._completer.heartbeat(self._token):
+            self._on_closed()
+
+
+def run_awaitable(awaitable: Any) -> Any:
+    """Run what an ``async def`` function returned to its result, on a new event loop.
+
+    On a thread that already runs a loop (a user calling ``process_event`` from async code), the coroutine is
+    run on a loop in a helper thread, since a loop cannot be nested.
+    """
+
+    async def wait() -> Any:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wait())
+    box: list[Any] = []
+
+    def in_thread() -> None:
+        try:
+            box.append((True, asyncio.run(wait())))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    thread = threading.Thread(target=in_thread, name="callback-kit-async", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _debug_enabled() -> bool:
+    # A filtered powertools debug call still builds its record; checking first keeps the hot path short.
+    return logging.getLogger(get_logger().name).isEnabledFor(logging.DEBUG)
 
 
 def validate(model: Any, payload: Any) -> Any:

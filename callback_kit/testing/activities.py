@@ -74,6 +74,7 @@ class ActivityFake:
                 renewed by each accepted heartbeat.
 
         Example:
+            >>> from callback_kit.testing import FakeStepFunctions
             >>> sfn = FakeStepFunctions(activity_poll_seconds=0.01)
             >>> token = sfn.add_activity_task("arn:aws:states:us-east-1:123456789012:activity:a", {"age": 30})
             >>> sfn.get_activity_task(activityArn="arn:aws:states:us-east-1:123456789012:activity:a")["input"]

@@ -107,6 +107,8 @@ class FakeStepFunctions(ActivityFake):
     _timeouts: dict[str, _Timeouts] = field(default_factory=dict)
     _open_polls: int = 0
     _poll_cond: threading.Condition = field(init=False, repr=False)
+    #: The timeout of every call made through :meth:`with_timeout`, in order.
+    timeouts: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._poll_cond = threading.Condition(self._lock)
@@ -157,6 +159,15 @@ class FakeStepFunctions(ActivityFake):
         """SendTaskHeartbeat."""
         return self._handle("SendTaskHeartbeat", taskToken, {})
 
+    def with_timeout(self, seconds: float) -> TimedFake:
+        """A view of this fake whose calls give up after ``seconds``, as a client with that read timeout does.
+
+        A call slower than that (``latency`` above ``seconds``) waits ``seconds``, is carried out (the request
+        had been sent), and raises botocore's ``ReadTimeoutError``: its fate is unknown to the caller.
+        ``timeouts`` records the bound of every call made through a view.
+        """
+        return TimedFake(self, seconds)
+
     # -- inspection -----------------------------------------------------------------------------------------
     def outcome(self, token: str) -> tuple[Any, ...] | None:
         """``("success", output)`` or ``("failure", error, cause)``, or ``None`` while unanswered."""
@@ -186,9 +197,20 @@ class FakeStepFunctions(ActivityFake):
         return [c for c in self.calls if c.token == token and api in (None, c.api)]
 
     # -- internals ------------------------------------------------------------------------------------------
-    def _handle(self, api: str, token: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _handle(self, api: str, token: str, params: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        timed_out = timeout is not None and self.latency > timeout
         if self.latency:
-            self.sleep(self.latency)
+            self.sleep(timeout if timed_out and timeout is not None else self.latency)
+        if timed_out:
+            from botocore.exceptions import ReadTimeoutError
+
+            self._apply(api, token, params)  # landed: only the answer is lost
+            with self._lock:
+                self.calls[-1].result = "ReadTimeoutError(landed)"
+            raise ReadTimeoutError(endpoint_url="https://states.fake")
+        return self._apply(api, token, params)
+
+    def _apply(self, api: str, token: str, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._expire_if_due(token)
             fault = self._take_fault(api)
@@ -251,3 +273,28 @@ class FakeStepFunctions(ActivityFake):
         if isinstance(error, BaseException):
             raise error
         raise client_error(api, error)
+
+
+class TimedFake:
+    """What :meth:`FakeStepFunctions.with_timeout` returns: the same fake, with a per-call timeout."""
+
+    def __init__(self, fake: FakeStepFunctions, timeout: float) -> None:
+        self.fake = fake
+        self.timeout = timeout
+
+    def send_task_success(self, *, taskToken: str, output: str) -> dict[str, Any]:
+        """SendTaskSuccess, bounded."""
+        return self._call("SendTaskSuccess", taskToken, {"output": output})
+
+    def send_task_failure(self, *, taskToken: str, error: str = "", cause: str = "") -> dict[str, Any]:
+        """SendTaskFailure, bounded."""
+        return self._call("SendTaskFailure", taskToken, {"error": error, "cause": cause})
+
+    def send_task_heartbeat(self, *, taskToken: str) -> dict[str, Any]:
+        """SendTaskHeartbeat, bounded."""
+        return self._call("SendTaskHeartbeat", taskToken, {})
+
+    def _call(self, api: str, token: str, params: dict[str, Any]) -> dict[str, Any]:
+        with self.fake._lock:
+            self.fake.timeouts.append(self.timeout)
+        return self.fake._handle(api, token, params, self.timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -376,3 +377,60 @@ def test_activity_worker_is_not_imported_with_the_package() -> None:
     code = "import sys, callback_kit; assert 'callback_kit.activity' not in sys.modules; callback_kit.ActivityWorker"
     # WHEN / THEN the worker module is loaded only on first use
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # noqa: S603 - fixed code
+
+
+@pytest.mark.parametrize("exc", [SystemExit(1), asyncio.CancelledError(), KeyboardInterrupt(), GeneratorExit()])
+def test_a_base_exception_from_the_function_does_not_kill_the_slot(fake: FakeStepFunctions, exc: BaseException) -> None:
+    # GIVEN one slot, and a function that raises a BaseException on its first task only
+    first = fake.add_activity_task(ARN, {"n": 1})
+    second = fake.add_activity_task(ARN, {"n": 2})
+
+    def fn(payload: dict[str, int]) -> int:
+        if payload["n"] == 1:
+            raise exc
+        return payload["n"]
+
+    worker = make_worker(fake, fn)
+    # WHEN the worker runs
+    worker.start()
+    wait_until(lambda: fake.outcome(second) is not None)
+    worker.stop()
+    assert worker.wait(5)
+    # THEN the first task was failed with the exception's name, and the same slot went on to the second
+    assert fake.outcome(first)[:2] == ("failure", type(exc).__name__)  # type: ignore[index]
+    assert fake.outcome(second) == ("success", 2)
+    stats = worker.stats
+    assert (stats.started, stats.succeeded, stats.failed, stats.undeliverable) == (2, 1, 1, 0)
+
+
+def test_the_poll_client_redacts_tokens_from_botocore_debug_logs() -> None:
+    import logging
+
+    from callback_kit.logs import TokenRedactingFilter
+    from callback_kit.poller import poll_client
+
+    logging.getLogger("botocore.parsers").filters.clear()
+    poll_client()
+    assert any(isinstance(f, TokenRedactingFilter) for f in logging.getLogger("botocore.parsers").filters)
+
+
+def test_stats_after_a_timed_out_task_never_read_closed(fake: FakeStepFunctions) -> None:
+    # GIVEN tasks over max_task_seconds whose functions return just as the supervisor expires them
+    tokens = [fake.add_activity_task(ARN, {}) for _ in range(20)]
+
+    def fn(payload: Any) -> str:
+        time.sleep(0.02)
+        return "late"
+
+    worker = make_worker(fake, fn, concurrency=4, max_task_seconds=0.02, tick=0.001)
+    # WHEN they all run
+    worker.start()
+    wait_until(lambda: all(fake.outcome(t) is not None for t in tokens))
+    worker.stop()
+    assert worker.wait(5)
+    # THEN every delivered answer is counted as what it was: none as "closed"
+    stats = worker.stats
+    outcomes = [fake.outcome(t) for t in tokens]
+    delivered_failures = sum(1 for o in outcomes if o is not None and o[0] == "failure")
+    assert stats.closed == 0
+    assert (stats.succeeded, stats.failed) == (len(tokens) - delivered_failures, delivered_failures)

@@ -110,9 +110,16 @@ def test_a_closed_task_exits_1(argv: list[str], fake: FakeStepFunctions) -> None
     assert "already closed" in err
 
 
-def test_an_unknown_token_exits_1(fake: FakeStepFunctions) -> None:
-    # GIVEN / WHEN a token Step Functions never issued (InvalidToken) / THEN exit 1
-    assert run(["send-heartbeat", "not-a-real-token"], fake)[0] == EXIT_CLOSED
+@pytest.mark.parametrize(
+    "command", [["send-heartbeat"], ["send-success", "--output", "{}"], ["send-failure", "--error", "E"]]
+)
+def test_an_invalid_token_is_reported_as_invalid_not_closed(command: list[str], fake: FakeStepFunctions) -> None:
+    # GIVEN / WHEN a token Step Functions never issued (InvalidToken: quoted, URL-encoded, truncated)
+    code, _, err = run([command[0], "not-a-real-token", *command[1:]], fake)
+    # THEN the command says the token is invalid, not that the task is closed
+    assert code == EXIT_USAGE
+    assert "invalid token" in err
+    assert "already closed" not in err
 
 
 @pytest.mark.parametrize("code_name", ["AccessDeniedException", "KmsAccessDeniedException"])
@@ -160,15 +167,15 @@ def aws_env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def test_the_installed_command_answers_an_unknown_token_with_exit_1(moto_endpoint: str) -> None:
+def test_the_installed_command_answers_an_unknown_token_as_invalid(moto_endpoint: str) -> None:
     # GIVEN Step Functions (moto) that never issued this token, given through the environment
     env = {**aws_env(moto_endpoint), ENV_TOKEN: "00000000-0000-0000-0000-000000000000"}
     # WHEN the operator sends a success and a heartbeat
     success = cli(["send-success", "--output", '{"ok": true}'], env)
     heartbeat = cli(["send-heartbeat", "-"], aws_env(moto_endpoint), stdin="00000000-0000-0000-0000-000000000000")
-    # THEN both exit 1: the task is not open
-    assert (success.returncode, heartbeat.returncode) == (EXIT_CLOSED, EXIT_CLOSED), success.stderr
-    assert "already closed" in success.stderr
+    # THEN both say the token is invalid (exit 2), not that a task was closed
+    assert (success.returncode, heartbeat.returncode) == (EXIT_USAGE, EXIT_USAGE), success.stderr
+    assert "invalid token" in success.stderr
 
 
 def test_the_installed_command_exits_3_without_a_region(moto_endpoint: str) -> None:

@@ -1,4 +1,4 @@
-"""The local demo (``python -m callback_kit.demo``, the README's main command) runs end to end.
+"""The local demo (``python -m demo``, the README's main command) runs end to end.
 
 It runs in-process on moto's simulator, as ``scripts/demo`` runs it, with observers that collect every raw
 token the workers were handed, so that the output can be checked for leaks.
@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from callback_kit.demo import DemoContext, run
-from callback_kit.demo.template import find_checkout, load_template, resolve
 from callback_kit.logs import fingerprint
 from callback_kit.simulator import Delivery
 from callback_kit.sources import parse_event
+from demo import DemoContext, run
+from demo.template import find_checkout, load_template, resolve
 
 pytestmark = pytest.mark.e2e
 

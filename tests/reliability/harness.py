@@ -67,7 +67,7 @@ class ScriptedStepFunctions(FakeStepFunctions):
         """On the ``nth`` call of ``api`` since this fake was made (1-based), close its task and answer ``code``."""
         self._close_at[(api, nth)] = code
 
-    def _handle(self, api: str, token: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _handle(self, api: str, token: str, params: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         with self._lock:
             n = self._counts[api] = self._counts.get(api, 0) + 1
             code = self._close_at.get((api, n))
@@ -78,7 +78,7 @@ class ScriptedStepFunctions(FakeStepFunctions):
                 raise client_error(api, code)
             before = self.tasks[token].outcome if token in self.tasks else None
         try:
-            return super()._handle(api, token, params)
+            return super()._handle(api, token, params, timeout)
         finally:
             with self._lock:
                 after = self.tasks[token].outcome if token in self.tasks else None

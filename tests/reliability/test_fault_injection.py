@@ -38,7 +38,7 @@ from tests.reliability.harness import (
 
 MAX_ATTEMPTS = 4
 HEARTBEAT_INTERVAL = 10.0
-Kind = Literal["transient", "closed", "rejected", "config"]
+Kind = Literal["transient", "closed", "invalid", "rejected", "config"]
 Variant = Literal["once", "exhausted", "landed"]
 Api = Literal["SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"]
 
@@ -65,7 +65,8 @@ FAULTS = (
     Fault("KmsThrottling", "transient", lambda: "KmsThrottlingException"),
     Fault("TaskTimedOut", "closed", lambda: "TaskTimedOut"),
     Fault("TaskDoesNotExist", "closed", lambda: "TaskDoesNotExist"),
-    Fault("InvalidToken", "closed", lambda: "InvalidToken"),
+    # Not a token Step Functions issued: never "closed" (the real task still waits); the message goes to the DLQ.
+    Fault("InvalidToken", "invalid", lambda: "InvalidToken"),
     Fault("InvalidOutput", "rejected", lambda: "InvalidOutput"),
     Fault("ValidationException", "rejected", lambda: "ValidationException"),
     Fault("KmsAccessDenied", "config", lambda: "KmsAccessDeniedException"),
@@ -119,7 +120,7 @@ def _expected_end(scenario: Scenario) -> str:
         return "closed" if fault.kind == "closed" else intended
     if fault.kind == "closed":
         return "closed"
-    if fault.kind == "config" or scenario.variant == "exhausted":
+    if fault.kind in ("config", "invalid") or scenario.variant == "exhausted":
         return "redelivered"
     if fault.kind == "rejected":
         return "failure"  # the fallback: a failure callback with CallbackKit.OutputRejected
@@ -135,7 +136,7 @@ def _expected_calls(scenario: Scenario) -> list[tuple[str, str]]:
         if fault.kind == "closed":
             return beats  # cancelled: no second beat, no completion
         return [*beats, ("SendTaskHeartbeat", "ok"), ("SendTaskSuccess", "ok")]
-    if fault.kind == "closed" or fault.kind == "config":
+    if fault.kind in ("closed", "config", "invalid"):
         return [(api, code)]
     if fault.kind == "rejected":
         return [(api, code), ("SendTaskFailure", "ok")]

@@ -247,3 +247,24 @@ def test_idempotency_is_imported_lazily() -> None:
 
     # THEN powertools' idempotency utility is not loaded: a cold start without the option does not pay for it
     assert out.strip() == "False"
+
+
+def test_an_async_function_runs_once_and_its_result_is_stored(table: str) -> None:
+    # GIVEN an async function behind idempotency, and a message handled twice
+    fake = ScriptedStepFunctions()
+    token = new_token(fake)
+    runs: list[int] = []
+
+    async def charge(payload: dict[str, Any]) -> dict[str, Any]:
+        runs.append(1)
+        return {"charged": payload["amount"]}
+
+    handler: ck.CallbackHandler[Any, Any] = ck.callback_handler(
+        client=fake, retry=no_sleep_policy(), heartbeat_interval=0, idempotency=idem(table)
+    )(charge)
+    event, _ = build_event("direct", [{"TaskToken": token, "amount": 5}])
+    invoke(fake, handler, event, FakeLambdaContext())
+    invoke(fake, handler, event, FakeLambdaContext())
+    # THEN it ran once and its awaited result is the output (not an unserialisable coroutine)
+    assert runs == [1]
+    assert fake.outcome(token) == ("success", {"charged": 5})

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from callback_kit.demo.template import load_template
+from demo.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

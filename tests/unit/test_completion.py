@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
+import callback_kit as ck
 from callback_kit.completion import (
     Completer,
     Delivery,
@@ -15,7 +17,12 @@ from callback_kit.completion import (
     send_heartbeat,
     send_success,
 )
-from callback_kit.exceptions import ERROR_OUTPUT_REJECTED, CallbackDeliveryError, InvalidOutputError
+from callback_kit.exceptions import (
+    ERROR_OUTPUT_REJECTED,
+    CallbackDeliveryError,
+    InvalidOutputError,
+    InvalidTokenError,
+)
 from callback_kit.outcome import Failure, Success
 from callback_kit.testing import FakeStepFunctions
 
@@ -101,13 +108,59 @@ def test_no_retry_starts_past_the_deadline(sfn: FakeStepFunctions, sleeps: Sleep
     assert sleeps.pauses == []
 
 
-@pytest.mark.parametrize("code", ["TaskTimedOut", "TaskDoesNotExist", "InvalidToken"])
+@pytest.mark.parametrize("code", ["TaskTimedOut", "TaskDoesNotExist"])
 def test_closed_task_is_acknowledged_not_raised(code: str, sfn: FakeStepFunctions, sleeps: Sleeps) -> None:
     token = sfn.open_task()
     sfn.inject("SendTaskSuccess", code)
     assert completer(sfn, sleeps).complete(token, Success("{}")) is Delivery.ALREADY_CLOSED
     assert sleeps.pauses == []
     assert len(sfn.calls_for(token)) == 1
+
+
+def test_invalid_token_is_not_taken_for_a_closed_task(sfn: FakeStepFunctions, sleeps: Sleeps) -> None:
+    # GIVEN a string Step Functions never issued (a token still URL-encoded, say): the real task still waits
+    bogus = "AQB%2Bquoted%3D%3D"
+    # WHEN a completion is sent for it
+    # THEN it raises InvalidTokenError (a delivery error: the message goes back and ends in the DLQ), no retry
+    with pytest.raises(InvalidTokenError) as info:
+        completer(sfn, sleeps).complete(bogus, Success("{}"))
+    assert info.value.code == "InvalidToken"
+    assert isinstance(info.value, CallbackDeliveryError)
+    assert sleeps.pauses == []
+    assert len(sfn.calls_for(bogus)) == 1
+
+
+def test_invalid_token_heartbeat_does_not_cancel_the_task(sfn: FakeStepFunctions) -> None:
+    assert Completer(sfn).heartbeat("not-a-token") is True
+
+
+def test_send_functions_raise_on_an_invalid_token(sfn: FakeStepFunctions) -> None:
+    with pytest.raises(InvalidTokenError):
+        ck.send_success("not-a-token", {"ok": True}, client=sfn)
+    with pytest.raises(InvalidTokenError):
+        ck.send_failure("not-a-token", "Order.Invalid", client=sfn)
+
+
+def test_every_attempt_under_a_deadline_has_a_timeout_that_fits(sfn: FakeStepFunctions) -> None:
+    # GIVEN a clock at 0, a deadline at 1 s, and calls that time out (each attempt costs its whole timeout)
+    now = [0.0]
+    policy = RetryPolicy(sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0], random=lambda: 0.5)
+    sfn.latency = 10.0
+    sfn.sleep = lambda s: now.__setitem__(0, now[0] + s)
+    token = sfn.open_task()
+    # WHEN a success is sent under the deadline
+    with pytest.raises(CallbackDeliveryError):
+        Completer(sfn, policy).complete(token, Success("{}"), deadline=1.0)
+    # THEN the first attempt was bounded by the time left, and nothing ran past the deadline
+    assert sfn.timeouts[0] == pytest.approx(1.0)
+    assert now[0] <= 1.0
+
+
+def test_no_attempt_starts_without_time_left(sfn: FakeStepFunctions, sleeps: Sleeps) -> None:
+    token = sfn.open_task()
+    with pytest.raises(CallbackDeliveryError, match="no time left"):
+        completer(sfn, sleeps).complete(token, Success("{}"), deadline=time.monotonic() - 1)
+    assert sfn.calls_for(token) == []
 
 
 def test_closed_on_retry_after_a_lost_response_counts_as_delivered(sfn: FakeStepFunctions, sleeps: Sleeps) -> None:

@@ -1,11 +1,11 @@
-"""``python -m callback_kit.demo``: run the local demo (see :mod:`callback_kit.demo`)."""
+"""``python -m demo``: run the local demo (see :mod:`demo`)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from callback_kit.demo.run import main
+from demo.run import main
 
 if __name__ == "__main__":
     status = main()

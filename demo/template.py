@@ -42,7 +42,7 @@ def _is_checkout(path: Path) -> bool:
 def find_checkout(root: Path | None = None, *, start: Path | None = None) -> Path:
     """Return the root of the callback-kit checkout whose SAM app the demo runs.
 
-    Looks at ``root`` if given; else at the checkout this package was installed from (an editable install),
+    Looks at ``root`` if given; else at the checkout this package sits in,
     then at the current directory and its parents.
 
     Raises:
@@ -57,7 +57,7 @@ def find_checkout(root: Path | None = None, *, start: Path | None = None) -> Pat
         if _is_checkout(root):
             return root.resolve()
         raise CheckoutNotFoundError(f"{root} is not a callback-kit checkout: it should hold {wanted}")
-    package_root = Path(__file__).resolve().parents[2]
+    package_root = Path(__file__).resolve().parents[1]
     here = (start or Path.cwd()).resolve()
     candidates = [package_root, here, *here.parents]
     for candidate in candidates:

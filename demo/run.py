@@ -2,7 +2,7 @@
 
 Each case starts one execution of the app's own ``statemachine/*.asl.json`` and follows it live; the workers
 are the app's own ``handlers/`` (through the simulator's SQS, EventBridge and direct-invoke routing) and an
-:class:`~callback_kit.activity.ActivityWorker` polling through :mod:`callback_kit.demo.activities`. Each worker
+:class:`~callback_kit.activity.ActivityWorker` polling through :mod:`demo.activities`. Each worker
 does ``--work-seconds`` of simulated work so that its heartbeats show.
 
 Exit status: 0 when every case ended as expected, 1 when one did not, 2 when the demo could not start.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from callback_kit.demo.template import SamApp, TemplateError, find_checkout
+from demo.template import SamApp, TemplateError, find_checkout
 
 __all__ = ["Case", "CaseResult", "DemoContext", "build_cases", "main", "run"]
 
@@ -182,7 +182,7 @@ def _as_worker(handler: Any, *, sim: Any, work: float, heartbeat: float) -> Any:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m callback_kit.demo",
+        prog="python -m demo",
         description="Run the SAM app's state machine on moto's Step Functions simulator, with in-process workers.",
     )
     parser.add_argument("--root", type=Path, help="the callback-kit checkout (default: found automatically)")
@@ -197,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m callback_kit.demo``; returns the exit status."""
+    """Entry point of ``python -m demo``; returns the exit status."""
     return run(argv)
 
 
@@ -215,7 +215,7 @@ def run(
     """
     args = _parser().parse_args(argv)
     stream = out if out is not None else sys.stdout
-    from callback_kit.demo.report import Reporter, use_colour
+    from demo.report import Reporter, use_colour
 
     reporter = Reporter(stream, colour=use_colour(stream, args.color))
     started = time.monotonic()
@@ -256,9 +256,9 @@ def _run_cases(
     on_ready: Callable[[DemoContext], None] | None,
 ) -> list[CaseResult]:
     from callback_kit.activity import ActivityWorker
-    from callback_kit.demo.activities import ActivityTaskBridge
-    from callback_kit.demo.deploy import deploy, load_code
     from callback_kit.simulator import LocalStepFunctions
+    from demo.activities import ActivityTaskBridge
+    from demo.deploy import deploy, load_code
 
     with ExitStack() as stack:
         sim = stack.enter_context(LocalStepFunctions())

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from callback_kit.demo.template import SamApp, TemplateError
 from callback_kit.simulator import LambdaHandler, LocalStepFunctions, Queue
+from demo.template import SamApp, TemplateError
 
 __all__ = ["Deployed", "deploy", "load_code"]
 

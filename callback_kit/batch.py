@@ -1,0 +1,201 @@
+"""Run the task runs of one Lambda event: concurrently, in order per FIFO group, under the deadline guard.
+
+The deadline guard: when the Lambda context says that fewer than ``margin`` seconds remain while tasks still run,
+every running task is failed with ``CallbackKit.LambdaDeadline`` (all at once, not one after another) and records
+not yet started are handed back for redelivery, so that the state machine does not wait for a heartbeat or task
+timeout after Lambda kills the function. Every Step Functions call of the invocation, completions of tasks that
+finished on their own included, must be over by the *hard deadline*, a reserve before the Lambda's end: calls are
+given timeouts that fit it, and no retry waits past it, so the handler returns in time and nothing it started
+lands after it returned (Lambda freezes the sandbox at the return; an abandoned call would land at the thaw).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from callback_kit.exceptions import ERROR_LAMBDA_DEADLINE
+from callback_kit.logs import get_logger
+from callback_kit.runner import Status, TaskResult, TaskRun
+
+#: Upper bound on the shared worker pool's threads (a bound, not a count: threads start only when needed).
+MAX_POOL_THREADS = 1024
+#: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
+DEADLINE_POLL = 0.25
+#: The guard's margin is at most this fraction of the time the invocation started with, so that a Lambda timeout
+#: at or below the configured margin does not fail tasks that would have finished at once.
+MAX_MARGIN_FRACTION = 0.5
+#: The part of the margin kept for returning: calls must be over this long before the Lambda's end.
+RESERVE_FRACTION = 0.25
+MESSAGE_DEADLINE = "the Lambda function is about to time out; the task was still running"
+
+_warned_margin = False
+
+
+class Batch:
+    """Runs the task runs of one event, in order where FIFO requires it, under the Lambda deadline guard.
+
+    Args:
+        runs: one per record, in event order.
+        fifo: keep each message group's records in order and, at the first record of a group that must be
+            redelivered, start no later record of that group (other groups go on).
+        concurrency: lanes run at once.
+        context: the Lambda context (``get_remaining_time_in_millis``), or ``None`` for no deadline.
+        margin: seconds before the Lambda's end at which running tasks are failed.
+    """
+
+    def __init__(
+        self,
+        runs: Sequence[TaskRun],
+        fifo: bool,
+        concurrency: int,
+        context: Any,
+        margin: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runs = runs
+        self.fifo = fifo
+        self.concurrency = concurrency
+        self.context = context
+        self.clock = clock
+        self.stop = threading.Event()  # set by the guard: start nothing more
+        # Each task runs in a copy of the caller's context, so ContextVars (tracing, log context) reach it on the
+        # pool as they would inline, and what one task sets does not leak into another.
+        self._context = contextvars.copy_context()
+        remaining = _remaining(context)
+        self.margin = margin if remaining is None else _effective_margin(margin, remaining)
+        self.reserve = self.margin * RESERVE_FRACTION
+        self.hard_deadline: float | None = None
+        if remaining is not None:
+            self.hard_deadline = clock() + remaining - self.reserve
+            for run in runs:
+                run.deadline = self.hard_deadline
+
+    def run(self) -> list[TaskResult]:
+        """Run every record; return one result per run, in order."""
+        if len(self.runs) == 1 and self.hard_deadline is None:
+            self._run_lane(self.runs)  # nothing to run beside it, nothing to watch: no thread needed
+        else:
+            self._run_pool()
+        return [self._result(run) for run in self.runs]
+
+    def _result(self, run: TaskRun) -> TaskResult:
+        if run.result is not None:
+            return run.result
+        if run.started:
+            # Claimed, with its answer still in flight at the deadline (a client that cannot be given a timeout):
+            # its fate is unknown, and handing it back is the side that loses nothing.
+            return TaskResult(Status.UNDELIVERABLE, run.record, detail="callback still in flight at the deadline")
+        return TaskResult(Status.NOT_STARTED, run.record)  # a FIFO stop, or the deadline came first
+
+    def _lanes(self) -> list[list[TaskRun]]:
+        if not self.fifo:
+            return [[run] for run in self.runs]
+        lanes: dict[str | None, list[TaskRun]] = {}
+        for run in self.runs:
+            lanes.setdefault(run.record.group_id, []).append(run)
+        return list(lanes.values())
+
+    def _run_lane(self, lane: Sequence[TaskRun]) -> None:
+        for run in lane:
+            if self.stop.is_set():
+                return
+            result = self._context.copy().run(run.run)
+            if result.status.redeliver and self.fifo:
+                return  # this group stops here; its later records are handed back unstarted
+
+    def _run_pool(self) -> None:
+        lanes = collections.deque(self._lanes())
+        workers = min(self.concurrency, len(lanes))
+        # A few workers drain the lanes on the process-wide pool: no thread is started per invocation.
+        awake = threading.Semaphore(0)
+        futures = [shared_pool().submit(self._drain, lanes, awake) for _ in range(workers)]
+        for _ in futures:
+            # Let each worker get going before the deadline is looked at, so that a deadline already past fails
+            # the first tasks rather than handing them back unstarted. Bounded: a pool whose every thread is stuck
+            # must not keep the guard from watching the deadline.
+            awake.acquire(timeout=DEADLINE_POLL)
+        if not self._wait(futures):
+            self._expire_unfinished()
+
+    def _drain(self, lanes: collections.deque[list[TaskRun]], awake: threading.Semaphore) -> None:
+        awake.release()
+        while not self.stop.is_set():
+            try:
+                lane = lanes.popleft()
+            except IndexError:
+                return
+            self._run_lane(lane)
+
+    def _wait(self, futures: list[cf.Future[None]]) -> bool:
+        """Wait for the workers; False when the guard's time came first."""
+        while True:
+            remaining = _remaining(self.context)
+            if remaining is not None and remaining <= self.margin:
+                return False
+            timeout = None if remaining is None else min(remaining - self.margin, DEADLINE_POLL)
+            _, pending = cf.wait(futures, timeout=timeout)
+            if not pending:
+                return True
+
+    def _expire_unfinished(self) -> None:
+        self.stop.set()
+        remaining = _remaining(self.context) or 0.0
+        deadline = self.clock() + max(0.0, remaining - self.reserve)
+        if self.hard_deadline is not None:
+            deadline = min(deadline, self.hard_deadline)
+        pending = [run for run in self.runs if not run.done.is_set()]
+        # Fail every running task at once: one after another, ten slow calls would overrun the deadline.
+        for run in pending:
+            shared_pool().submit(run.expire, ERROR_LAMBDA_DEADLINE, MESSAGE_DEADLINE, deadline=deadline)
+        # Each answer, the guard's or that of a task that finished just now, is bounded by the deadline.
+        for run in pending:
+            run.done.wait(timeout=max(0.0, deadline - self.clock()))
+
+
+def _effective_margin(margin: float, remaining: float) -> float:
+    global _warned_margin
+    ceiling = remaining * MAX_MARGIN_FRACTION
+    if margin <= ceiling:
+        return margin
+    if not _warned_margin:
+        _warned_margin = True
+        get_logger().warning(
+            "deadline_margin is large for this function's timeout; using a fraction of the time left instead "
+            "(raise the Lambda timeout or lower CALLBACK_KIT_DEADLINE_MARGIN)",
+            extra={"deadline_margin": margin, "remaining": round(remaining, 3), "used": round(ceiling, 3)},
+        )
+    return ceiling
+
+
+_pool_lock = threading.Lock()
+_pool: cf.ThreadPoolExecutor | None = None
+
+
+def shared_pool() -> cf.ThreadPoolExecutor:
+    """The process-wide worker pool, created on first use; warm invocations reuse its idle threads.
+
+    A new thread is started only when no idle one is free, so the thread count follows the largest batch
+    concurrency seen (plus any thread still stuck in a function after its deadline passed).
+    """
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = cf.ThreadPoolExecutor(max_workers=MAX_POOL_THREADS, thread_name_prefix="callback-kit")
+    return _pool
+
+
+def _remaining(context: Any) -> float | None:
+    get = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(get):
+        return None
+    try:
+        return float(get()) / 1000.0
+    except (TypeError, ValueError):
+        return None
