@@ -164,7 +164,9 @@ def _handed_at(trace: Trace, i: int) -> float:
 
 def check_no_double_work(trace: Trace) -> list[Violation]:
     """3: no completion starts after the return; a handed-back record is not answered too."""
-    if trace.t_return is None:
+    if trace.t_return is None or trace.schedule.real_client:
+        # Through a real client the fake sees a call when its request arrives, and a client-side timeout it cannot
+        # see may have made any landing ambiguous: only ambiguous_records() counts these runs.
         return []
     out: list[Violation] = []
     ret = trace.t_return
@@ -205,7 +207,7 @@ def ambiguous_records(trace: Trace) -> int:
         records = [i for i, t in enumerate(trace.tokens) if t == token]
         calls = _calls(trace, token)
         if all(i in trace.handed_back for i in records) and any(c.completion and c.landed for c in calls):
-            n += _ambiguous(calls)
+            n += trace.schedule.real_client or _ambiguous(calls)
     return n
 
 

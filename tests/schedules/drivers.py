@@ -33,6 +33,8 @@ MakeHandler: TypeAlias = Callable[[Callable[[Any], Any], dict[str, Any]], Callab
 ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:explorer"
 #: Schedule seconds without a call, beyond the longest pause the library takes, that end the freeze.
 QUIET = 1.5
+#: Real seconds of shutdown grace at least, for an activity worker on a real botocore client.
+REAL_CLIENT_GRACE = 0.5
 #: The fake's long-poll hold for activities, in schedule seconds.
 POLL_HOLD = 1.0
 
@@ -246,7 +248,8 @@ def _worker(s: Schedule, scale: float, fn: Callable[[Any], Any], client: Any) ->
         heartbeat_interval=(s.heartbeat_interval or 0) * scale,
         client=client,
         max_task_seconds=None if s.max_task_seconds is None else s.max_task_seconds * scale,
-        shutdown_grace_seconds=s.grace * scale,
+        # A real client's round trips do not shrink with the scale: its grace must outlast one in real time.
+        shutdown_grace_seconds=max(s.grace * scale, REAL_CLIENT_GRACE) if s.real_client else s.grace * scale,
         retry=retry_policy(s, scale),
         backoff=PollBackoff(
             base_delay=0.2 * scale, max_delay=1.0 * scale, min_poll_seconds=0.2 * scale, rand=rng.random
@@ -302,12 +305,17 @@ def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> N
         elif now - idle_since > stall:
             break  # work queued, yet no slot polls or runs: the slots are dead (the checkers will say so)
         time.sleep(0.1 * scale)
-    if not trace.stopped_early:
-        # Every slot that is alive comes back to poll within a hold and a pause: count the open polls then.
-        settle = time.monotonic() + (3 * POLL_HOLD + 2) * scale
-        while fake.open_polls < s.concurrency and time.monotonic() < settle:
+    if not trace.stopped_early and not s.real_client:
+        # Every slot that is alive polls again within a hold and a pause: count the slots seen polling from now.
+        done = time.monotonic()
+        settle = done + (3 * POLL_HOLD + 2) * scale
+        while time.monotonic() < settle:
+            trace.slots_polling = len(
+                {c.thread for c in list(fake.calls) if c.api == "GetActivityTask" and c.start > done}
+            )
+            if trace.slots_polling >= s.concurrency:
+                break
             time.sleep(0.05 * scale)
-        trace.slots_polling = fake.open_polls
     worker.stop()
     trace.finished = bool(worker.wait(cap))
     trace.t_return = time.monotonic()

@@ -212,7 +212,8 @@ def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
             concurrency=rng.randint(1, 4),
             max_task_seconds=max_task,
             stop_at=rng.choice((None, None, None, round(rng.uniform(0.2, span), 3))),
-            grace=rng.choice((0.5, 1.0, 3.0)),
+            # At least a poll's hold: a shorter grace leaves a poll open after the stop (a documented limit).
+            grace=rng.choice((1.5, 2.0, 4.0)),
             run_one=rng.random() < 0.25,
             poll_faults=rng.choice((0, 0, 0, 1, 3)),
             **common,
