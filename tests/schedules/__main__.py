@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 
-from tests.schedules.explore import DEFAULT_SCALE, Outcome, run_many, run_seed
+from tests.schedules.explore import DEFAULT_SCALE, Outcome, quiet_library_output, run_many, run_seed
 from tests.schedules.plan import generate
 
 
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(name, value)
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
+    quiet_library_output()
     began = time.monotonic()
     seeds = [args.replay] * args.repeat if args.replay is not None else list(range(args.seed, args.seed + args.count))
     failing: list[Outcome] = []

@@ -10,11 +10,14 @@ back is reported as *unconfirmed* and does not count.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import io
+import logging
 import multiprocessing
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from callback_kit.logs import get_logger
 from tests.schedules.checks import Violation, ambiguous_records, check
 from tests.schedules.drivers import run
 from tests.schedules.plan import Schedule, generate
@@ -56,7 +59,26 @@ def run_seed(seed: int, scale: float = DEFAULT_SCALE, schedule: Schedule | None 
     return outcome
 
 
+def quiet_library_output() -> None:
+    """Send the library's printed log lines nowhere (each schedule captures them itself), so reports stay readable.
+
+    A thread that a schedule left running may still log after that schedule's capture ended.
+    """
+    for handler in get_logger()._logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is not _SINK:
+            handler.setStream(_SINK)
+
+
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+_SINK = _Discard()
+
+
 def _chunk(seeds: Sequence[int], scale: float) -> list[Outcome]:
+    quiet_library_output()
     return [run_seed(seed, scale) for seed in seeds]
 
 
