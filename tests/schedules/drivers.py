@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import callback_kit as ck
+from callback_kit import testing
 from callback_kit.activity import PollBackoff
 from callback_kit.completion import RetryPolicy
 from callback_kit.testing import FakeLambdaContext, eventbridge_event, sqs_event
@@ -109,6 +110,9 @@ def _event(s: Schedule, messages: list[dict[str, Any]]) -> Any:
     if s.driver == "eventbridge":
         return eventbridge_event(messages[0])
     if s.driver == "sns":
+        builder = getattr(testing, "sns_event", None)
+        if builder is not None:
+            return builder(messages[0])
         return {
             "Records": [
                 {
@@ -174,7 +178,7 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     with _clients(s, fake, tokens) as built, captured_logs() as lines:
         options["client"] = built
-        handler = (make_handler or _callback_handler)(fn, options)
+        handler = (make_handler or (_process_event if s.seed % 2 else _callback_handler))(fn, options)
         trace.t_start = time.monotonic()
         trace.deadline = trace.t_start + s.remaining * scale
         context = FakeLambdaContext(remaining_ms=int(s.remaining * scale * 1000))
@@ -202,6 +206,10 @@ def _clients(s: Schedule, fake: ScheduleFake, tokens: list[str | None]) -> Itera
 
 def _callback_handler(fn: Callable[[Any], Any], options: dict[str, Any]) -> Callable[[Any, Any], Any]:
     return ck.callback_handler(**options)(fn)
+
+
+def _process_event(fn: Callable[[Any], Any], options: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    return lambda event, context: ck.process_event(event, context, fn, **options)
 
 
 def _handed_back(s: Schedule, event: Any, trace: Trace) -> set[int]:
