@@ -71,6 +71,11 @@ def check_one_answer(trace: Trace) -> list[Violation]:
     return out
 
 
+def _handed_off(trace: Trace, i: int) -> bool:
+    """The function passed the token on (``ck.hand_off()``) and returned: whoever holds it answers."""
+    return any(r.how == "handed_off" for r in trace.runs.by_record.get(i, []))
+
+
 def _answered(trace: Trace, i: int) -> bool:
     token = trace.tokens[i]
     calls = _calls(trace, token)
@@ -91,7 +96,7 @@ def check_nothing_dropped(trace: Trace) -> list[Violation]:
         back = i in trace.handed_back
         if r.kind == "missing" and not back:
             out.append(Violation(2, "record without a token acknowledged", f"record {i} had no token"))
-        elif r.kind == "invalid" and not back:
+        elif r.kind == "invalid" and not back and not _handed_off(trace, i):
             out.append(Violation(2, "InvalidToken acknowledged", f"record {i}: Step Functions said InvalidToken"))
         elif r.kind in ("real", "duplicate") and not back and not _answered(trace, i):
             if not lambda_driver and (not _taken(trace, i) or _attempted(trace, i)):

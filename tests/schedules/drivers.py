@@ -36,6 +36,8 @@ ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:explorer"
 QUIET = 1.5
 #: Real seconds of shutdown grace at least, for an activity worker on a real botocore client.
 REAL_CLIENT_GRACE = 0.5
+#: Real seconds more that a real-client run may take: its HTTP round trips do not shrink with the scale.
+REAL_CLIENT_EXTRA = 5.0
 #: The fake's long-poll hold for activities, in schedule seconds.
 POLL_HOLD = 1.0
 
@@ -188,6 +190,7 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
             trace.raised = f"{type(exc).__name__}"
         trace.t_return = time.monotonic()
         cap = (s.remaining + _longest(s) + 10 * s.max_delay * s.max_attempts + 20) * scale
+        cap += REAL_CLIENT_EXTRA if s.real_client else 0.0
         trace.finished = _settle(fake, runs, s, scale, cap)
     trace.logs = lines
     trace.handed_back = _handed_back(s, event, trace)
@@ -234,7 +237,7 @@ def run_activity(s: Schedule, scale: float) -> Trace:
     runs = Runs()
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     work = sum(r.duration for r in s.records) + len(s.records) * s.max_delay * s.max_attempts
-    cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale
+    cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale + (REAL_CLIENT_EXTRA if s.real_client else 0.0)
     with _clients(s, fake, tokens) as client, captured_logs() as lines:
         worker = _worker(s, scale, dispatcher(s.records, scale, runs), client)
         trace.t_start = time.monotonic()
