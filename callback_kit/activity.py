@@ -61,6 +61,7 @@ from callback_kit.poller import (
 )
 from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import TaskRecord, parse_activity_task
+from callback_kit.validation import check_worker
 
 __all__ = [
     "MAX_OPEN_POLLS",
@@ -183,6 +184,7 @@ class ActivityWorker:
             model = model if model is not None else fn.options.model
             error_map = error_map if error_map is not None else fn.options.error_map
             fn = fn.fn
+        check_worker(fn, model=model, error_map=error_map)  # refuse at construction what would fail every task
         interval = _interval(heartbeat_interval)
         self.activity_arn = activity_arn
         self.fn = fn

@@ -8,6 +8,8 @@ Commands::
     callback-kit send-failure [TOKEN] --error NAME [--cause TEXT]
     callback-kit send-heartbeat [TOKEN]
     callback-kit invoke module:handler --event FILE [--remaining-ms N]
+    callback-kit check [PATH ...] [--format text|json] [--strict] [--ignore CODES]   (see docs/check.md)
+    callback-kit run [--token-env TASK_TOKEN] [--output-file PATH] [--heartbeat-interval S] -- CMD ARGS...
 
 A task token is a bearer credential; keep it out of shell history: give ``-`` to read it from stdin, or leave
 it out to read ``$CALLBACK_KIT_TASK_TOKEN``. AWS settings come from the usual environment (``AWS_PROFILE``,
@@ -39,6 +41,8 @@ from typing import IO, Any
 
 from callback_kit import __version__
 from callback_kit.awsconfig import configuration_problem, region_from_arn
+from callback_kit.check.command import add_parser as add_check_parser
+from callback_kit.check.command import run as run_check
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
@@ -95,7 +99,7 @@ def main(
             args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on a usage error, 0 after --help
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-    _quiet_logs(args.verbose or args.command == "activity")
+    _quiet_logs(args.verbose or args.command in ("activity", "run"))
     command: Callable[[argparse.Namespace, _IO, Any], int] = args.run
     try:
         return command(args, io, client)
@@ -214,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", required=True, metavar="FILE", help="the event JSON file ('-': stdin)")
     p.add_argument("--remaining-ms", type=int, default=900_000, help="the Lambda time left (default 900000)")
     p.set_defaults(run=_invoke)
+
+    add_check_parser(sub, [common]).set_defaults(run=_check)
+    from callback_kit.container import DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_ENV, RUN_EXIT_CODES
+
+    p = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a command for a task whose token is in the environment (ecs:runTask.waitForTaskToken)",
+        description="Run CMD as a child process, heartbeat while it runs, then answer the task: SendTaskSuccess "
+        "with its JSON stdout (or --output-file), or SendTaskFailure CallbackKit.CommandFailed with the exit code "
+        "and the end of its stderr. SIGTERM/SIGINT are forwarded to CMD; a task it does not finish is failed with "
+        "CallbackKit.WorkerShutdown. The token is removed from CMD's environment.",
+        epilog=RUN_EXIT_CODES,
+        formatter_class=fmt,
+    )
+    p.add_argument("--token-env", default=DEFAULT_TOKEN_ENV, metavar="NAME", help="the variable holding the token")
+    p.add_argument("--output-file", metavar="PATH", help="read the output from this file instead of CMD's stdout")
+    p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats, 0 for none (default 30)")
+    p.add_argument("--shutdown-grace-seconds", type=float, default=DEFAULT_SHUTDOWN_GRACE, help="after SIGTERM")
+    p.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...", help="the command to run")
+    p.set_defaults(run=_run)
     return parser
 
 
@@ -278,6 +303,23 @@ def _invoke(args: argparse.Namespace, io: _IO, client: Any) -> int:
     except ValueError as exc:
         raise UsageError(f"the event is not valid JSON: {exc}") from None
     return invoke(load_target(args.target), event, out=io.out, remaining_ms=args.remaining_ms)
+
+
+def _check(args: argparse.Namespace, io: _IO, client: Any) -> int:
+    return run_check(args, io.out, io.err)
+
+
+def _run(args: argparse.Namespace, io: _IO, client: Any) -> int:
+    from callback_kit.container import main_from_args
+
+    return main_from_args(
+        args.command_argv,
+        token_env=args.token_env,
+        output_file=args.output_file,
+        heartbeat_interval=args.heartbeat_interval,
+        shutdown_grace=args.shutdown_grace_seconds,
+        client=client,
+    )
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------

@@ -19,12 +19,14 @@ class TaskInfo:
     """Facts about the task being run. The token itself is deliberately absent: it must not leak into logs.
 
     Attributes:
-        source: ``"sqs"``, ``"eventbridge"``, ``"direct"`` or ``"activity"``.
+        source: ``"sqs"``, ``"sns"``, ``"eventbridge"``, ``"direct"`` or ``"activity"``.
         token_fingerprint: a short hash of the task token, safe to log.
         record_id: the SQS message id or EventBridge event id, if any.
         execution_arn: the waiting execution, when the event says it.
         group_id: the FIFO message group, if any.
         heartbeat_interval: seconds between automatic heartbeats (``None``: off).
+        envelope: what was unwrapped to reach the message in an SQS body: ``"sns"`` (an SNS notification) or
+            ``"eventbridge"`` (an EventBridge event); ``None`` when the body was the message itself.
     """
 
     source: str
@@ -33,6 +35,7 @@ class TaskInfo:
     execution_arn: str | None = None
     group_id: str | None = None
     heartbeat_interval: float | None = None
+    envelope: str | None = None
 
 
 @dataclass

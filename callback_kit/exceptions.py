@@ -21,8 +21,12 @@ ERROR_MALFORMED_MESSAGE = "CallbackKit.MalformedMessage"
 ERROR_LAMBDA_DEADLINE = "CallbackKit.LambdaDeadline"
 #: An activity task ran longer than the worker's ``max_task_seconds``.
 ERROR_TASK_TIMEOUT = "CallbackKit.TaskTimeout"
-#: The activity worker shut down before the task could finish.
+#: The activity worker, or ``callback-kit run`` on SIGTERM, shut down before the task could finish.
 ERROR_WORKER_SHUTDOWN = "CallbackKit.WorkerShutdown"
+#: ``callback-kit run``: the command exited non-zero, was killed by a signal, or could not be started.
+ERROR_COMMAND_FAILED = "CallbackKit.CommandFailed"
+#: ``callback-kit run``: the command succeeded but its stdout (or output file) is not JSON, or is missing.
+ERROR_INVALID_COMMAND_OUTPUT = "CallbackKit.InvalidCommandOutput"
 
 RESERVED_ERROR_PREFIX = "States."
 MAX_ERROR_CHARS = 256
@@ -71,7 +75,7 @@ class RedeliverError(CallbackKitError):
 
 
 class MalformedEventError(CallbackKitError):
-    """An event does not have the shape of the source it was forced to (``source=``)."""
+    """An event has no known shape (no batch, no envelope, no token anywhere), or not the one ``source=`` forces."""
 
 
 class CallbackDeliveryError(CallbackKitError):

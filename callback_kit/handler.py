@@ -19,6 +19,7 @@ started are handed back for redelivery), and every call of the invocation ends b
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.outcome import ErrorMap
 from callback_kit.runner import RunOptions, Status, TaskRun
 from callback_kit.sources import SOURCES, Source, parse_event
+from callback_kit.validation import check_function, check_options
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -81,11 +83,14 @@ class HandlerOptions:
         **rest: Any,
     ) -> HandlerOptions:
         """Fill unset options from the environment, then from the defaults; reject bad values early."""
-        interval = _env_float(ENV_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL, heartbeat_interval)
-        margin = _env_float(ENV_DEADLINE_MARGIN, DEFAULT_DEADLINE_MARGIN, deadline_margin)
-        concurrency = int(_env_float(ENV_MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, max_concurrency))
-        if interval < 0 or margin < 0 or concurrency < 1:
-            raise ValueError("heartbeat_interval and deadline_margin must be >= 0 and max_concurrency >= 1")
+        # Each error names the option, the value and where it came from (the argument or its variable).
+        interval = _env_float(
+            ENV_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL, heartbeat_interval, "heartbeat_interval"
+        )
+        margin = _env_float(ENV_DEADLINE_MARGIN, DEFAULT_DEADLINE_MARGIN, deadline_margin, "deadline_margin")
+        concurrency = _env_float(
+            ENV_MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, max_concurrency, "max_concurrency", minimum=1, whole=True
+        )
         if source is not None and source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
         for name in (error_map or {}).values():
@@ -93,7 +98,7 @@ class HandlerOptions:
         return cls(
             heartbeat_interval=interval or None,
             deadline_margin=margin,
-            max_concurrency=concurrency,
+            max_concurrency=int(concurrency),
             source=source,
             error_map=error_map,
             **rest,
@@ -111,6 +116,7 @@ class CallbackHandler(Generic[P, R]):
     __qualname__: str
 
     def __init__(self, fn: Callable[[P], R], options: Mapping[str, Any]) -> None:
+        check_function(fn)  # refuse at decoration what cannot take the payload (see callback_kit.validation)
         self.fn = fn
         self._options = dict(options)
         self._resolved: HandlerOptions | None = None
@@ -167,7 +173,7 @@ def callback_handler(
         payload_path: dotted path of the object handed to the function; default: the message minus its token.
         heartbeat_interval: seconds between heartbeats; 0 turns them off. Default: ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
             or 30. Give the task a ``HeartbeatSeconds`` of about 3x this.
-        source: ``"sqs"``, ``"eventbridge"`` or ``"direct"`` to skip shape detection.
+        source: ``"sqs"``, ``"sns"``, ``"eventbridge"`` or ``"direct"`` to skip shape detection.
         client: a boto3 ``stepfunctions`` client to use instead of the default one.
         error_map: exception class -> error name, matched along the exception's class hierarchy.
         deadline_margin: seconds before the Lambda timeout at which running tasks are failed with
@@ -187,6 +193,7 @@ def callback_handler(
         ... def handle_order(order: dict) -> dict:
         ...     return {"approved": order["total"] < 100}
     """
+    check_options(options)  # a model pydantic cannot use, error_map keys that are not exceptions: fail at import
     HandlerOptions.resolve(**options)  # fail at import time on a bad option, not at the first event
     if fn is not None:
         return CallbackHandler(fn, options)
@@ -224,7 +231,7 @@ def _process(
     ]
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
     results = Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
-    if records and records[0].source == "sqs":
+    if not records or records[0].source == "sqs":  # no records: an empty SQS batch
         return {
             "batchItemFailures": [{"itemIdentifier": r.record.record_id or ""} for r in results if r.status.redeliver]
         }
@@ -243,13 +250,23 @@ def _is_fifo(event: Mapping[str, Any]) -> bool:
     return isinstance(arn, str) and arn.endswith(".fifo")
 
 
-def _env_float(name: str, default: float, given: float | None) -> float:
+def _env_float(
+    name: str, default: float, given: float | None, option: str, *, minimum: float = 0.0, whole: bool = False
+) -> float:
+    """``given``, else ``$name``, else ``default``; refuses a bad value naming the option, value and source."""
+    raw_value: float | str
     if given is not None:
-        return float(given)
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+        source, raw_value = option, given
+    else:
+        raw = os.environ.get(name)
+        if raw is None or raw.strip() == "":
+            return float(default)
+        source, raw_value = f"{option} (from ${name})", raw
     try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"${name} must be a number of seconds, not {raw!r}") from None
+        value = float(raw_value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} must be a number, not {raw_value!r}") from None
+    if not math.isfinite(value) or value < minimum or (whole and not value.is_integer()):
+        kind = "a whole number" if whole else "a number of seconds"
+        raise ValueError(f"{source} must be {kind} >= {minimum:g}, not {raw_value!r}")
+    return value

@@ -192,6 +192,7 @@ class TaskRun:
             execution_arn=record.execution_arn,
             group_id=record.group_id,
             heartbeat_interval=self.options.heartbeat_interval,
+            envelope=record.envelope,
         )
         state = TaskState(info, token=record.token)
         with self._lock:

@@ -7,7 +7,10 @@ machine, with ``DefinitionSubstitutions`` resolved to what was created. IAM role
 the layer have no part in a local run and are skipped.
 
 The EventBridge rule gets an SQS target from which the simulator feeds the function as an async invoke (moto
-cannot invoke Lambda code), with the function's ``EventInvokeConfig.MaximumRetryAttempts``.
+cannot invoke Lambda code), with the function's ``EventInvokeConfig.MaximumRetryAttempts``. SNS topics are
+created (their e-mail subscriptions are not); a function behind API Gateway (an ``Api`` event) is not served:
+the demo stands in for the person who would call it. The functions' environment variables that name created
+resources (a topic's ARN, the API's URL) are collected in :attr:`Deployed.environment` for the demo to set.
 
 Example:
     >>> deployed = deploy(sim, app, wrap=lambda h: h)                         # doctest: +SKIP
@@ -46,6 +49,8 @@ class Deployed:
         substitutions: the resolved ``DefinitionSubstitutions``.
         buses: names of the event buses created.
         functions: function name by the queue its events come from (the simulator names deliveries so).
+        topics: SNS topic ARN by logical id.
+        environment: the functions' environment variables that name created resources (not the Globals').
     """
 
     state_machine_arn: str = ""
@@ -54,6 +59,8 @@ class Deployed:
     substitutions: dict[str, Any] = field(default_factory=dict)
     buses: set[str] = field(default_factory=set)
     functions: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
 
 
 def load_code(code_root: Path, handler: str) -> Any:
@@ -104,6 +111,10 @@ def deploy(sim: LocalStepFunctions, app: SamApp, *, wrap: Callable[[Any], Lambda
     """
     out = Deployed()
     _create_queues(sim, app, out)
+    _create_topics(sim, app, out)
+    if any(e.get("Type") == "Api" for e in _events(app)):
+        # SAM's implicit API: nothing is served locally, but the functions' environment may name its URL.
+        app.add("ServerlessRestApi", Ref="local-api")
     buses = _name_buses(app)
     for logical_id, name in buses.items():  # named now: rules and the state machine refer to them
         app.add(logical_id, Ref=name, Name=name, Arn=_bus_arn(sim, name))
@@ -142,6 +153,37 @@ def _create_queues(sim: LocalStepFunctions, app: SamApp, out: Deployed) -> None:
         out.created.append(f"queue {name}{redrive}")
 
 
+def _create_topics(sim: LocalStepFunctions, app: SamApp, out: Deployed) -> None:
+    import boto3
+
+    sns = boto3.client("sns", region_name=sim.region)
+    for logical_id, props in app.resources_of_type("AWS::SNS::Topic").items():
+        name = app.physical_name(logical_id, props, "TopicName")
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        app.add(logical_id, Ref=arn, TopicName=name, TopicArn=arn)
+        out.topics[logical_id] = arn
+        out.created.append(f"topic {name}")
+
+
+def _events(app: SamApp) -> list[Mapping[str, Any]]:
+    return [
+        event
+        for props in app.resources_of_type("AWS::Serverless::Function").values()
+        for event in (props.get("Events") or {}).values()
+        if isinstance(event, Mapping)
+    ]
+
+
+def _collect_environment(app: SamApp, logical_id: str, props: Mapping[str, Any], out: Deployed) -> None:
+    variables = (props.get("Environment") or {}).get("Variables") or {}
+    for key, value in variables.items():
+        if not isinstance(value, Mapping):
+            continue  # a literal, such as the service name: per function, and not needed locally
+        resolved = str(app.resolve(value))
+        if out.environment.setdefault(key, resolved) != resolved:
+            raise TemplateError(f"{logical_id}: ${key} differs between functions; the demo runs them in one process")
+
+
 def _name_buses(app: SamApp) -> dict[str, str]:
     return {
         logical_id: app.physical_name(logical_id, props, "Name")
@@ -166,6 +208,7 @@ def _create_functions(
             raise TemplateError(f"{logical_id} needs a local CodeUri and a Handler")
         handler = wrap(load_code(app.root / code_uri, props["Handler"]))
         name = app.physical_name(logical_id, props, "FunctionName")
+        _collect_environment(app, logical_id, props, out)
         triggers = [e for e in (props.get("Events") or {}).items() if isinstance(e[1], Mapping)]
         for event_name, event in triggers:
             _route_trigger(sim, app, out, logical_id, name, event_name, event, props, handler)
@@ -212,6 +255,9 @@ def _route_trigger(
         pattern = json.dumps(spec.get("Pattern"), separators=(",", ":"))
         out.created.append(f"rule {rule} on {bus_name} {pattern} -> SQS {target.name}")
         out.created.append(f"function {function_name} ({props['Handler']}) <- {target.name}, async, {retries} retries")
+    elif kind == "Api":
+        where = f"{str(spec.get('Method', 'any')).upper()} {spec.get('Path')}"
+        out.created.append(f"function {function_name} ({props['Handler']}) <- API {where}: not served locally")
     else:
         raise TemplateError(f"{logical_id}.Events.{event_name}: the demo does not simulate {kind} triggers")
 

@@ -3,7 +3,9 @@
 Each case starts one execution of the app's own ``statemachine/*.asl.json`` and follows it live; the workers
 are the app's own ``handlers/`` (through the simulator's SQS, EventBridge and direct-invoke routing) and an
 :class:`~callback_kit.activity.ActivityWorker` polling through :mod:`demo.activities`. Each worker
-does ``--work-seconds`` of simulated work so that its heartbeats show.
+does ``--work-seconds`` of simulated work so that its heartbeats show. Orders over the approval threshold wait
+for a person: the app's notifier hands the token off, and :class:`demo.approver.Approver` decides them with
+``callback-kit send-success`` / ``send-failure``.
 
 Exit status: 0 when every case ended as expected, 1 when one did not, 2 when the demo could not start.
 """
@@ -11,6 +13,7 @@ Exit status: 0 when every case ended as expected, 1 when one did not, 2 when the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -46,6 +49,7 @@ class Case:
         status: the expected final status.
         output: for a success, the values the output must hold, by dotted path.
         error: for a failure, the error the execution must end with.
+        approval: what the demo's approver decides when the order waits for approval (``approve``/``reject``).
     """
 
     key: str
@@ -54,6 +58,7 @@ class Case:
     status: str
     output: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
+    approval: str | None = None
 
     def problems(self, described: Mapping[str, Any]) -> list[str]:
         """What differs from the expected end (an empty list when the execution ended as expected)."""
@@ -132,6 +137,10 @@ def build_cases(root: Path) -> list[Case]:
     rejected["order"].update(
         orderId="ord-1002", items=[{"sku": "GOLD-BAR-1KG", "quantity": 1, "unitPrice": "72000.00"}]
     )
+    approved = copy.deepcopy(base)
+    approved["order"].update(orderId="ord-1003", items=[{"sku": "TV-OLED-65", "quantity": 1, "unitPrice": "1899.00"}])
+    declined = copy.deepcopy(base)
+    declined["order"].update(orderId="ord-1004", items=[{"sku": "EBIKE-CITY", "quantity": 1, "unitPrice": "2400.00"}])
     delivered = {"ageCheck.verified": True, "notification.acknowledged": True}
     return [
         Case(
@@ -154,6 +163,22 @@ def build_cases(root: Path) -> list[Case]:
             rejected,
             "FAILED",
             error="Order.Rejected",
+        ),
+        Case(
+            "approved",
+            "hand-off: a 1,899 EUR order waits for a person -> approved with callback-kit send-success",
+            approved,
+            "SUCCEEDED",
+            output={"orderCheck.approval": "manual", "approval.approved": True, "notification.acknowledged": True},
+            approval="approve",
+        ),
+        Case(
+            "declined",
+            "hand-off: a 2,400 EUR order waits for a person -> rejected with callback-kit send-failure",
+            declined,
+            "FAILED",
+            error="Order.NotApproved",
+            approval="reject",
         ),
     ]
 
@@ -258,6 +283,7 @@ def _run_cases(
     from callback_kit.activity import ActivityWorker
     from callback_kit.simulator import LocalStepFunctions
     from demo.activities import ActivityTaskBridge
+    from demo.approver import Approver
     from demo.deploy import deploy, load_code
 
     with ExitStack() as stack:
@@ -265,6 +291,7 @@ def _run_cases(
         bridge = stack.enter_context(ActivityTaskBridge(sim))
         as_worker = functools.partial(_as_worker, sim=sim, work=args.work_seconds, heartbeat=args.heartbeat_interval)
         deployed = deploy(sim, app, wrap=as_worker)
+        stack.enter_context(_environment(deployed.environment))
         reporter.write(f"callback-kit demo: {app.root / 'template.yaml'} on moto's Step Functions simulator")
         reporter.write("created in moto (no AWS account, no Docker):")
         for line in deployed.created:
@@ -292,6 +319,13 @@ def _run_cases(
             f"{args.heartbeat_interval:g}s; tokens are shown only as fingerprints (tok-<sha256 prefix>)"
         )
         reporter.functions.update(deployed.functions)
+        approver = Approver(sim, reporter, {c.input["order"]["orderId"]: c.approval for c in cases if c.approval})
+        for topic in deployed.topics.values():
+            inbox = approver.subscribe(topic)
+            reporter.functions[inbox] = "approver"
+            reporter.write(
+                f"approver: reads {topic.rsplit(':', 1)[-1]} (via {inbox}) and decides with callback-kit send-*"
+            )
         sim.on_callback(reporter.callback)
         sim.on_delivery(reporter.delivery)
         bridge.on_handed_out(lambda handed: reporter.handed_out(handed.fingerprint, handed.worker_name))
@@ -306,6 +340,21 @@ def _run_cases(
                 for n, case in enumerate(cases, 1)
             ]
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns or raises
+
+
+@contextlib.contextmanager
+def _environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set the functions' environment (a topic's ARN, the API's URL) for the run; restore it after."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _stop_workers(workers: list[Any], bridge: Any) -> None:

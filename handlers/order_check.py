@@ -1,8 +1,8 @@
 """SQS worker: answers the ``CheckOrder`` task (``sqs:sendMessage.waitForTaskToken``).
 
 The message body is ``{"TaskToken": ..., "order": {...}}``; the function sees only the order. It rejects orders
-that cannot be fulfilled with a named failure the state machine can Catch, and tells the state machine which age
-check, if any, the order needs.
+that cannot be fulfilled with a named failure the state machine can Catch, and tells the state machine whether a
+person must approve the order and which age check, if any, it needs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import callback_kit as ck
 
 #: Orders above this total need a manual sales process, not this workflow.
 MAX_ORDER_TOTAL = Decimal("5000.00")
+#: Orders above this total wait for a person's approval (the ``RequestApproval`` hand-off step).
+APPROVAL_THRESHOLD = Decimal("1000.00")
 
 
 class OrderItem(BaseModel):
@@ -43,12 +45,13 @@ class Order(BaseModel):
 
 
 class OrderApproval(TypedDict):
-    """The task output; ``ageCheck`` drives the state machine's ``HowToVerifyAge`` Choice."""
+    """The task output; ``approval`` and ``ageCheck`` drive the state machine's Choices."""
 
     status: Literal["approved"]
     orderId: str
     total: str
     currency: str
+    approval: Literal["none", "manual"]
     ageCheck: Literal["none", "online", "in_store"]
 
 
@@ -72,5 +75,6 @@ def handler(order: Order) -> OrderApproval:
         "orderId": order.order_id,
         "total": f"{total:.2f}",
         "currency": order.currency,
+        "approval": "manual" if total > APPROVAL_THRESHOLD else "none",
         "ageCheck": age_check,
     }

@@ -11,20 +11,20 @@ moto is a test/dev extra only, so it is imported lazily; importing this package 
 
 Where moto differs from AWS, and what the harness does about it (checked with moto 5.2.5):
 
-* ``lambda:invoke.waitForTaskToken``: the ``awslambda-simple`` backend does not run code. The harness swaps
-  the ``invoke`` method of that backend's instance for this account and region (the one seam moto itself
-  documents for the simple backend) and queues the invocation for the pump. It does not run the handler
-  inside ``invoke``: moto sets up the task's heartbeat endpoint only after ``invoke`` returns, so a
-  heartbeat sent during it gets ``InvalidToken`` and a callback sent during it is lost when the task has
-  ``HeartbeatSeconds`` (observed: States.Timeout). Because the handler runs after the invoke has answered,
-  a handler that raises cannot fail the invoke as a synchronous Lambda call does on AWS (error name = the
-  ``errorType``); the harness emulates that by sending SendTaskFailure with Lambda's error JSON as the cause
-  to the token it finds in the payload (see :data:`TOKEN_KEYS`).
+* Lambda: the ``awslambda-simple`` backend does not run code. The harness swaps the ``invoke`` method of that
+  backend's instance for this account and region (the one seam moto itself documents for the simple backend)
+  and runs routed handlers as Lambda does: within the invoke for a synchronous call, so that an ordinary
+  ``lambda:invoke`` task gets the return value as ``Payload`` and a raise fails the task with the exception's
+  type name (``errorType``), and queued for the pump (with Lambda's two retries) for ``InvocationType=Event``.
+  moto's interpreter drops a task's ``InvocationType``, so state machines always invoke synchronously here.
 * EventBridge envelopes that moto puts on an SQS target lack the ``account`` field; the harness adds it.
 * Activities (GetActivityTask) are not implemented by moto; :meth:`LocalStepFunctions.create_activity`
   works, polling does not.
-* SendTaskHeartbeat on a task without ``HeartbeatSeconds`` answers ``InvalidToken`` (AWS accepts it), and a
-  token of a closed task answers ``InvalidToken`` rather than ``TaskTimedOut``.
+* Callback tasks answer as on AWS: the simulator keeps its own ledger of the tokens it issued
+  (:mod:`~callback_kit.simulator.ledger`), so a closed task's token (answered, timed out, stopped, retried)
+  answers ``TaskTimedOut`` where moto says ``InvalidToken`` or silently accepts a second answer; a token never
+  issued answers ``InvalidToken``; heartbeats are accepted on tasks without ``HeartbeatSeconds``; a callback
+  that lands before moto would be ready for it is never lost (:mod:`~callback_kit.simulator.interpreter`).
 * ``TimeoutSeconds`` defaults to 60 s in moto (AWS: 99,999,999 s); tests should always set it.
 * The ``cause`` of SendTaskFailure is dropped for SQS/EventBridge tasks; size limits are not enforced.
 * Unnamed executions all get the same name, so :meth:`LocalStepFunctions.start_execution` always names them.

@@ -53,7 +53,6 @@ class _Pending:
     not_before: float = 0.0
     retries: int = 0
     retry_delay: float = 0.0
-    fail_task_on_error: bool = False
 
 
 @dataclass
@@ -115,8 +114,13 @@ class Delivering(CloudResources):
     def route_lambda(self, function_name: str, handler: LambdaHandler, *, fail_task_on_error: bool = True) -> str:
         """Create ``function_name`` in moto (if needed) and run ``handler`` when a state machine invokes it.
 
-        The handler receives the task's ``Payload``. ``fail_task_on_error`` emulates a synchronous invoke
-        on AWS, where a raised exception fails the task with its type name as the error.
+        The handler receives the task's ``Payload`` and runs as Lambda runs it: within the invoke (the default
+        ``RequestResponse``), so that an ordinary ``lambda:invoke`` task gets its return value as ``Payload``
+        and a raised exception fails the task with its type name as the error (``lambda:invoke.waitForTaskToken``
+        included); or queued for the pump when the task asks for ``"InvocationType": "Event"``, with Lambda's
+        two retries. ``fail_task_on_error=False`` keeps a raise from failing the invoke: the exception goes to
+        :attr:`dead_letters` and the task waits for its callback, which shows whether the handler's own
+        SendTaskFailure reached it.
 
         Returns:
             The function ARN, for the state machine's ``FunctionName``.
@@ -142,22 +146,36 @@ class Delivering(CloudResources):
 
     # -- delivery ------------------------------------------------------------------------------------------
 
-    def _on_invoke(self, function_name: str, body: Any) -> bool:
+    def _on_invoke(self, function_name: str, body: Any, headers: Any, response_headers: dict[str, str]) -> bytes | None:
+        """Run a routed function as Lambda does: in the call for RequestResponse, queued for an ``Event`` invoke.
+
+        A synchronous call answers with the handler's return value as JSON (an ordinary ``lambda:invoke`` task
+        gets it as its ``Payload``); a raise answers with Lambda's error document and the
+        ``x-amz-function-error`` header, so that the task fails with the exception's type name as on AWS. The
+        handler may send its own callback during the call: the simulator takes callbacks from the moment the
+        token exists (see :mod:`~callback_kit.simulator.ledger`).
+        """
         route = self._lambda_route(function_name)
         if route is None:
-            return False
-        # Queue it: running the handler inside moto's invoke would beat and complete before moto arms the task's
-        # heartbeat timer (see the package docstring).
-        self._enqueue(
-            _Pending(
-                source="lambda",
-                target=function_name.split(":function:")[-1].split(":")[0],
-                handler=route.handler,
-                event=json.loads(body) if body else {},
-                fail_task_on_error=route.fail_task_on_error,
-            )
-        )
-        return True
+            return None
+        name = function_name.split(":function:")[-1].split(":")[0]
+        event = json.loads(body) if body else {}
+        invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
+        if invocation_type == "DryRun":
+            return b""
+        if invocation_type == "Event":  # Lambda queues it and retries a failure twice
+            self._enqueue(_Pending(source="lambda", target=name, handler=route.handler, event=event, retries=2))
+            return b""
+        delivery = self._call("lambda", name, route.handler, event, 1)
+        if delivery.error is not None:
+            if not route.fail_task_on_error:
+                self.dead_letters.append(delivery)
+                return b"null"
+            return _function_error(response_headers, delivery.error)
+        try:
+            return json.dumps(delivery.result).encode("utf-8")
+        except (TypeError, ValueError) as exc:  # what Lambda's Python runtime answers for such a return value
+            return _function_error(response_headers, exc, error_type="Runtime.MarshalError")
 
     def deliver_once(self, wait: float = 0.0) -> int:
         """Deliver everything that is ready now, once; return how many handler calls were made.
@@ -237,19 +255,8 @@ class Delivering(CloudResources):
             item.attempt += 1
             item.not_before = time.monotonic() + item.retry_delay
             self._enqueue(item)
-        elif item.fail_task_on_error:
-            self._fail_task_like_lambda(item.event, delivery.error)
         else:
             self.dead_letters.append(delivery)
-
-    def _fail_task_like_lambda(self, payload: Any, error: BaseException) -> None:
-        token = find_token(payload)
-        if token is None:
-            _log.warning("handler raised and no token was found in its payload: the task keeps waiting")
-            return
-        cause = lambda_error_cause(str(error), type(error).__name__, traceback.format_tb(error.__traceback__))
-        with contextlib.suppress(Exception):  # the task may already be closed: nothing left to fail
-            self.sfn.send_task_failure(taskToken=token, error=type(error).__name__, cause=cause)
 
     def _process_batch(self, route: _SqsRoute, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self.sqs_record(route.queue, m) for m in messages]}
@@ -307,6 +314,25 @@ class Delivering(CloudResources):
         delivery = Delivery(source, target, event, result, error, attempt, tokens, time.monotonic() - started)
         self._emit_delivery(delivery)
         return delivery
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A request header, whatever its case."""
+    for key, value in dict(headers or {}).items():
+        if str(key).lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _function_error(response_headers: dict[str, str], error: BaseException, *, error_type: str | None = None) -> bytes:
+    """Lambda's answer to a synchronous invoke whose handler raised: the error document, flagged ``Unhandled``."""
+    response_headers["x-amz-function-error"] = "Unhandled"
+    kind = error_type or type(error).__name__
+    try:
+        message = str(error)
+    except Exception:  # an exception whose __str__ raises still has a name
+        message = kind
+    return lambda_error_cause(message, kind, traceback.format_tb(error.__traceback__)).encode("utf-8")
 
 
 def lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:

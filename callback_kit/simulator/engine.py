@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from callback_kit.simulator import interpreter
+from callback_kit.simulator.callback_api import strict_backend_method
 from callback_kit.simulator.records import CallbackCall, Delivery, token_fingerprint
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ class SimulatorEngine:
         self._clients: dict[str, Any] = {}
         self._delivery_listeners: list[Callable[[Delivery], None]] = []
         self._callback_listeners: list[Callable[[CallbackCall], None]] = []
+        self._interpreter_installed = False
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -102,9 +105,11 @@ class SimulatorEngine:
                 config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
             )
             self._mock.start()
+            interpreter.install()
+            self._interpreter_installed = True
             self._install_hooks()
         except BaseException:
-            self._restore()
+            self.__exit__(None, None, None)
             raise
         return self
 
@@ -116,6 +121,9 @@ class SimulatorEngine:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        if self._interpreter_installed:
+            self._interpreter_installed = False
+            interpreter.uninstall()
         self._restore()
 
     def _restore(self) -> None:
@@ -144,11 +152,12 @@ class SimulatorEngine:
         lam = lambda_simple_backends[self.account_id][self.region]
         original_invoke = lam.invoke
 
-        # What the layer above takes (see _on_invoke) is answered at once with an empty payload.
+        # What the layer above takes (see _on_invoke) it answers itself, as Lambda would.
         def invoke(function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any) -> Any:
-            if not self._on_invoke(function_name, body):
+            answer = self._on_invoke(function_name, body, headers, response_headers)
+            if answer is None:
                 return original_invoke(function_name, qualifier, body, headers, response_headers)
-            return b"{}"
+            return answer
 
         self._set_attr(lam, "invoke", invoke)
 
@@ -159,7 +168,8 @@ class SimulatorEngine:
             ("send_task_heartbeat", "heartbeat"),
         )
         for method, kind in observed:
-            self._set_attr(sfn_backend, method, self._observed(getattr(sfn_backend, method), kind))
+            strict = strict_backend_method(kind, getattr(sfn_backend, method))
+            self._set_attr(sfn_backend, method, self._observed(strict, kind))
 
     def _observed(self, original: Callable[..., Any], kind: Literal["success", "failure", "heartbeat"]) -> Any:
         def wrapper(task_token: str, *args: Any, **kwargs: Any) -> Any:
@@ -171,9 +181,8 @@ class SimulatorEngine:
             try:
                 result = original(task_token, *args, **kwargs)
             except Exception as exc:
-                self._emit_callback(
-                    CallbackCall(kind, token_fingerprint(task_token), rejected=type(exc).__name__, **extra)
-                )
+                code = str(getattr(exc, "error_type", None) or type(exc).__name__)
+                self._emit_callback(CallbackCall(kind, token_fingerprint(task_token), rejected=code, **extra))
                 raise
             self._emit_callback(CallbackCall(kind, token_fingerprint(task_token), **extra))
             return result
@@ -250,6 +259,6 @@ class SimulatorEngine:
 
     # -- hooks for the layers above ------------------------------------------------------------------------
 
-    def _on_invoke(self, function_name: str, body: Any) -> bool:
-        """Take a Lambda invocation moto received; return False to let moto's simple backend answer it."""
-        return False
+    def _on_invoke(self, function_name: str, body: Any, headers: Any, response_headers: dict[str, str]) -> bytes | None:
+        """Answer a Lambda invocation moto received (the payload); ``None`` lets moto's simple backend answer it."""
+        return None

@@ -22,6 +22,8 @@ from callback_kit.testing.events import (
     FakeLambdaContext,
     direct_event,
     eventbridge_event,
+    sns_event,
+    sns_notification,
     sqs_event,
 )
 from callback_kit.testing.fake_sfn import Call, FakeStepFunctions, client_error
@@ -35,5 +37,7 @@ __all__ = [
     "client_error",
     "direct_event",
     "eventbridge_event",
+    "sns_event",
+    "sns_notification",
     "sqs_event",
 ]

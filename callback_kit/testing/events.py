@@ -1,4 +1,4 @@
-"""Lambda events and a Lambda context, as the SQS, EventBridge and direct-invoke sources deliver them."""
+"""Lambda events and a Lambda context, as the SQS, SNS, EventBridge and direct-invoke sources deliver them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -55,17 +55,33 @@ def sqs_event(
     queue: str = "callback-queue",
     fifo: bool = False,
     group_id: str | Callable[[int], str] = "group-1",
+    envelope: Literal["sns", "eventbridge"] | None = None,
 ) -> dict[str, Any]:
     """A Lambda SQS event whose records carry ``messages`` (dicts are JSON-encoded; strings are used as is).
+
+    Args:
+        messages: the messages, one record each.
+        queue: the queue's name (``.fifo`` is added for ``fifo=True``).
+        fifo: whether the queue is a FIFO queue (records get a ``MessageGroupId``).
+        group_id: the message group, or a function of the record's index giving it.
+        envelope: wrap each message as a queue subscribed to something else receives it: ``"sns"``, an SNS
+            notification (a topic without ``RawMessageDelivery``); ``"eventbridge"``, an EventBridge event (a rule
+            targeting the queue; the message is its ``detail``).
 
     Example:
         >>> event = sqs_event({"TaskToken": "t-1", "n": 1}, '{"TaskToken": "t-2"}')
         >>> [r["body"] for r in event["Records"]]
         ['{"TaskToken": "t-1", "n": 1}', '{"TaskToken": "t-2"}']
+        >>> json.loads(sqs_event({"TaskToken": "t"}, envelope="sns")["Records"][0]["body"])["Type"]
+        'Notification'
     """
     name = queue + ".fifo" if fifo and not queue.endswith(".fifo") else queue
     records = []
     for i, message in enumerate(messages):
+        if envelope == "sns":
+            message = sns_notification(message)
+        elif envelope == "eventbridge":
+            message = eventbridge_event(message if isinstance(message, Mapping) else json.loads(message))
         body = message if isinstance(message, str) else json.dumps(message)
         attributes = {
             "ApproximateReceiveCount": "1",
@@ -118,6 +134,61 @@ def eventbridge_event(
         "resources": resources,
         "detail": dict(detail),
     }
+
+
+def sns_notification(message: Any, *, topic: str = "callback-topic", subject: str | None = None) -> dict[str, Any]:
+    """The SNS notification envelope around ``message`` (dicts are JSON-encoded into ``Message``).
+
+    This is the body an SQS queue subscribed to the topic without ``RawMessageDelivery`` receives.
+
+    Example:
+        >>> note = sns_notification({"TaskToken": "t"})
+        >>> note["Type"], note["Message"]
+        ('Notification', '{"TaskToken": "t"}')
+    """
+    arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:{topic}"
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": arn,
+        "Subject": subject,
+        "Message": message if isinstance(message, str) else json.dumps(message),
+        "Timestamp": "2026-01-01T00:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+        "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-0000.pem",
+        "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={arn}:0",
+    }
+
+
+def sns_event(*messages: Any, topic: str = "callback-topic", subject: str | None = None) -> dict[str, Any]:
+    """A Lambda SNS event whose records carry ``messages`` (dicts are JSON-encoded; strings are used as is).
+
+    This is what a Lambda function subscribed to the topic of an ``sns:publish.waitForTaskToken`` task receives
+    (Lambda sends one record per event; more are allowed here for tests).
+
+    Example:
+        >>> event = sns_event({"TaskToken": "t", "order": 7})
+        >>> record = event["Records"][0]
+        >>> record["EventSource"], record["Sns"]["Message"]
+        ('aws:sns', '{"TaskToken": "t", "order": 7}')
+    """
+    records = []
+    for message in messages:
+        note = sns_notification(message, topic=topic, subject=subject)
+        # Lambda spells these two URL keys differently from the SQS body (Url, not URL).
+        note["SigningCertUrl"] = note.pop("SigningCertURL")
+        note["UnsubscribeUrl"] = note.pop("UnsubscribeURL")
+        note["MessageAttributes"] = {}
+        records.append(
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{note['TopicArn']}:{uuid.uuid4()}",
+                "Sns": note,
+            }
+        )
+    return {"Records": records}
 
 
 def direct_event(token: str, payload: Mapping[str, Any] | None = None, *, key: str = "token") -> dict[str, Any]:

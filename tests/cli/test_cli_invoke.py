@@ -98,9 +98,15 @@ EVENTS = {
 }
 
 
+# Events `callback-kit invoke` has no offline stand-in for: the approval API's (not a callback event: it completes
+# handed-off tokens itself) and the approval notifier's (it publishes to an SNS topic). tests/e2e/test_patterns.py
+# runs both on the simulator, and tests/sam/test_built_functions.py on the built functions.
+NOT_INVOKED = {"apigateway_approve.json", "apigateway_reject.json", "direct_request_approval.json"}
+
+
 def test_every_repo_event_is_covered() -> None:
     # GIVEN / WHEN / THEN each Lambda event in events/ has a case below
-    names = {p.name for p in (REPO / "events").glob("*.json")} - {"state_machine_input.json"}
+    names = {p.name for p in (REPO / "events").glob("*.json")} - {"state_machine_input.json"} - NOT_INVOKED
     assert names <= set(EVENTS), names - set(EVENTS)
 
 

@@ -48,19 +48,25 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token() -> No
     text = out.getvalue()
     assert status == 0, text
     assert "state machine callback-kit-callbacks from statemachine/callbacks.asl.json" in text
-    assert "== case 1/3: success" in text
-    assert "== case 3/3: failure" in text
-    assert text.count(": as expected") == 3
+    assert "== case 1/5: success" in text
+    assert "== case 3/5: failure" in text
+    assert text.count(": as expected") == 5
     assert '-> SUCCEEDED with orderCheck.ageCheck="online"' in text
     assert '-> SUCCEEDED with orderCheck.ageCheck="in_store"' in text
     assert "-> FAILED with error Order.Rejected: as expected" in text
-    assert "demo passed: all 3 executions ended as expected" in text
+    # AND the hand-off: one order approved with callback-kit send-success, one rejected with send-failure
+    assert '-> SUCCEEDED with orderCheck.approval="manual", approval.approved=true' in text
+    assert "-> FAILED with error Order.NotApproved: as expected" in text
+    assert "ord-1003: callback-kit send-success tok-" in text
+    assert "ord-1004: callback-kit send-failure tok-" in text
+    assert "demo passed: all 5 executions ended as expected" in text
     # AND it showed each kind of progress line
     for kind in ("state entered", "token out", "heartbeat", "callback", "task done", "task failed", "SUCCEEDED"):
         assert f"  {kind}" in text, kind
     assert "GetActivityTask of activity worker store-terminal-1" in text
-    # AND every token appears as a fingerprint only: 3 tasks per success case, 1 in the failure case
-    assert len(tokens) == 7, tokens
+    # AND every token appears as a fingerprint only: 3 tasks per success case (the approved one too), 1 in the
+    # rejected case, 2 in the declined one
+    assert len(tokens) == 12, tokens
     for token in tokens:
         assert token not in text
         assert fingerprint(token) in text
@@ -113,4 +119,4 @@ def test_demo_exits_non_zero_with_a_clear_message_when_an_execution_does_not_end
     text = out.getvalue()
     assert status == 1, text
     assert "the execution did not end within 0.3s" in text
-    assert "demo FAILED: 3 of 3 cases did not end as expected (online, instore, rejected)" in text
+    assert "demo FAILED: 5 of 5 cases did not end as expected (online, instore, rejected, approved, declined)" in text

@@ -6,6 +6,14 @@ from typing import Any
 
 from callback_kit.simulator import Queue
 
+# Bounds for tests that do not measure time: a passing execution ends well within a second, so these only matter
+# on a loaded machine, where a tight bound turns slowness into a failure that looks like a hang. An execution
+# that really hangs (an answer lost) still fails: its task ends States.Timeout after TASK_TIMEOUT.
+TASK_TIMEOUT = 20
+"""TimeoutSeconds of the tasks built here unless a test sets its own."""
+WAIT = 30.0
+"""Seconds a test waits for an execution (or a delivery) whose timing it does not test."""
+
 
 def machine(task: dict[str, Any], **states: Any) -> dict[str, Any]:
     """A state machine that starts at ``task`` (named ``Work``), plus any other states given."""
@@ -13,7 +21,12 @@ def machine(task: dict[str, Any], **states: Any) -> dict[str, Any]:
 
 
 def sqs_task(
-    queue: Queue, *, timeout: int = 3, heartbeat: int | None = None, body: dict[str, Any] | None = None, **extra: Any
+    queue: Queue,
+    *,
+    timeout: int = TASK_TIMEOUT,
+    heartbeat: int | None = None,
+    body: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """``sqs:sendMessage.waitForTaskToken`` with the token under ``TaskToken`` and the input's ``n``."""
     task: dict[str, Any] = {
@@ -35,7 +48,7 @@ def sqs_task(
     return task
 
 
-def events_task(bus: str, *, timeout: int = 3) -> dict[str, Any]:
+def events_task(bus: str, *, timeout: int = TASK_TIMEOUT) -> dict[str, Any]:
     """``events:putEvents.waitForTaskToken`` on ``bus``, source ``shop``, the token in ``Detail.TaskToken``."""
     return {
         "Type": "Task",
@@ -55,7 +68,7 @@ def events_task(bus: str, *, timeout: int = 3) -> dict[str, Any]:
     }
 
 
-def lambda_task(function_arn: str, payload: dict[str, Any], *, timeout: int = 3) -> dict[str, Any]:
+def lambda_task(function_arn: str, payload: dict[str, Any], *, timeout: int = TASK_TIMEOUT) -> dict[str, Any]:
     """``lambda:invoke.waitForTaskToken`` of ``function_arn`` with ``payload``."""
     return {
         "Type": "Task",

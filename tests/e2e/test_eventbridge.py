@@ -8,7 +8,7 @@ import pytest
 
 import callback_kit as ck
 from callback_kit.simulator import Delivery, LocalStepFunctions
-from tests.e2e.asl import events_task, machine
+from tests.e2e.asl import WAIT, events_task, machine
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,7 @@ def test_eventbridge_detail_is_answered_with_the_return_value(local_sfn: LocalSt
     arn = local_sfn.create_state_machine("events-success", machine(events_task("orders")))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 3}, timeout=3)
+    result = local_sfn.run(arn, {"n": 3}, timeout=WAIT)
 
     # THEN it succeeded with the return value; the task info carried the execution ARN, which EventBridge puts in
     # the envelope's resources; the async invoke returned normally, so Lambda would not retry it
@@ -59,7 +59,7 @@ def test_eventbridge_handler_exception_fails_the_execution_without_retries(local
     arn = local_sfn.create_state_machine("events-failure", machine(events_task("stock")))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 9}, timeout=3)
+    result = local_sfn.run(arn, {"n": 9}, timeout=WAIT)
 
     # THEN the execution FAILED with the class name, and the handler was called once and returned normally: the
     # failure reached Step Functions, so there is nothing for Lambda to retry and nothing in the DLQ.

@@ -1,9 +1,7 @@
 """``lambda:invoke.waitForTaskToken`` end to end: the invocation is routed to the decorated handler in-process.
 
 moto's docker-less Lambda backend does not run code; the simulator takes the invocation and calls the handler with
-the task's ``Payload``, as Lambda would. On AWS the invoke is synchronous; here the handler runs just after moto's
-invoke has answered (see :mod:`callback_kit.simulator`), which changes nothing for a handler that sends its own
-callback, as callback-kit's do.
+the task's ``Payload`` within the invoke, as Lambda's synchronous invoke does (see :mod:`callback_kit.simulator`).
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ import pytest
 
 import callback_kit as ck
 from callback_kit.simulator import LocalStepFunctions
-from tests.e2e.asl import lambda_task, machine
+from tests.e2e.asl import WAIT, lambda_task, machine
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +30,7 @@ def test_direct_payload_is_answered_with_the_return_value(local_sfn: LocalStepFu
     arn = local_sfn.create_state_machine("invoke-success", machine(lambda_task(function_arn, payload)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 4}, timeout=3)
+    result = local_sfn.run(arn, {"n": 4}, timeout=WAIT)
 
     # THEN the callback's output is the task's result (lambda:invoke.waitForTaskToken does not wrap it in Payload)
     assert result["status"] == "SUCCEEDED"
@@ -54,7 +52,7 @@ def test_whole_context_object_payload_finds_the_token_at_context_task_token(loca
     arn = local_sfn.create_state_machine("invoke-context", machine(lambda_task(function_arn, payload)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 2}, timeout=3)
+    result = local_sfn.run(arn, {"n": 2}, timeout=WAIT)
 
     # THEN it succeeded; the function saw the context without the token, and the task info the execution ARN
     assert result["status"] == "SUCCEEDED"
@@ -79,7 +77,7 @@ def test_handler_exception_is_sent_by_the_framework_not_the_invoke(local_sfn: Lo
     arn = local_sfn.create_state_machine("invoke-failure", machine(lambda_task(function_arn, payload)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 99}, timeout=3)
+    result = local_sfn.run(arn, {"n": 99}, timeout=WAIT)
 
     # THEN the execution FAILED with the TaskFailed error name, and the invocation itself did not fail
     assert result["status"] == "FAILED"

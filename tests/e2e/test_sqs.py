@@ -17,7 +17,7 @@ import callback_kit as ck
 from callback_kit.exceptions import ERROR_OUTPUT_TOO_LARGE
 from callback_kit.outcome import MAX_OUTPUT_BYTES
 from callback_kit.simulator import CallbackCall, Delivery, LocalStepFunctions, Queue
-from tests.e2e.asl import machine, sqs_task
+from tests.e2e.asl import WAIT, machine, sqs_task
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def test_returned_value_is_the_task_output(local_sfn: LocalStepFunctions) -> Non
     arn = local_sfn.create_state_machine("sqs-success", machine(sqs_task(queue)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 21}, timeout=3)
+    result = local_sfn.run(arn, {"n": 21}, timeout=WAIT)
 
     # THEN it succeeded with the function's return value, the batch reported no failures and the queue is empty
     assert result["status"] == "SUCCEEDED"
@@ -87,7 +87,7 @@ def test_raised_exception_fails_the_execution_with_its_class_name(local_sfn: Loc
     arn = local_sfn.create_state_machine("sqs-failure", machine(sqs_task(queue)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 7}, timeout=3)
+    result = local_sfn.run(arn, {"n": 7}, timeout=WAIT)
 
     # THEN the execution FAILED with the class name as the error; the failure was a delivered callback, so the
     # record is not a batch item failure and is not redelivered.
@@ -110,7 +110,7 @@ def test_task_failed_error_name_is_routed_by_catch(local_sfn: LocalStepFunctions
     arn = local_sfn.create_state_machine("sqs-catch", machine(task, Rejected={"Type": "Pass", "End": True}))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": -1}, timeout=3)
+    result = local_sfn.run(arn, {"n": -1}, timeout=WAIT)
 
     # THEN the Catch routed it: the execution SUCCEEDED through "Rejected", carrying the error name
     assert result["status"] == "SUCCEEDED"
@@ -141,7 +141,7 @@ def test_fifo_queue_records_run_in_their_message_group(local_sfn: LocalStepFunct
     # WHEN three executions run at once
     with local_sfn.pump():
         executions = [local_sfn.start_execution(arn, {"n": n}) for n in range(3)]
-        results = [local_sfn.wait_for_execution(e, timeout=3) for e in executions]
+        results = [local_sfn.wait_for_execution(e, timeout=WAIT) for e in executions]
 
     # THEN each got its own answer, every record came from the "orders" group, and the queue is empty
     assert [r["status"] for r in results] == ["SUCCEEDED"] * 3
@@ -167,22 +167,22 @@ def test_duplicate_delivery_is_answered_closed_and_acknowledged(local_sfn: Local
     local_sfn.on_delivery(on_delivery)
     arn = local_sfn.create_state_machine("sqs-dup", machine(sqs_task(queue)))
     with local_sfn.pump():
-        first = local_sfn.wait_for_execution(local_sfn.start_execution(arn, {"n": 5}), timeout=3)
+        first = local_sfn.wait_for_execution(local_sfn.start_execution(arn, {"n": 5}), timeout=WAIT)
         assert first["status"] == "SUCCEEDED"
         # The execution can end while the handler is still returning: wait for the delivery itself to finish.
-        assert delivered[0].wait(timeout=3)
+        assert delivered[0].wait(timeout=WAIT)
 
         # WHEN SQS delivers the same message body, token included, a second time
         body = deliveries[0].event["Records"][0]["body"]
         local_sfn.sqs.send_message(QueueUrl=queue.url, MessageBody=body)
-        assert delivered[1].wait(timeout=3)
+        assert delivered[1].wait(timeout=WAIT)
 
     # THEN Step Functions answered the second SendTaskSuccess "closed"; the handler acknowledged the record (no
     # batch item failure, empty queue) instead of raising, and the execution's result did not change.
-    # moto answers InvalidToken for a closed task's token; AWS answers TaskTimedOut. callback-kit treats both (and
-    # TaskDoesNotExist) as "already closed". Without an idempotency store the function itself ran twice.
+    # The simulator answers TaskTimedOut for a closed task's token, as AWS does (moto alone: InvalidToken).
+    # Without an idempotency store the function itself ran twice.
     successes = [c for c in callbacks if c.kind == "success"]
-    assert [c.rejected for c in successes] == [None, "InvalidToken"]
+    assert [c.rejected for c in successes] == [None, "TaskTimedOut"]
     assert successes[0].token == successes[1].token
     assert deliveries[1].error is None
     assert deliveries[1].result == {"batchItemFailures": []}
@@ -200,7 +200,7 @@ def test_oversized_output_fails_the_task_with_output_too_large(local_sfn: LocalS
     arn = local_sfn.create_state_machine("sqs-huge", machine(sqs_task(queue)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 1}, timeout=3)
+    result = local_sfn.run(arn, {"n": 1}, timeout=WAIT)
 
     # THEN the framework refused to send it and failed the task with its documented error name.
     # moto enforces no size limit (it would have accepted the output); AWS answers ValidationException. The check

@@ -33,8 +33,9 @@ JSON = st.recursive(
     max_leaves=20,
 )
 TOKEN_KEYS = st.sampled_from(["TaskToken", "taskToken", "token", "MyTaskToken"])
-#: Exceptions that are a defined end for a single-task event (Lambda retries it, then its DLQ / destination).
-DEFINED_RAISES = (ck.MissingTokenError, ck.CallbackDeliveryError)
+#: Exceptions that are a defined end for a single-task event (Lambda retries it, then its DLQ / destination);
+#: MalformedEventError: an event of no known shape (no batch, no envelope, no token anywhere).
+DEFINED_RAISES = (ck.MissingTokenError, ck.CallbackDeliveryError, MalformedEventError)
 
 
 class Order(BaseModel):

@@ -74,6 +74,25 @@ def _callback_targets(template: dict[str, Any]) -> set[str]:
     return found
 
 
+def _handoff_completers(template: dict[str, Any], callbacks: set[str]) -> set[str]:
+    """Functions behind an API that a callback worker's environment names: they complete the tokens that worker
+    hands off (``ck.hand_off()``, e.g. e-mailed approval links), so they answer callback tasks too."""
+    apis: set[str] = set()
+    for logical_id in callbacks:
+        variables = template["Resources"].get(logical_id, {}).get("Properties", {}).get("Environment", {})
+        for value in (variables.get("Variables") or {}).values():
+            if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+                apis |= set(re.findall(r"\$\{(\w+)\}", value["Fn::Sub"]))
+    return {
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in (resource["Properties"].get("Events") or {}).values()
+        if event["Type"] == "Api"
+        and _target(event.get("Properties", {}).get("RestApiId", {"Ref": "ServerlessRestApi"}), template) in apis
+    }
+
+
 def _task_states(states: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for state in states.values():
         if state.get("Type") == "Task":
@@ -131,6 +150,8 @@ def _function_needs(
         target = _target(value, template)
         if template["Resources"].get(target, {}).get("Type") == "AWS::DynamoDB::Table":
             needs |= {(a, target) for a in IDEMPOTENCY_TABLE}  # callback_kit.idempotency's table
+        if template["Resources"].get(target, {}).get("Type") == "AWS::SNS::Topic":
+            needs.add(("sns:Publish", target))  # a topic it is told to publish to (a hand-off's notification)
     if answers:
         machines = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::StateMachine"]
         needs |= {(a, m) for a in SEND_TASK for m in machines}
@@ -142,6 +163,7 @@ def violations(template: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     resources: dict[str, Any] = template["Resources"]
     callbacks = _callback_targets(template)
+    callbacks |= _handoff_completers(template, callbacks)
 
     # 1. no wildcard actions (nor NotAction / NotResource, which grant everything else) anywhere
     for logical_id, resource in resources.items():
@@ -208,7 +230,10 @@ def test_the_template_grants_least_privilege(template: dict[str, Any]) -> None:
 
 def test_every_callback_target_is_found(template: dict[str, Any]) -> None:
     # GIVEN the state machine's callback tasks / WHEN their targets are resolved / THEN the checker sees all four
-    assert _callback_targets(template) == {"OrderQueue", "NotifyBus", "AgeCheckFunction", "AgeCheckActivity"}
+    targets = _callback_targets(template)
+    assert targets == {"OrderQueue", "NotifyBus", "AgeCheckFunction", "AgeCheckActivity", "RequestApprovalFunction"}
+    # AND the approval API, which completes what RequestApprovalFunction hands off, is found through its environment
+    assert _handoff_completers(template, targets) == {"ApprovalDecisionFunction"}
 
 
 def _statement(resource: dict[str, Any]) -> list[dict[str, Any]]:

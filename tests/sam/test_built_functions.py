@@ -4,8 +4,10 @@ For each case, a one-state machine on moto's Step Functions simulator (served by
 a real task token through a ``sqs:sendMessage.waitForTaskToken`` task. The token replaces the fake one in the
 ``events/`` file, and the *built* handler runs on that event in a subprocess: the runtime's Python (3.13 for
 ``python3.13``) with ``-S`` and ``PYTHONPATH`` set to the function's build directory and the layer's ``python/``
-directory, as Lambda lays out ``/var/task`` and ``/opt/python``. So the only callback_kit, pydantic and boto3 it
-can import are the ones ``sam build`` put in the layer, and the test process's ``sys.path`` is never touched.
+directory, as Lambda lays out ``/var/task`` and ``/opt/python``, then a directory that stands for the runtime's own
+AWS SDK (Lambda's Python runtimes ship boto3; the layer leaves it out). So the only callback_kit and pydantic it can
+import are the ones ``sam build`` put in the layer, boto3 comes after the layer as on Lambda, and the test
+process's ``sys.path`` is never touched.
 The handler's default client reaches moto through ``AWS_ENDPOINT_URL``; the test then asserts the execution's
 end (output, or error name), which only the handler's SendTaskSuccess/SendTaskFailure can have produced.
 
@@ -23,6 +25,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +56,9 @@ class Case:
     status: str  # the execution's final status: SUCCEEDED or FAILED
     expect: dict[str, Any]  # SUCCEEDED: items the output must contain; FAILED: {"error": name}
     activity: bool = False
+    #: "task": a worker answering its task; "hand-off": a notifier that hands the token off and answers nothing;
+    #: "api": the approval API, completing a handed-off task and answering in HTTP (``expect["statusCode"]``).
+    kind: str = "task"
 
 
 CASES = [
@@ -64,6 +70,9 @@ CASES = [
     Case("AgeCheckFunction", "direct_age_check_underage.json", "SUCCEEDED", {"verified": False}),
     Case("AgeCheckFunction", "direct_age_check_invalid.json", "FAILED", {"error": "Age.InvalidBirthDate"}),
     Case("AgeCheckFunction", "activity_age_check.json", "SUCCEEDED", {"verified": True}, activity=True),
+    Case("RequestApprovalFunction", "direct_request_approval.json", "RUNNING", {}, kind="hand-off"),
+    Case("ApprovalDecisionFunction", "apigateway_approve.json", "SUCCEEDED", {"approved": True}, kind="api"),
+    Case("ApprovalDecisionFunction", "apigateway_reject.json", "FAILED", {"error": "Order.NotApproved"}, kind="api"),
 ]
 
 
@@ -90,6 +99,26 @@ def built() -> dict[str, Any]:
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"] = {**defaults, **resource["Properties"]}
     return resources
+
+
+#: What the Lambda Python runtime provides that the layer leaves out: the AWS SDK and its dependencies.
+RUNTIME_SDK = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
+
+
+@pytest.fixture(scope="module")
+def runtime_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding only the runtime's SDK (links to this environment's copies), like Lambda's /var/runtime."""
+    import importlib.util
+
+    sdk = tmp_path_factory.mktemp("var-runtime")
+    for name in RUNTIME_SDK:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None, f"{name} is not installed"
+        assert spec.origin is not None, f"{name} has no file"
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (sdk / source.name).symlink_to(source)
+    return sdk
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +177,31 @@ def _hand_out_token(endpoint: str, name: str) -> tuple[str, str]:
     raise AssertionError(f"the simulator sent no task token for {name} within 15 s")
 
 
+def _approval_topic(endpoint: str, name: str) -> tuple[str, str]:
+    """An SNS topic for the approval requests, read by a queue; returns (topic ARN, queue URL)."""
+    import boto3
+
+    _, sqs = _clients(endpoint)
+    sns = boto3.client(
+        "sns", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    topic = sns.create_topic(Name=f"approvals-{name}")["TopicArn"]
+    url = sqs.create_queue(QueueName=f"approvals-{name}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    return topic, url
+
+
+def _first_message(endpoint: str, queue_url: str) -> str:
+    _, sqs = _clients(endpoint)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            return str(messages[0]["Body"])
+    raise AssertionError("the notifier published no approval request within 15 s")
+
+
 def _wait_for_end(endpoint: str, execution: str) -> dict[str, Any]:
     sfn, _ = _clients(endpoint)
     deadline = time.monotonic() + 15
@@ -161,7 +215,9 @@ def _wait_for_end(endpoint: str, execution: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.event.removesuffix(".json"))
-def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto_endpoint: str, tmp_path: Path) -> None:
+def test_built_function_answers_its_task(
+    case: Case, built: dict[str, Any], moto_endpoint: str, runtime_sdk: Path, tmp_path: Path
+) -> None:
     # GIVEN the built function, its layer, the runtime's Python and a task waiting for a callback on moto
     function = built[case.function]["Properties"]
     layers = [built[next(iter(ref.values()))]["Properties"]["ContentUri"] for ref in function["Layers"]]
@@ -177,9 +233,11 @@ def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto
 
     # WHEN the built handler runs on the event, with nothing importable but the build output
     python_path = [str(BUILD / function["CodeUri"])] + [str(BUILD / layer / "python") for layer in layers]
+    python_path.append(str(runtime_sdk))  # after the layers, as Lambda's runtime directories are
     command = [python, "-S", str(RUNNER), function["Handler"], str(event_file)]
     if case.activity:
         command += ["--activity", f"arn:aws:states:{REGION}:{ACCOUNT}:activity:age-check"]
+    inbox = _approval_topic(moto_endpoint, name) if case.kind == "hand-off" else None
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(python_path),
@@ -191,6 +249,10 @@ def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_SERVICE_NAME": case.function,
     }
+    if inbox is not None:
+        env.update(
+            APPROVAL_TOPIC_ARN=inbox[0], APPROVAL_API_URL="https://abc123.execute-api.us-east-1.amazonaws.com/Prod"
+        )
     proc = subprocess.run(  # noqa: S603 - fixed interpreter and script, arguments from this file
         command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
@@ -200,13 +262,26 @@ def test_built_function_answers_its_task(case: Case, built: dict[str, Any], moto
     # THEN the code ran from the build output, and its callback ended the execution as expected
     assert Path(report["handler_file"]).is_relative_to(BUILD / function["CodeUri"])
     assert any(Path(report["callback_kit_file"]).is_relative_to(BUILD / layer) for layer in layers)
+    # AND boto3 came from the runtime, not from the layer (which leaves it out)
+    assert Path(report["boto3_file"]).is_relative_to(runtime_sdk), report["boto3_file"]
     if case.activity:
         assert report["result"] == case.status.lower()
     elif case.function == "OrderCheckFunction":
         # A delivered failure callback is an answered task, not a batch item failure.
         assert report["result"] == {"batchItemFailures": []}
+    elif case.kind == "api":
+        assert report["result"]["statusCode"] == 200, report["result"]
     else:
         assert report["result"] is None
+    if inbox is not None:
+        # A hand-off answers nothing: the task still waits, and the approver got links that carry its token.
+        message = _first_message(moto_endpoint, inbox[1])
+        assert urllib.parse.quote(token, safe="") in message
+        time.sleep(1.0)
+        sfn, _ = _clients(moto_endpoint)
+        assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+        sfn.stop_execution(executionArn=execution)
+        return
     description = _wait_for_end(moto_endpoint, execution)
     assert description["status"] == case.status, description
     if case.status == "SUCCEEDED":

@@ -45,10 +45,19 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
 
 
 def ref_target(value: Any) -> str:
-    """The logical id behind ``!Ref X`` or ``!GetAtt X.Attr``."""
+    """The logical id behind ``!Ref X`` or ``!GetAtt X.Attr`` (or the text of anything else, e.g. a ``!Sub``)."""
     if "Ref" in value:
         return str(value["Ref"])
-    return str(value["Fn::GetAtt"][0])
+    if "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    return json.dumps(value)
+
+
+def hands_off(template: dict[str, Any], function: str) -> bool:
+    """Whether a function's handler hands its task's token off (``ck.hand_off()``): someone else completes it."""
+    props = resources_of(template, "AWS::Serverless::Function")[function]
+    code = ROOT / props["CodeUri"] / (props["Handler"].rsplit(".", 1)[0].replace(".", "/") + ".py")
+    return "ck.hand_off()" in code.read_text(encoding="utf-8")
 
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,7 +99,7 @@ def role_actions(template: dict[str, Any], role: str) -> set[str]:
 def test_is_a_sam_template_on_a_current_python(template: dict[str, Any]) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     functions = resources_of(template, "AWS::Serverless::Function")
-    assert len(functions) == 3
+    assert len(functions) == 5
     for name, props in functions.items():
         assert props["Runtime"] in {"python3.12", "python3.13"}, name
         assert props["Layers"], f"{name} has no callback_kit layer"
@@ -146,12 +155,13 @@ def test_parameters_reach_every_function_as_environment(template: dict[str, Any]
 
 def test_outputs_name_the_state_machine_queue_bus_and_activity(template: dict[str, Any]) -> None:
     targets = {ref_target(output["Value"]) for output in template["Outputs"].values()}
-    kinds = {template["Resources"][target]["Type"] for target in targets}
+    kinds = {template["Resources"][target]["Type"] for target in targets if target in template["Resources"]}
     assert {
         "AWS::Serverless::StateMachine",
         "AWS::SQS::Queue",
         "AWS::Events::EventBus",
         "AWS::StepFunctions::Activity",
+        "AWS::SNS::Topic",
     } <= kinds
 
 
@@ -171,16 +181,26 @@ def test_functions_may_only_answer_tasks_and_serve_their_trigger(template: dict[
     allowed_for_trigger = {
         "SQS": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"},
         "EventBridgeRule": {"sqs:SendMessage"},  # the on-failure destination is written with the function's role
+        "Api": set(),  # API Gateway's permission to invoke is the function's resource policy, not its role
     }
     logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
     for name, props in resources_of(template, "AWS::Serverless::Function").items():
         role = ref_target(props["Role"])
         allowed = SEND_TASK_ACTIONS | logs
-        for event in props.get("Events", {}).values():
+        events = props.get("Events", {}).values()
+        for event in events:
             allowed |= allowed_for_trigger[event["Type"]]
+        env = props.get("Environment", {}).get("Variables", {}).values()
+        named = {ref_target(v) for v in env if isinstance(v, dict)}
+        if any(template["Resources"].get(t, {}).get("Type") == "AWS::SNS::Topic" for t in named):
+            allowed |= {"sns:Publish"}  # a topic named in its environment: the notifier's approval requests
         actions = role_actions(template, role)
         assert actions <= allowed, f"{name}: unexpected {actions - allowed}"
-        assert actions >= SEND_TASK_ACTIONS, name
+        if any(event["Type"] == "Api" for event in events):
+            # The approval API completes handed-off tasks: success or failure, never a heartbeat.
+            assert actions & SEND_TASK_ACTIONS == {"states:SendTaskSuccess", "states:SendTaskFailure"}, name
+        else:
+            assert actions >= SEND_TASK_ACTIONS, name
 
 
 def test_send_task_permissions_name_this_state_machine(template: dict[str, Any]) -> None:
@@ -242,11 +262,25 @@ def test_every_callback_task_heartbeats_times_out_and_catches(
         and (state["Resource"] in CALLBACK_RESOURCES or state["Resource"] == "${AgeCheckActivityArn}")
     }
     assert {s["Resource"] for s in callback_tasks.values()} >= set(CALLBACK_RESOURCES)
-    assert len(callback_tasks) == 4
+    assert len(callback_tasks) == 5
+    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    subs = {key: ref_target(value) for key, value in machine["DefinitionSubstitutions"].items()}
+    handed_off = {
+        name
+        for name, state in callback_tasks.items()
+        if (fn := subs.get(str(state.get("Parameters", {}).get("FunctionName", "")).strip("${}")))
+        and hands_off(template, fn)
+    }
+    assert handed_off == {"RequestApproval"}
     for name, state in callback_tasks.items():
-        assert 0 < state["HeartbeatSeconds"] < state["TimeoutSeconds"], name
-        # The workers beat every HeartbeatInterval seconds at most: leave room for two lost beats.
-        assert state["HeartbeatSeconds"] >= 3 * max_interval, name
+        if name in handed_off:
+            # Nobody beats while a person decides: a HeartbeatSeconds would time the task out; the timeout bounds it.
+            assert "HeartbeatSeconds" not in state, name
+            assert 0 < state["TimeoutSeconds"] <= 7 * 86400, name
+        else:
+            assert 0 < state["HeartbeatSeconds"] < state["TimeoutSeconds"], name
+            # The workers beat every HeartbeatInterval seconds at most: leave room for two lost beats.
+            assert state["HeartbeatSeconds"] >= 3 * max_interval, name
         (catch,) = state["Catch"]
         assert catch["ErrorEquals"] == ["States.ALL"]
         target = states[catch["Next"]]
@@ -291,6 +325,11 @@ def test_event_has_the_shape_lambda_delivers(path: Path) -> None:
         assert event["detail"]["TaskToken"].startswith("FAKE-TASK-TOKEN-")
     elif path.name.startswith("direct_"):
         assert event["token"].startswith("FAKE-TASK-TOKEN-")
+    elif path.name.startswith("apigateway_"):
+        # An API Gateway REST API proxy event (the approval API), the token in the query string.
+        assert {"resource", "path", "httpMethod", "queryStringParameters", "requestContext", "body"} <= event.keys()
+        assert event["queryStringParameters"]["token"].startswith("FAKE-TASK-TOKEN-")
+        assert event["requestContext"]["resourcePath"] == event["resource"]
     elif path.name.startswith("activity_"):
         assert set(event) == {"taskToken", "input"}
         assert event["taskToken"].startswith("FAKE-TASK-TOKEN-")

@@ -237,11 +237,11 @@ def test_missing_heartbeats_time_the_task_out(sim: LocalStepFunctions) -> None:
     # WHEN it runs
     result = sim.run(arn, {"n": 0}, timeout=4)
 
-    # THEN the simulator enforced HeartbeatSeconds, and the late callback was rejected (moto: InvalidToken)
+    # THEN the simulator enforced HeartbeatSeconds, and the late callback was told TaskTimedOut, as on AWS
     assert result["status"] == "FAILED"
     assert result["error"] == "States.Timeout"
     assert callbacks[-1].kind == "success"
-    assert callbacks[-1].rejected == "InvalidToken"
+    assert callbacks[-1].rejected == "TaskTimedOut"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -100,16 +100,24 @@ def test_eventbridge_detail_holds_the_message() -> None:
     ("event", "expected"),
     [
         ({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, "sqs"),
-        ({"Records": [{"eventSource": "aws:s3"}]}, "direct"),
-        ({"Records": []}, "direct"),
+        ({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]}, "sns"),
+        ({"Records": [{"eventSource": "aws:sqs"}, {"EventSource": "aws:sns"}]}, None),
+        ({"Records": [{"eventSource": "aws:s3"}]}, None),
+        ({"Records": []}, "sqs"),
+        ({"Records": [], "TaskToken": "t"}, "direct"),
         ({"detail-type": "t", "source": "s", "detail": {}}, "eventbridge"),
-        ({"detail": {}}, "direct"),
-        ([1, 2], "direct"),
-        ("text", "direct"),
-        (None, "direct"),
+        ({"detail-type": "t", "source": "s"}, "eventbridge"),
+        ({"detail": {}}, None),
+        ({"token": "t"}, "direct"),
+        ({"context": {"Task": {"Token": "t"}}}, "direct"),
+        ({"order": 7}, None),
+        ({}, None),
+        ([1, 2], None),
+        ("text", None),
+        (None, None),
     ],
 )
-def test_detect_source(event: Any, expected: str) -> None:
+def test_detect_source(event: Any, expected: str | None) -> None:
     assert detect_source(event) == expected
 
 

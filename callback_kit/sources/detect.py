@@ -1,0 +1,82 @@
+"""Tell an event's source by its shape, and say what arrived when no shape fits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from callback_kit.sources.envelopes import is_eventbridge_event
+from callback_kit.sources.records import Source
+from callback_kit.sources.tokens import TOKEN_KEYS, find_token_path
+
+#: How many top-level keys :func:`describe_event` names (an event can be large; the log line should not be).
+MAX_KEYS_SHOWN = 20
+
+
+def detect_source(event: Any, *, token_path: str | None = None) -> Source | None:
+    """Tell the source of a Lambda event by its shape; ``None`` when it has no known shape.
+
+    In order: a batch of SQS records, a batch of SNS records, an EventBridge envelope, a direct payload (an
+    object with a task token in one of the places looked at, see :mod:`callback_kit.sources.tokens`), and last an
+    empty ``Records`` list, which is an empty SQS batch.
+
+    Example:
+        >>> detect_source({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]})
+        'sqs'
+        >>> detect_source({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]})
+        'sns'
+        >>> detect_source({"detail-type": "x", "source": "y", "detail": {}})
+        'eventbridge'
+        >>> detect_source({"token": "t"})
+        'direct'
+        >>> detect_source({"order": 7}) is None
+        True
+    """
+    if not isinstance(event, Mapping):
+        return None
+    records = event.get("Records")
+    if isinstance(records, list) and records:
+        if all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records):
+            return "sqs"
+        if all(isinstance(r, Mapping) and r.get("EventSource") == "aws:sns" for r in records):
+            return "sns"
+    if is_eventbridge_event(event):  # an envelope, even one that lost its detail
+        return "eventbridge"
+    if find_token_path(event, token_path) is not None:
+        return "direct"
+    if records == []:
+        return "sqs"
+    return None
+
+
+def describe_event(event: Any, *, token_path: str | None = None) -> str:
+    """Say what arrived, for an event of no known shape: its type and top-level keys (never their values).
+
+    Example:
+        >>> describe_event({"order": 7, "user": "u1"})
+        "the event has no known shape: got an object with keys ['order', 'user']; expected an SQS or SNS batch (Records), an EventBridge event (detail-type, source, detail) or a direct payload with a task token (looked for context.Task.Token, TaskToken, taskToken, tasktoken, TASK_TOKEN, task_token, MyTaskToken, token, Token)"
+    """  # noqa: E501 - the doctest shows the message as one line
+    if isinstance(event, Mapping):
+        keys = [str(k)[:40] for k in list(event)[:MAX_KEYS_SHOWN]]
+        more = f" and {len(event) - MAX_KEYS_SHOWN} more" if len(event) > MAX_KEYS_SHOWN else ""
+        got = f"an object with keys {keys}{more}" if keys else "an empty object"
+        records = event.get("Records")
+        if isinstance(records, list):
+            kinds = sorted({_record_kind(r) for r in records})
+            got += f" (Records holds {len(records)} record(s): {', '.join(kinds)})"
+    elif isinstance(event, list):
+        got = f"a list of {len(event)} item(s)"
+    else:
+        got = f"a {type(event).__name__}"
+    wanted = token_path or ", ".join(TOKEN_KEYS)
+    return (
+        f"the event has no known shape: got {got}; expected an SQS or SNS batch (Records), an EventBridge event "
+        f"(detail-type, source, detail) or a direct payload with a task token (looked for {wanted})"
+    )
+
+
+def _record_kind(record: Any) -> str:
+    if not isinstance(record, Mapping):
+        return f"a {type(record).__name__}"
+    source = record.get("eventSource", record.get("EventSource"))
+    return f"eventSource {str(source)[:40]!r}" if source is not None else "no eventSource"

@@ -1,0 +1,188 @@
+"""Split an event into task records, source by source."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from callback_kit.exceptions import MalformedEventError
+from callback_kit.sources.detect import describe_event, detect_source
+from callback_kit.sources.envelopes import Unwrapped, execution_from_resources, unwrap
+from callback_kit.sources.records import SOURCES, Envelope, Source, TaskRecord
+from callback_kit.sources.tokens import MISSING, TOKEN_KEYS, check_token, find_token_path, get_path, without_token
+
+
+def parse_event(
+    event: Any,
+    *,
+    source: Source | None = None,
+    token_path: str | None = None,
+    payload_path: str | None = None,
+) -> list[TaskRecord]:
+    """Split a Lambda event into the task records it carries.
+
+    Example:
+        >>> [r] = parse_event({"token": "abc", "order": 7})
+        >>> r.source, r.token, r.payload
+        ('direct', 'abc', {'order': 7})
+        >>> parse_event({"Records": []})
+        []
+
+    Raises:
+        MalformedEventError: if the event has no known shape (it says what arrived), or ``source`` forces a shape
+            the event does not have.
+    """
+    kind = source or detect_source(event, token_path=token_path)
+    if kind is None:
+        raise MalformedEventError(describe_event(event, token_path=token_path))
+    if kind in ("sqs", "sns"):
+        records = event.get("Records") if isinstance(event, Mapping) else None
+        if not isinstance(records, list):
+            raise MalformedEventError(f"source={kind!r} but the event has no Records list")
+        parse = _sqs_record if kind == "sqs" else _sns_record
+        return [parse(r, token_path, payload_path) for r in records]
+    if kind == "eventbridge":
+        if not isinstance(event, Mapping) or ("detail" not in event and "detail-type" not in event):
+            raise MalformedEventError("source='eventbridge' but the event has no detail")
+        record_id = _str_or_none(event.get("id"))
+        if "detail" not in event:
+            # An envelope without its detail: no token to answer, but its id must reach the log and the DLQ.
+            return [TaskRecord("eventbridge", None, record_id=record_id, problem="the EventBridge event has no detail")]
+        arn = execution_from_resources(event.get("resources"))
+        return [_message(event["detail"], "eventbridge", token_path, payload_path, record_id, execution_arn=arn)]
+    if kind == "direct":
+        return [parse_message(event, "direct", token_path=token_path, payload_path=payload_path)]
+    raise MalformedEventError(f"source must be one of {', '.join(map(repr, SOURCES[:-1]))}, not {kind!r}")
+
+
+def parse_activity_task(
+    task_token: str | None, task_input: str | None, *, payload_path: str | None = None
+) -> TaskRecord:
+    """Make a task record from a GetActivityTask response's ``taskToken`` and ``input``.
+
+    Example:
+        >>> parse_activity_task("tok", '{"age": 30}').payload
+        {'age': 30}
+    """
+    token, problem = check_token(task_token)
+    try:
+        message = json.loads(task_input) if task_input else {}
+    except ValueError as exc:
+        return TaskRecord("activity", token, problem=f"the activity input is not valid JSON: {exc}")
+    # The token came beside the input, not inside it: the input is handed over whole (or at payload_path), with
+    # any copy of the token the state machine put in it removed.
+    payload = message if payload_path is None else get_path(message, payload_path)
+    if payload is MISSING:
+        payload, problem = None, problem or f"payload_path {payload_path!r} is not in the input"
+    payload = without_token(payload, None, token)
+    execution_arn = _str_or_none(get_path(message, "context.Execution.Id"))
+    return TaskRecord("activity", token, payload, execution_arn=execution_arn, problem=problem)
+
+
+def parse_message(
+    message: Any,
+    source: Source,
+    *,
+    token_path: str | None = None,
+    payload_path: str | None = None,
+    record_id: str | None = None,
+    group_id: str | None = None,
+    execution_arn: str | None = None,
+    envelope: Envelope | None = None,
+    raw: str | None = None,
+) -> TaskRecord:
+    """Find the token in one message and the payload that goes with it (``raw``: the JSON text it came from).
+
+    Example:
+        >>> r = parse_message({"token": "card-1", "context": {"Task": {"Token": "t"}}}, "direct")
+        >>> r.token, r.payload
+        ('t', {'token': 'card-1', 'context': {'Task': {}}})
+    """
+    path = find_token_path(message, token_path)
+    token, problem = check_token(get_path(message, path) if path else None)
+    if path is None:
+        problem = f"no task token found (looked for {token_path or ', '.join(TOKEN_KEYS)})"
+    if execution_arn is None:
+        execution_arn = _str_or_none(get_path(message, "context.Execution.Id"))
+    if payload_path is None:
+        payload = without_token(message, path, token, raw=raw)
+    else:
+        payload = get_path(message, payload_path)
+        if payload is MISSING:
+            payload = None
+            problem = problem or f"payload_path {payload_path!r} is not in the message"
+        payload = without_token(payload, None, token)
+    return TaskRecord(source, token, payload, record_id, group_id, execution_arn, problem, envelope)
+
+
+def _message(
+    message: Any,
+    source: Source,
+    token_path: str | None,
+    payload_path: str | None,
+    record_id: str | None,
+    group_id: str | None = None,
+    execution_arn: str | None = None,
+) -> TaskRecord:
+    return parse_message(
+        message,
+        source,
+        token_path=token_path,
+        payload_path=payload_path,
+        record_id=record_id,
+        group_id=group_id,
+        execution_arn=execution_arn,
+    )
+
+
+def _sqs_record(record: Any, token_path: str | None, payload_path: str | None) -> TaskRecord:
+    if not isinstance(record, Mapping):  # only with source="sqs" forced; one bad record must not sink the batch
+        return TaskRecord("sqs", None, problem=f"the SQS record is not an object (got {type(record).__name__})")
+    record_id = _str_or_none(record.get("messageId"))
+    attributes = record.get("attributes")
+    group_id = _str_or_none(attributes.get("MessageGroupId")) if isinstance(attributes, Mapping) else None
+    body, problem = _json_string(record.get("body"), "the SQS body")
+    if problem:
+        return TaskRecord("sqs", None, record_id=record_id, group_id=group_id, problem=problem)
+    # A token_path that resolves in the body as it is (say "detail.TaskToken") means the body is the message.
+    inner = Unwrapped(body) if token_path and get_path(body, token_path) is not MISSING else unwrap(body)
+    if inner.problem:
+        return TaskRecord("sqs", None, None, record_id, group_id, inner.execution_arn, inner.problem, inner.envelope)
+    return parse_message(
+        inner.message,
+        "sqs",
+        token_path=token_path,
+        payload_path=payload_path,
+        record_id=record_id,
+        group_id=group_id,
+        execution_arn=inner.execution_arn,
+        envelope=inner.envelope,
+        raw=record["body"],
+    )
+
+
+def _sns_record(record: Any, token_path: str | None, payload_path: str | None) -> TaskRecord:
+    sns = record.get("Sns") if isinstance(record, Mapping) else None
+    if not isinstance(sns, Mapping):  # only with source="sns" forced
+        return TaskRecord("sns", None, problem="the SNS record has no Sns object")
+    record_id = _str_or_none(sns.get("MessageId"))
+    message, problem = _json_string(sns.get("Message"), "the SNS message")
+    if problem:
+        return TaskRecord("sns", None, record_id=record_id, problem=problem)
+    return parse_message(
+        message, "sns", token_path=token_path, payload_path=payload_path, record_id=record_id, raw=sns["Message"]
+    )
+
+
+def _json_string(text: Any, what: str) -> tuple[Any, str | None]:
+    if not isinstance(text, str):
+        return None, f"{what} is not a string"
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        return None, f"{what} is not valid JSON: {exc}"
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
