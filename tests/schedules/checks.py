@@ -35,6 +35,10 @@ def _t(trace: Trace, when: float | None) -> str:
     return "never" if when is None else f"{(when - trace.t_start) / trace.scale:.2f}s"
 
 
+def _span(trace: Trace, seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds / trace.scale:.2f}s"
+
+
 def _calls(trace: Trace, token: str | None) -> list[CallRecord]:
     return [c for c in trace.fake.calls if token is not None and c.token == token]
 
@@ -199,7 +203,8 @@ def check_no_double_work(trace: Trace) -> list[Violation]:
             Violation(
                 3,
                 f"handed back, and its completion landed {when} the return",
-                f"record(s) {records}: {c.api} landed at {_t(trace, c.landed_at)}, return at {_t(trace, ret)}",
+                f"record(s) {records}: {c.api} started at {_t(trace, c.start)} with timeout {_span(trace, c.timeout)}, "
+                f"landed at {_t(trace, c.landed_at)}, return at {_t(trace, ret)}",
             )
         )
     return out
