@@ -247,3 +247,14 @@ def test_workers_alive_fires_on_wrong_stats_and_a_dead_slot(clean_activity_trace
         (5, "stats.succeeded differs from what the fake saw"),
         (5, "stats.closed differs from what the fake saw"),
     }
+
+
+def test_a_real_client_schedule_reaches_the_fake_through_the_local_endpoint() -> None:
+    # GIVEN a schedule on callback-kit's own botocore client, with botocore's DEBUG logs captured
+    s = _schedule("sqs", _record(), real_client=True, remaining=1000.0)  # real HTTP time does not scale
+    # WHEN it runs
+    trace = run_lambda(s, SCALE)
+    # THEN the success went over HTTP to the fake and landed, and botocore logged the request (redacted)
+    assert [(c.api, c.landed) for c in trace.fake.calls] == [("SendTaskSuccess", True)]
+    assert any("SendTaskSuccess" in line for line in trace.logs)
+    assert check(trace) == []
