@@ -242,8 +242,10 @@ def check_in_time(trace: Trace) -> list[Violation]:
                 Violation(4, "completion near the deadline without a timeout", f"{c.api} at {_t(trace, c.start)}")
             )
             break
-        if c.start + c.timeout > deadline + SLACK:
-            over = (c.start + c.timeout - deadline) / trace.scale
+        # The timeout counts from when the caller asked for it (a thread can be preempted before the call starts).
+        ends = (c.issued if c.issued is not None else c.start) + c.timeout
+        if ends > deadline + SLACK:
+            over = (ends - deadline) / trace.scale
             out.append(Violation(4, "completion timeout ends after the deadline", f"{c.api}: {over:.2f}s over"))
             break
     return out

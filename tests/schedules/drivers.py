@@ -36,6 +36,8 @@ ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:explorer"
 QUIET = 1.5
 #: Real seconds of shutdown grace at least, for an activity worker on a real botocore client.
 REAL_CLIENT_GRACE = 0.5
+#: Real seconds added to every wait that only ends early when all is well (a loaded machine is slow, not wrong).
+LOAD_ALLOWANCE = 1.0
 #: Real seconds more that a real-client run may take: its HTTP round trips do not shrink with the scale.
 REAL_CLIENT_EXTRA = 5.0
 #: The fake's long-poll hold for activities, in schedule seconds.
@@ -189,7 +191,7 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
         except BaseException as exc:
             trace.raised = f"{type(exc).__name__}"
         trace.t_return = time.monotonic()
-        cap = (s.remaining + _longest(s) + 10 * s.max_delay * s.max_attempts + 20) * scale
+        cap = (s.remaining + _longest(s) + 10 * s.max_delay * s.max_attempts + 20) * scale + LOAD_ALLOWANCE
         cap += REAL_CLIENT_EXTRA if s.real_client else 0.0
         trace.finished = _settle(fake, runs, s, scale, cap)
     trace.logs = lines
@@ -237,7 +239,8 @@ def run_activity(s: Schedule, scale: float) -> Trace:
     runs = Runs()
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     work = sum(r.duration for r in s.records) + len(s.records) * s.max_delay * s.max_attempts
-    cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale + (REAL_CLIENT_EXTRA if s.real_client else 0.0)
+    cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale + LOAD_ALLOWANCE
+    cap += REAL_CLIENT_EXTRA if s.real_client else 0.0
     with _clients(s, fake, tokens) as client, captured_logs() as lines:
         worker = _worker(s, scale, dispatcher(s.records, scale, runs), client)
         trace.t_start = time.monotonic()
@@ -321,7 +324,7 @@ def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> N
     if not trace.stopped_early and not s.real_client:
         # Every slot that is alive polls again within a hold and a pause: count the slots seen polling from now.
         done = time.monotonic()
-        settle = done + (3 * POLL_HOLD + 2) * scale
+        settle = done + (3 * POLL_HOLD + 2) * scale + LOAD_ALLOWANCE
         while time.monotonic() < settle:
             trace.slots_polling = len(
                 {c.thread for c in list(fake.calls) if c.api == "GetActivityTask" and c.start > done}

@@ -2,7 +2,8 @@
 
 Schedule ``k`` of a run from seed ``S`` has seed ``S + k``: ``--replay S+k`` runs exactly that schedule again.
 
-A violation that depends only on timing (the handler returning after the deadline) is run twice more, at five
+A violation that depends only on timing (the handler returning after the deadline, a timeout ending after it) is
+run twice more, at five
 times the scale, before it counts: on a loaded machine a thread wakes late and starting a thread costs
 milliseconds, and such real-time costs do not shrink with the scale as the schedule's times do. A lateness that
 comes from the library's logic (a wait without a bound) stays at any scale; one that does not come back is
@@ -27,7 +28,7 @@ from tests.schedules.plan import Schedule, generate
 #: One schedule second, in real seconds.
 DEFAULT_SCALE = 0.01
 #: Causes that timing noise alone can produce; they are confirmed by running the schedule again.
-TIMING_CAUSES = frozenset({"handler returned after the deadline"})
+TIMING_CAUSES = frozenset({"handler returned after the deadline", "completion timeout ends after the deadline"})
 CONFIRM_RUNS = 2
 #: How much slower the confirming runs play the schedule.
 CONFIRM_SCALE = 5

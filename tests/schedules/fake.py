@@ -44,6 +44,8 @@ class CallRecord:
     start: float
     thread: str
     timeout: float | None = None
+    #: When the caller asked for its timeout (``with_timeout``): the timeout counts from there.
+    issued: float | None = None
     end: float | None = None
     result: str = "in flight"
     landed: bool = False
@@ -147,8 +149,10 @@ class ScheduleFake:
         return self._poll(None)
 
     # -- internals ------------------------------------------------------------------------------------------
-    def _call(self, api: str, token: str, timeout: float | None, **params: str) -> dict[str, Any]:
-        rec = CallRecord(api, token, time.monotonic(), threading.current_thread().name, timeout)
+    def _call(
+        self, api: str, token: str, timeout: float | None, issued: float | None = None, **params: str
+    ) -> dict[str, Any]:
+        rec = CallRecord(api, token, time.monotonic(), threading.current_thread().name, timeout, issued)
         if api == "SendTaskFailure":
             rec.error = params.get("error")
         kind = "completion" if rec.completion else "heartbeat"
@@ -274,18 +278,19 @@ class _Timed:
 
     fake: ScheduleFake
     seconds: float
+    issued: float = field(default_factory=time.monotonic)
 
     def with_timeout(self, seconds: float) -> _Timed:
         return _Timed(self.fake, seconds)
 
     def send_task_success(self, *, taskToken: str, output: str) -> dict[str, Any]:
-        return self.fake._call("SendTaskSuccess", taskToken, self.seconds, output=output)
+        return self.fake._call("SendTaskSuccess", taskToken, self.seconds, self.issued, output=output)
 
     def send_task_failure(self, *, taskToken: str, error: str = "", cause: str = "") -> dict[str, Any]:
-        return self.fake._call("SendTaskFailure", taskToken, self.seconds, error=error, cause=cause)
+        return self.fake._call("SendTaskFailure", taskToken, self.seconds, self.issued, error=error, cause=cause)
 
     def send_task_heartbeat(self, *, taskToken: str) -> dict[str, Any]:
-        return self.fake._call("SendTaskHeartbeat", taskToken, self.seconds)
+        return self.fake._call("SendTaskHeartbeat", taskToken, self.seconds, self.issued)
 
     def get_activity_task(self, *, activityArn: str, workerName: str = "") -> dict[str, Any]:
         return self.fake._poll(self.seconds)
