@@ -27,9 +27,11 @@ from callback_kit.runner import Status, TaskResult, TaskRun
 MAX_POOL_THREADS = 1024
 #: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
 DEADLINE_POLL = 0.25
-#: The guard's margin is at most this fraction of the time the invocation started with, so that a Lambda timeout
-#: at or below the configured margin does not fail tasks that would have finished at once.
-MAX_MARGIN_FRACTION = 0.5
+#: A margin that would take more than this fraction of the time the invocation started with (a Lambda timeout at or
+#: near the configured margin, which would fail even tasks that finish at once) is replaced by SHORT_MARGIN_FRACTION
+#: of that time.
+MAX_MARGIN_FRACTION = 0.8
+SHORT_MARGIN_FRACTION = 0.5
 #: The part of the margin kept for returning: calls must be over this long before the Lambda's end.
 RESERVE_FRACTION = 0.25
 MESSAGE_DEADLINE = "the Lambda function is about to time out; the task was still running"
@@ -160,9 +162,9 @@ class Batch:
 
 def _effective_margin(margin: float, remaining: float) -> float:
     global _warned_margin
-    ceiling = remaining * MAX_MARGIN_FRACTION
-    if margin <= ceiling:
+    if margin <= remaining * MAX_MARGIN_FRACTION:
         return margin
+    ceiling = remaining * SHORT_MARGIN_FRACTION
     if not _warned_margin:
         _warned_margin = True
         get_logger().warning(

@@ -135,6 +135,8 @@ def _worker(ref: StateRef, template: Template | None, heartbeat_interval: float 
             function = template.functions[name]
             if not function.callback_kit:
                 continue
+            if function.hands_off:
+                return Worker(0, f"{name} calls ck.hand_off()", hands_off=True)
             value = function.env.get(ENV_HEARTBEAT_INTERVAL)
             seconds = template.resolver.number(value) if value is not None else None
             if seconds is None:

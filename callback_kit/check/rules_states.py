@@ -30,10 +30,15 @@ Raw = tuple[str, Level, str, str]
 
 @dataclass(frozen=True)
 class Worker:
-    """What the template tells about the worker of a task: its heartbeat interval and where that came from."""
+    """What the template tells about the worker of a task: its heartbeat interval and where that came from.
+
+    ``hands_off``: the worker calls ``ck.hand_off()``, so a person or another system completes the task and nobody
+    sends heartbeats for it while they decide.
+    """
 
     interval: float
     source: str
+    hands_off: bool = False
 
 
 def callback_rules(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) -> Iterator[Raw]:
@@ -74,7 +79,8 @@ def _timeouts(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) 
             f"callback task without TimeoutSeconds: it waits up to a year for a callback that may never come{tail}",
             "set TimeoutSeconds to the longest the answer may take, e.g. 3600",
         )
-    if not has_heartbeat:
+    handed_off = worker is not None and worker.hands_off
+    if not has_heartbeat and not handed_off:
         after = f"{timeout} s" if timeout else "a year"
         beat = f"{round(3 * worker.interval)}" if worker else "90"
         yield (
@@ -91,6 +97,14 @@ def _timeouts(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) 
             f"HeartbeatSeconds ({heartbeat}) is not below TimeoutSeconds ({timeout}): Step Functions requires it to be "
             "smaller, and such a heartbeat could never catch a dead worker first",
             "lower HeartbeatSeconds well below TimeoutSeconds",
+        )
+    elif heartbeat is not None and worker is not None and worker.hands_off:
+        yield (
+            "CK004",
+            "error",
+            f"HeartbeatSeconds {heartbeat} but the worker hands the token off ({worker.source}): nobody sends "
+            f"heartbeats while the task is out, so it times out {heartbeat} s after it starts",
+            "drop HeartbeatSeconds and let TimeoutSeconds bound the hand-off",
         )
     elif heartbeat is not None and worker is not None:
         if worker.interval <= 0:

@@ -22,6 +22,7 @@ from callback_kit.check.machines import SAM_MACHINE, SFN_MACHINE, Machine, read_
 SAM_FUNCTION, LAMBDA_FUNCTION = "AWS::Serverless::Function", "AWS::Lambda::Function"
 DEFAULT_LAMBDA_TIMEOUT = 3.0
 DEFAULT_VISIBILITY_TIMEOUT = 30.0
+_HAND_OFF = "hand_off("
 _ARN_SERVICE = re.compile(r"^arn:[^:]*:(sqs|lambda|sns):")
 
 
@@ -34,6 +35,8 @@ class Function:
     env: dict[str, Any]
     async_failure_handled: bool
     callback_kit: bool
+    #: Its handler calls ``ck.hand_off()``: someone else (a person, an approval API) completes its tasks.
+    hands_off: bool = False
 
 
 @dataclass
@@ -150,10 +153,14 @@ def _sam_function(
     invoke_config = _mapping(props.get("EventInvokeConfig") or globals_.get("EventInvokeConfig"))
     handled = bool(props.get("DeadLetterQueue") or globals_.get("DeadLetterQueue")) or _on_failure(invoke_config)
     code_uri = props.get("CodeUri", globals_.get("CodeUri"))
-    uses_kit = _uses_callback_kit(env, code_uri, props.get("Handler", globals_.get("Handler")), base)
     inline = props.get("InlineCode")
-    uses_kit = uses_kit or (isinstance(inline, str) and "callback_kit" in inline)
-    model.functions[logical_id] = Function(logical_id, timeout, env, handled, uses_kit)
+    source = (
+        inline
+        if isinstance(inline, str)
+        else _handler_source(code_uri, props.get("Handler", globals_.get("Handler")), base)
+    )
+    uses_kit = any(str(k).startswith("CALLBACK_KIT_") for k in env) or "callback_kit" in source
+    model.functions[logical_id] = Function(logical_id, timeout, env, handled, uses_kit, _HAND_OFF in source)
     for event_name, event in _mapping(props.get("Events")).items():
         event = _mapping(event)
         kind, event_props = str(event.get("Type")), _mapping(event.get("Properties"))
@@ -178,21 +185,23 @@ def _lambda_function(model: Template, logical_id: str, props: Mapping[str, Any])
     timeout = model.resolver.number(props.get("Timeout", DEFAULT_LAMBDA_TIMEOUT))
     handled = bool(_mapping(props.get("DeadLetterConfig")).get("TargetArn"))
     inline = _mapping(props.get("Code")).get("ZipFile")
-    uses_kit = any(k.startswith("CALLBACK_KIT_") for k in env) or (isinstance(inline, str) and "callback_kit" in inline)
-    model.functions[logical_id] = Function(logical_id, timeout, env, handled, uses_kit)
+    source = inline if isinstance(inline, str) else ""
+    uses_kit = any(str(k).startswith("CALLBACK_KIT_") for k in env) or "callback_kit" in source
+    model.functions[logical_id] = Function(logical_id, timeout, env, handled, uses_kit, _HAND_OFF in source)
 
 
-def _uses_callback_kit(env: Mapping[str, Any], code_uri: Any, handler: Any, base: Path) -> bool:
-    """Whether the function is a callback-kit worker: it sets CALLBACK_KIT_* or its handler module imports it."""
-    if any(str(k).startswith("CALLBACK_KIT_") for k in env):
-        return True
+def _handler_source(code_uri: Any, handler: Any, base: Path) -> str:
+    """The text of a Python handler's module (``CodeUri/module.py``), or ``""`` when it cannot be read.
+
+    It tells a callback-kit worker (it imports ``callback_kit``) and one that hands its tokens off.
+    """
     if not isinstance(code_uri, str) or not isinstance(handler, str) or "." not in handler:
-        return False
+        return ""
     module = base / code_uri / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")
     try:
-        return "callback_kit" in module.read_text(encoding="utf-8")
+        return module.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return False
+        return ""
 
 
 def _on_failure(config: Mapping[str, Any]) -> bool:

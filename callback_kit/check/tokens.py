@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from callback_kit import sources
+from callback_kit.sources.tokens import find_token_path
 
 #: ``$$.Task.Token``, ``$$.Task`` or ``$$`` alone (the whole context object), anywhere in a JSONPath string.
 _JSONPATH_TOKEN = re.compile(r"\$\$(\.Task(\.Token)?)?(?![\w.\[])")
@@ -21,8 +21,6 @@ _JSONPATH_TOKEN = re.compile(r"\$\$(\.Task(\.Token)?)?(?![\w.\[])")
 _JSONATA_TOKEN = re.compile(r"\$states\.context(\.Task(\.Token)?)?(?![\w.\[])")
 #: ``'key': $states.context.Task.Token`` inside a JSONata object constructor.
 _JSONATA_KEYED = re.compile(r"[\"'`]?([A-Za-z_][\w-]*)[\"'`]?\s*:\s*\$states\.context\.Task\.Token(?![\w.\[])")
-#: Top-level keys callback-kit's token lookup matches whatever their case and underscores (TaskToken, task_token...).
-_NORMALISED_KEYS = frozenset({"tasktoken", "mytasktoken", "token"})
 
 Path = tuple[str | int, ...]
 
@@ -119,14 +117,15 @@ def key_path(ref: TokenRef, root: Path) -> str | None:
 def worker_finds_token(path: str) -> bool:
     """Whether a callback-kit worker finds a token at this dotted path of the message without ``token_path``.
 
-    The one place CK008 asks; it follows :data:`callback_kit.sources.TOKEN_KEYS`, and the spellings the sources
-    match regardless of case and underscores (``TaskToken``, ``task_token``, ``TASK_TOKEN``, ``MyTaskToken``,
-    ``token``...).
+    The one place CK008 asks, and it asks the worker's own lookup (:func:`callback_kit.sources.tokens.find_token_path`)
+    with a message holding a token at that path, so the checker and the workers cannot disagree.
 
     Example:
         >>> [worker_finds_token(p) for p in ("TaskToken", "TASK_TOKEN", "context.Task.Token", "approvalToken")]
         [True, True, True, False]
     """
-    if path in sources.TOKEN_KEYS or path == "context.Task.Token":
-        return True
-    return "." not in path and path.replace("_", "").lower() in _NORMALISED_KEYS
+    parts = path.split(".")
+    message: Any = "token"
+    for part in reversed(parts):
+        message = {part: message}
+    return find_token_path(message) == tuple(parts)

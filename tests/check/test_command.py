@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -126,13 +127,12 @@ def test_the_projects_template_is_really_linked_to_its_workers(tmp_path: Path) -
     text = (ROOT / "template.yaml").read_text(encoding="utf-8")
     assert "    Default: 20\n" in text
     (tmp_path / "template.yaml").write_text(text.replace("    Default: 20\n", "    Default: 40\n", 1), encoding="utf-8")
-    (tmp_path / "statemachine").mkdir()
-    asl = (ROOT / "statemachine/callbacks.asl.json").read_text(encoding="utf-8")
-    (tmp_path / "statemachine/callbacks.asl.json").write_text(asl, encoding="utf-8")
+    shutil.copytree(ROOT / "statemachine", tmp_path / "statemachine")
+    shutil.copytree(ROOT / "handlers", tmp_path / "handlers")
     # WHEN checked
     findings = check_paths([tmp_path / "template.yaml"])
-    # THEN the three Lambda-answered tasks (HeartbeatSeconds 60 < 2x40) are reported; the activity task, whose
-    # worker the template does not define, is not
+    # THEN the three Lambda-answered tasks (HeartbeatSeconds 60 < 2x40) are reported; not the activity task, whose
+    # worker the template does not define, nor the approval, whose worker hands the token off to a person
     assert [(f.code, f.where) for f in findings] == [
         ("CK004", "CheckOrder"),
         ("CK004", "NotifyCustomer"),

@@ -384,3 +384,18 @@ def test_json_typed_properties_given_as_strings(check_template: CheckTemplate) -
     findings = check_template(sam(resources), FILES)
     assert [(f.code, f.where) for f in findings] == [("CK007", "Queue")]
     assert "maxReceiveCount 2" in findings[0].message
+
+
+def test_a_worker_that_hands_off_needs_no_heartbeat(check_template: CheckTemplate) -> None:
+    # GIVEN a callback-kit worker that calls ck.hand_off() (a person completes the task), and a task without
+    # HeartbeatSeconds
+    files = {**FILES, "src/app.py": "import callback_kit as ck\n\ndef h(p):\n    email(ck.hand_off())\n"}
+    asl = json.loads(ASL.replace("${Beat}", "1"))
+    del asl["States"]["Ask"]["HeartbeatSeconds"]
+    findings = check_template(sam(queue()), {**files, "statemachine/x.asl.json": json.dumps(asl)})
+    # THEN no CK002: nobody could beat while the person decides
+    assert findings == []
+    # AND with a HeartbeatSeconds, CK004: the task would time out while it is out
+    findings = check_template(sam(queue(), beat=90), files)
+    assert codes(findings) == ["CK004"]
+    assert "hands the token off" in findings[0].message
