@@ -31,8 +31,6 @@ AMBIGUOUS = frozenset({"InternalFailure", "ServiceUnavailable", "ConnectionClose
 #: Answers that say "this task is over" (timed out, stopped, or answered before).
 CLOSED = frozenset({"TaskTimedOut", "TaskDoesNotExist"})
 ENDPOINT = "https://states.us-east-1.amazonaws.com"
-#: Real seconds a call may end past its caller's timeout and still count as answered in time.
-OVERSLEEP = 0.001
 
 
 @dataclass
@@ -187,7 +185,7 @@ class ScheduleFake:
                 timer.start()
             raise ReadTimeoutError(endpoint_url=ENDPOINT)
         time.sleep(latency)
-        if rec.timeout is not None and time.monotonic() > rec.start + rec.timeout + OVERSLEEP:
+        if rec.timeout is not None and time.monotonic() > rec.start + rec.timeout:
             # The sleep overran the caller's timeout (a loaded machine wakes threads late): a real client would
             # have given up by now, so this is a read timeout, and the request lands as it was going to.
             rec.result, rec.ambiguous = "ReadTimeoutError", True
