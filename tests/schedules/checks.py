@@ -56,7 +56,9 @@ def check_one_answer(trace: Trace) -> list[Violation]:
         if len(landed) > 1:
             out.append(Violation(1, "two completions landed", f"{len(landed)} completions landed for one token"))
         known = [c for c in landed if c.result == "ok" and c.end is not None]
-        if not known:
+        if not known or trace.schedule.real_client:
+            # Through a real client, "answered" at the fake is not "returned to the caller": the response may have
+            # missed the client's own timeout, after which a retry is right.
             continue
         first = min(known, key=lambda c: c.end or 0.0)
         assert first.end is not None
