@@ -94,6 +94,7 @@ class WorkerStats:
         closed: tasks Step Functions had already closed (timed out, stopped) when answered.
         undeliverable: tasks whose callback could not be delivered (the task will time out).
         handed_off: tasks whose function called ``ck.hand_off()``: someone else answers them.
+        duplicates: tasks whose token this process had already answered (nothing run, nothing sent).
         timed_out: tasks answered with ``CallbackKit.TaskTimeout``.
         shut_down: tasks answered with ``CallbackKit.WorkerShutdown``.
         heartbeats: heartbeats sent.
@@ -108,6 +109,7 @@ class WorkerStats:
     closed: int = 0
     undeliverable: int = 0
     handed_off: int = 0
+    duplicates: int = 0
     timed_out: int = 0
     shut_down: int = 0
     heartbeats: int = 0
@@ -461,6 +463,8 @@ class ActivityWorker:
                 self._stats.closed += 1
             elif status is Status.HANDED_OFF:
                 self._stats.handed_off += 1
+            elif status is Status.DUPLICATE:
+                self._stats.duplicates += 1
             else:
                 self._stats.undeliverable += 1
         fp = fingerprint(result.record.token)

@@ -117,15 +117,17 @@ class Batch:
         # A few workers drain the lanes on the process-wide pool: no thread is started per invocation.
         awake = threading.Semaphore(0)
         futures = [shared_pool().submit(self._drain, lanes, awake) for _ in range(workers)]
+        # Near the deadline, let the workers get going before the deadline is looked at, so that a deadline already
+        # past fails the first tasks rather than handing them back unstarted. Bounded as a whole (not per worker: 32
+        # slow thread starts would otherwise hold the guard for seconds), and never past the guard's own time.
+        # Further from it, or with no deadline, the guard's first look cannot fire: the handshake would only cost
+        # every invocation a thread switch.
         remaining = _remaining(self.context)
         if remaining is not None and remaining - self.margin <= DEADLINE_POLL:
+            until = self.clock() + min(DEADLINE_POLL, max(0.0, remaining - self.margin))
             for _ in futures:
-                # Near the deadline, let each worker get going before the deadline is looked at, so that a
-                # deadline already past fails the first tasks rather than handing them back unstarted. Bounded: a
-                # pool whose every thread is stuck must not keep the guard from watching the deadline. (Further
-                # from it, or with no deadline, the guard's first look cannot fire: the handshake would only cost a
-                # thread switch.)
-                awake.acquire(timeout=DEADLINE_POLL)
+                if not awake.acquire(timeout=max(0.0, until - self.clock())):
+                    break
         if not self._wait(futures):
             self._expire_unfinished()
 
@@ -166,9 +168,11 @@ class Batch:
         # Fail every running task at once: one after another, ten slow calls would overrun the deadline.
         for run in pending:
             shared_pool().submit(run.expire, ERROR_LAMBDA_DEADLINE, MESSAGE_DEADLINE, deadline=deadline)
-        # Each answer, the guard's or that of a task that finished just now, is bounded by the deadline.
+        # Each answer, the guard's or that of a task that finished just now, is bounded by the deadline; give the
+        # runs half the reserve beyond it to settle after their last call's timeout (still well before the end).
+        settle_by = deadline + self.reserve / 2
         for run in pending:
-            run.done.wait(timeout=max(0.0, deadline - self.clock()))
+            run.done.wait(timeout=max(0.0, settle_by - self.clock()))
 
 
 def _effective_margin(margin: float, remaining: float) -> float:

@@ -132,6 +132,10 @@ class Completer:
     def _client(self) -> SFNClient:
         return self.client if self.client is not None else default_client()
 
+    def resolved_client(self) -> Any:
+        """The client calls are made with: the injected one, else the process-wide default (built on first use)."""
+        return self._client()
+
     def complete(self, token: str, outcome: Outcome, *, deadline: float | None = None) -> Delivery:
         """Send ``outcome`` for ``token``; fall back to a failure callback if Step Functions rejects the output.
 

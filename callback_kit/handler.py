@@ -229,6 +229,7 @@ def _process(
         TaskRun(r, idem.wrap(fn, r.token, context) if idem and r.token else fn, run_options, completer, scheduler)
         for r in records
     ]
+    _link_duplicates(runs)
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
     results = Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
     if not records or records[0].source == "sqs":  # no records: an empty SQS batch
@@ -241,6 +242,18 @@ def _process(
         if result.status.redeliver:
             raise CallbackDeliveryError(result.detail or "the callback could not be delivered", api="callback")
     return None
+
+
+def _link_duplicates(runs: list[TaskRun]) -> None:
+    """Point every later record of a token in this batch at the first: only that one runs and answers."""
+    first: dict[str, TaskRun] = {}
+    for run in runs:
+        token = run.record.token
+        if token is None:
+            continue
+        owner = first.setdefault(token, run)
+        if owner is not run:
+            run.twin = owner
 
 
 def _is_fifo(event: Mapping[str, Any]) -> bool:

@@ -79,12 +79,14 @@ def invoke(
         response = process_event(event, FakeLambdaContext(remaining_ms=remaining_ms), fn, **kwargs)
     except CallbackKitError as exc:
         raised = exc
-    answered = _print_callbacks(sfn, records, out)
+    failures = (response or {}).get("batchItemFailures") if isinstance(response, Mapping) else None
+    handed_back = {f.get("itemIdentifier") for f in failures or []}
+    acknowledged = [r for r in records if raised is None and r.record_id not in handed_back]
+    answered = _print_callbacks(sfn, records, out, acknowledged)
     if raised is not None:
         _print(out, f"handler raised {type(raised).__name__}: {raised}  (Lambda would retry the event)")
     else:
         _print(out, "handler returned: " + json.dumps(response))
-    failures = (response or {}).get("batchItemFailures") if isinstance(response, Mapping) else None
     ok = answered and raised is None and not failures
     return 0 if ok else 1
 
@@ -105,8 +107,10 @@ def _invoke_activity(
     return 0 if answered else 1
 
 
-def _print_callbacks(sfn: FakeStepFunctions, records: list[TaskRecord], out: IO[str]) -> bool:
-    """Print what each record's task was answered with; True when each got exactly one answer."""
+def _print_callbacks(
+    sfn: FakeStepFunctions, records: list[TaskRecord], out: IO[str], acknowledged: list[TaskRecord] | None = None
+) -> bool:
+    """Print what each record's task was answered with; True when each got exactly one answer (or was handed off)."""
     all_answered = True
     for record in records:
         where = record.source + (f" {record.record_id}" if record.record_id else "")
@@ -117,6 +121,10 @@ def _print_callbacks(sfn: FakeStepFunctions, records: list[TaskRecord], out: IO[
         answers = [c for c in sfn.calls_for(record.token) if c.result == "ok" and c.api != "SendTaskHeartbeat"]
         beats = sfn.heartbeats(record.token)
         head = f"task {fingerprint(record.token)} ({where})"
+        if not answers and any(r is record for r in acknowledged or []):
+            # Acknowledged with nothing sent: the function called ck.hand_off(); whoever holds the token answers.
+            _print(out, f"{head}: handed off (ck.hand_off()): nothing sent; whoever holds the token completes it")
+            continue
         if len(answers) != 1:
             _print(out, f"{head}: {len(answers)} callbacks sent" + (" (would be redelivered)" if not answers else ""))
             all_answered = False

@@ -125,7 +125,9 @@ BOTOCORE_LOGGERS: tuple[str, ...] = (
 
 # A token value after a taskToken key, in the forms botocore's logs show: a dict repr ('taskToken': '...'), a JSON
 # body inside a bytes repr (b'{"taskToken": "..."}'), or a query/form field (taskToken=...).
-_TOKEN_VALUE = re.compile(r"""(?P<key>task_?token\\?["']?\s*[:=]\s*\\?["']?)(?P<value>[^"'\\\s,&}]+)""", re.IGNORECASE)
+# Any run of quotes and backslashes may open the value: a token someone quoted (JSON.stringify), inside a JSON body,
+# inside a bytes repr, is written '\\"AQB...\\"'.
+_TOKEN_VALUE = re.compile(r"""(?P<key>task_?token\\?["']?\s*[:=]\s*[\\"']*)(?P<value>[^"'\\\s,&}]+)""", re.IGNORECASE)
 
 
 def redact_tokens(text: str) -> str:

@@ -26,6 +26,7 @@ from callback_kit.exceptions import (
     RedeliverError,
 )
 from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
+from callback_kit.ledger import Ledger, ledger_for
 from callback_kit.logs import debug_enabled, fingerprint, get_logger
 from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
 from callback_kit.sources import TaskRecord
@@ -48,11 +49,18 @@ class Status(enum.Enum):
     NOT_STARTED = "not_started"
     #: The function called ``ck.hand_off()`` and returned: someone else completes the task; nothing was sent.
     HANDED_OFF = "handed_off"
+    #: Another record of the same token was answered by this process: nothing run, nothing sent.
+    DUPLICATE = "duplicate"
 
     @property
     def redeliver(self) -> bool:
         """Whether the message that carried this task must go back to its queue."""
         return self in (Status.UNDELIVERABLE, Status.NO_TOKEN, Status.NOT_STARTED)
+
+    @property
+    def answered(self) -> bool:
+        """Whether the task has its answer (delivered, confirmed closed, or left to whoever it was handed off to)."""
+        return self in (Status.SUCCEEDED, Status.FAILED, Status.CLOSED, Status.HANDED_OFF, Status.DUPLICATE)
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,11 @@ class TaskRun:
     scheduler: HeartbeatScheduler
     clock: Callable[[], float] = time.monotonic
     deadline: float | None = None
+    #: The tokens this process runs or answered (default: the ledger of the completer's client).
+    ledger: Ledger | None = field(default=None, repr=False)
+    #: An earlier record of the same token in the same event: this one waits for it and never runs itself.
+    twin: TaskRun | None = field(default=None, repr=False)
+    _key: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _claimed: bool = False
     _started: bool = False
@@ -168,10 +181,15 @@ class TaskRun:
 
     def _settle(self, result: TaskResult) -> TaskResult:
         with self._lock:
-            if self.result is None:
+            settled = self.result is None
+            if settled:
                 self.result = result
-                self.done.set()
-            return self.result
+        if settled:
+            if self._key is not None and self.ledger is not None:
+                self.ledger.release(self._key, self, answered=result.status.answered)
+            self.done.set()
+        assert self.result is not None
+        return self.result
 
     def _run(self) -> TaskResult | None:
         record = self.record
@@ -183,9 +201,17 @@ class TaskRun:
                 extra={"record_id": record.record_id, "source": record.source, "problem": record.problem},
             )
             return TaskResult(Status.NO_TOKEN, record, detail=record.problem)
+        if self.twin is not None:
+            return self._duplicate(self.twin, wait=True)
+        key = fingerprint(record.token)
+        if self.ledger is None:
+            self.ledger = ledger_for(self.completer.resolved_client())
+        twin = self.ledger.claim(key, self)
+        if twin is not None:
+            return self._duplicate(twin, wait=False)
         info = TaskInfo(
             source=record.source,
-            token_fingerprint=fingerprint(record.token),
+            token_fingerprint=key,
             record_id=record.record_id,
             execution_arn=record.execution_arn,
             group_id=record.group_id,
@@ -195,9 +221,15 @@ class TaskRun:
         state = TaskState(info, token=record.token)
         with self._lock:
             if self._claimed:  # expired before it could start: expire() settled it
-                return None
-            self._started = True
-            self._state = state
+                release = True
+            else:
+                release = False
+                self._key = key
+                self._started = True
+                self._state = state
+        if release:
+            self.ledger.release(key, self, answered=False)
+            return None
         if record.problem:
             return self._finish(failure(ERROR_MALFORMED_MESSAGE, record.problem))
         self._start_heartbeat(record.token, state)
@@ -218,6 +250,30 @@ class TaskRun:
                 extra={"token_fp": info.token_fingerprint, "seconds": round(self.clock() - started, 3)},
             )
         return self._finish(outcome)
+
+    def _duplicate(self, twin: Any, *, wait: bool) -> TaskResult | None:
+        """This record's token is owned by another run of this process: never run it, never send for it.
+
+        A twin in the same event is waited for (within this run's deadline; the guard hands this record back
+        unstarted if it comes first). An owner from another invocation is not: this record goes back at once
+        if that one has no answer yet, as an idempotency store's "in progress" would.
+        """
+        fp = fingerprint(self.record.token)
+        if isinstance(twin, TaskRun):
+            if wait:
+                timeout = None if self.deadline is None else max(0.0, self.deadline - self.clock())
+                twin.done.wait(timeout)
+            owner = twin.result
+            answered = owner is not None and owner.status.answered
+        else:
+            answered = True
+        if not self._claim():
+            return None
+        if answered:
+            get_logger().info("duplicate of a task this process answered; acknowledged", extra={"token_fp": fp})
+            return TaskResult(Status.DUPLICATE, self.record)
+        get_logger().info("duplicate of a task not answered yet; handing it back", extra={"token_fp": fp})
+        return TaskResult(Status.UNDELIVERABLE, self.record, detail="duplicate of a record not answered yet")
 
     def _start_heartbeat(self, token: str, state: TaskState) -> None:
         interval = self.options.heartbeat_interval

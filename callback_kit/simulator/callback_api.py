@@ -97,11 +97,11 @@ def check_request(
 
 
 def strict_backend_method(kind: Kind, original: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap moto's ``send_task_<kind>`` backend method so that it answers as AWS does.
+    """Wrap moto's ``send_task_<kind>`` (the function on its backend class) so that it answers as AWS does.
 
     Args:
         kind: which callback API ``original`` implements.
-        original: moto's bound method, called for tokens the simulator did not issue.
+        original: moto's function, called for tokens the simulator did not issue.
 
     Returns:
         A function with the signature of ``original``; it raises moto's ``AWSError`` with AWS's error code.
@@ -109,7 +109,7 @@ def strict_backend_method(kind: Kind, original: Callable[..., Any]) -> Callable[
     from moto.core.exceptions import AWSError
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeFailure, CallbackOutcomeSuccess
 
-    def send(task_token: str, *args: Any, **kwargs: Any) -> Any:
+    def send(backend: Any, task_token: str, *args: Any, **kwargs: Any) -> Any:
         output = kwargs.get("outcome", args[0] if args else None) if kind == "success" else None
         error = kwargs.get("error", args[0] if args else None) if kind == "failure" else None
         cause = kwargs.get("cause", args[1] if len(args) > 1 else None) if kind == "failure" else None
@@ -118,7 +118,7 @@ def strict_backend_method(kind: Kind, original: Callable[..., Any]) -> Callable[
         except CallbackRejectedError as rejected:
             raise AWSError(rejected.message, exception_type=rejected.code) from None
         if not LEDGER.issued(task_token):
-            return original(task_token, *args, **kwargs)
+            return original(backend, task_token, *args, **kwargs)
         try:
             if kind == "heartbeat":
                 LEDGER.beat(task_token)

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from callback_kit.simulator.definitions import check_definition
 from callback_kit.simulator.engine import SimulatorEngine
 from callback_kit.simulator.records import TERMINAL_STATUSES, Queue
 from callback_kit.simulator.watch import ExecutionEvent, ExecutionWatcher
@@ -125,6 +126,10 @@ class CloudResources(SimulatorEngine):
         ``${Name}`` placeholders are replaced as CloudFormation's ``DefinitionSubstitutions`` does; a
         placeholder with no value raises ``KeyError`` (CloudFormation would reject the stack too).
 
+        Raises:
+            UnsupportedDefinitionError: the definition uses JSONata or ``ecs:runTask``, which the simulator
+                cannot run as AWS does (see :mod:`callback_kit.simulator.definitions`).
+
         Example:
             >>> arn = sim.create_state_machine("flow", Path("statemachine/flow.asl.json"),   # doctest: +SKIP
             ...                                substitutions={"QueueUrl": q.url})
@@ -136,6 +141,7 @@ class CloudResources(SimulatorEngine):
         else:
             text = json.dumps(definition)
         text = substitute(text, substitutions or {})
+        check_definition(text)
         return self.sfn.create_state_machine(
             name=name, definition=text, roleArn=role_arn or self.role_arn(), type=kind
         )["stateMachineArn"]

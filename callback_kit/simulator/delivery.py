@@ -1,9 +1,10 @@
 """Delivery: what the state machines sent, handed to in-process handlers in the shape Lambda delivers it.
 
-:class:`Delivering` routes SQS queues (Lambda's event source mapping, with batch item failures), EventBridge
-rule targets (async invokes, with Lambda's retries) and ``lambda:invoke`` calls to handlers, and delivers what
-is ready with :meth:`Delivering.deliver_once`; the background pump that calls it lives in
-:mod:`callback_kit.simulator.harness`.
+:class:`Delivering` routes SQS queues (Lambda's event source mapping, with batch item failures) and EventBridge
+rule targets (async invokes, with Lambda's retries) to handlers, and delivers what is ready with
+:meth:`Delivering.deliver_once`, which the background pump of :mod:`~callback_kit.simulator.harness` calls.
+Lambda invokes are routed by :mod:`~callback_kit.simulator.invoke`, SNS topics by
+:mod:`~callback_kit.simulator.notifications`.
 """
 
 from __future__ import annotations
@@ -15,34 +16,41 @@ import json
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from callback_kit.outcome import lambda_error_cause
 from callback_kit.simulator.cloud import CloudResources
 from callback_kit.simulator.records import Delivery, LambdaHandler, Queue, find_token, token_fingerprint
 from callback_kit.testing import FakeLambdaContext
 
 _log = logging.getLogger("callback_kit.simulator")
 
-__all__ = ["Delivering"]
+__all__ = ["Delivering", "Pending", "SqsRoute"]
 
 
 @dataclass
-class _SqsRoute:
+class SqsRoute:
+    """A queue read as Lambda's event source mapping reads it, or a queue that stands for an async source.
+
+    With ``async_source`` set (``"eventbridge"``, ``"sns"``), each message is something that source hands to
+    Lambda as an asynchronous invoke: it is taken off the queue, turned into the Lambda event by ``convert``
+    and delivered with Lambda's async retries.
+    """
+
     queue: Queue
     handler: LambdaHandler
-    batch_size: int
-    visibility_timeout: int | None
-    as_eventbridge: bool
-    retries: int
-    retry_delay: float
+    batch_size: int = 10
+    visibility_timeout: int | None = None
+    async_source: str | None = None
+    convert: Callable[[Mapping[str, Any]], Any] | None = None
+    target: str | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
 
 
 @dataclass
-class _Pending:
+class Pending:
     """An event waiting to be (re)delivered to a handler (async invokes and their retries)."""
 
     source: str
@@ -55,20 +63,13 @@ class _Pending:
     retry_delay: float = 0.0
 
 
-@dataclass
-class _LambdaRoute:
-    handler: LambdaHandler
-    fail_task_on_error: bool
-
-
 class Delivering(CloudResources):
     """Routing and delivery to handlers; the base of :class:`~callback_kit.simulator.LocalStepFunctions`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sqs_routes: list[_SqsRoute] = []
-        self._lambda_routes: dict[str, _LambdaRoute] = {}
-        self._pending: list[_Pending] = []
+        self._sqs_routes: list[SqsRoute] = []
+        self._pending: list[Pending] = []
         self._pending_lock = threading.Lock()
         self._receive_lock = threading.Lock()
         self.dead_letters: list[Delivery] = []
@@ -94,7 +95,7 @@ class Delivering(CloudResources):
         Example:
             >>> sim.route_sqs(q, handler, visibility_timeout=1)              # doctest: +SKIP
         """
-        self._sqs_routes.append(_SqsRoute(queue, handler, batch_size, visibility_timeout, False, 0, 0.0))
+        self._sqs_routes.append(SqsRoute(queue, handler, batch_size, visibility_timeout))
 
     def route_eventbridge(
         self, queue: Queue, handler: LambdaHandler, *, retries: int = 2, retry_delay: float = 0.0
@@ -109,73 +110,27 @@ class Delivering(CloudResources):
             >>> sim.create_event_bus_to_queue("bus", q)                      # doctest: +SKIP
             >>> sim.route_eventbridge(q, handler, retries=0)  # doctest: +SKIP
         """
-        self._sqs_routes.append(_SqsRoute(queue, handler, 10, None, True, retries, retry_delay))
+        self._sqs_routes.append(
+            SqsRoute(
+                queue,
+                handler,
+                async_source="eventbridge",
+                convert=self._eventbridge_event,
+                retries=retries,
+                retry_delay=retry_delay,
+            )
+        )
 
-    def route_lambda(self, function_name: str, handler: LambdaHandler, *, fail_task_on_error: bool = True) -> str:
-        """Create ``function_name`` in moto (if needed) and run ``handler`` when a state machine invokes it.
+    def _eventbridge_event(self, message: Mapping[str, Any]) -> Any:
+        envelope = json.loads(message["Body"])
+        envelope.setdefault("account", self.account_id)  # moto omits it; AWS always sends it
+        return envelope
 
-        The handler receives the task's ``Payload`` and runs as Lambda runs it: within the invoke (the default
-        ``RequestResponse``), so that an ordinary ``lambda:invoke`` task gets its return value as ``Payload``
-        and a raised exception fails the task with its type name as the error (``lambda:invoke.waitForTaskToken``
-        included); or queued for the pump when the task asks for ``"InvocationType": "Event"``, with Lambda's
-        two retries. ``fail_task_on_error=False`` keeps a raise from failing the invoke: the exception goes to
-        :attr:`dead_letters` and the task waits for its callback, which shows whether the handler's own
-        SendTaskFailure reached it.
-
-        Returns:
-            The function ARN, for the state machine's ``FunctionName``.
-
-        Example:
-            >>> fn_arn = sim.route_lambda("notify", handler)                 # doctest: +SKIP
-        """
-        try:
-            arn = self.lambda_.get_function(FunctionName=function_name)["Configuration"]["FunctionArn"]
-        except self.lambda_.exceptions.ResourceNotFoundException:
-            arn = self.create_function(function_name)
-        self._lambda_routes[function_name] = _LambdaRoute(handler, fail_task_on_error)
-        return arn
-
-    def _lambda_route(self, function_name: str) -> _LambdaRoute | None:
-        # FunctionName may be a name, a full or partial ARN, with or without a qualifier.
-        name = function_name.split(":function:")[-1].split(":")[0]
-        return self._lambda_routes.get(name)
-
-    def _enqueue(self, pending: _Pending) -> None:
+    def _enqueue(self, pending: Pending) -> None:
         with self._pending_lock:
             self._pending.append(pending)
 
     # -- delivery ------------------------------------------------------------------------------------------
-
-    def _on_invoke(self, function_name: str, body: Any, headers: Any, response_headers: dict[str, str]) -> bytes | None:
-        """Run a routed function as Lambda does: in the call for RequestResponse, queued for an ``Event`` invoke.
-
-        A synchronous call answers with the handler's return value as JSON (an ordinary ``lambda:invoke`` task
-        gets it as its ``Payload``); a raise answers with Lambda's error document and the
-        ``x-amz-function-error`` header, so that the task fails with the exception's type name as on AWS. The
-        handler may send its own callback during the call: the simulator takes callbacks from the moment the
-        token exists (see :mod:`~callback_kit.simulator.ledger`).
-        """
-        route = self._lambda_route(function_name)
-        if route is None:
-            return None
-        name = function_name.split(":function:")[-1].split(":")[0]
-        event = json.loads(body) if body else {}
-        invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
-        if invocation_type == "DryRun":
-            return b""
-        if invocation_type == "Event":  # Lambda queues it and retries a failure twice
-            self._enqueue(_Pending(source="lambda", target=name, handler=route.handler, event=event, retries=2))
-            return b""
-        delivery = self._call("lambda", name, route.handler, event, 1)
-        if delivery.error is not None:
-            if not route.fail_task_on_error:
-                self.dead_letters.append(delivery)
-                return b"null"
-            return _function_error(response_headers, delivery.error)
-        try:
-            return json.dumps(delivery.result).encode("utf-8")
-        except (TypeError, ValueError) as exc:  # what Lambda's Python runtime answers for such a return value
-            return _function_error(response_headers, exc, error_type="Runtime.MarshalError")
 
     def deliver_once(self, wait: float = 0.0) -> int:
         """Deliver everything that is ready now, once; return how many handler calls were made.
@@ -209,20 +164,18 @@ class Delivering(CloudResources):
                 messages = self._receive(route)
                 if not messages:
                     continue
-                if not route.as_eventbridge:
+                if route.async_source is None or route.convert is None:
                     jobs.append(functools.partial(self._process_batch, route, messages))
                     continue
                 for message in messages:
-                    # EventBridge has handed the event over: from here on Lambda's async retries apply.
+                    # The source has handed the event over: from here on Lambda's async retries apply.
                     self.sqs.delete_message(QueueUrl=route.queue.url, ReceiptHandle=message["ReceiptHandle"])
-                    envelope = json.loads(message["Body"])
-                    envelope.setdefault("account", self.account_id)  # moto omits it; AWS always sends it
                     self._enqueue(
-                        _Pending(
-                            source="eventbridge",
-                            target=route.queue.name,
+                        Pending(
+                            source=route.async_source,
+                            target=route.target or route.queue.name,
                             handler=route.handler,
-                            event=envelope,
+                            event=route.convert(message),
                             retries=route.retries,
                             retry_delay=route.retry_delay,
                         )
@@ -234,7 +187,7 @@ class Delivering(CloudResources):
         jobs.extend(functools.partial(self._process_pending, item) for item in ready)
         return jobs
 
-    def _receive(self, route: _SqsRoute) -> list[dict[str, Any]]:
+    def _receive(self, route: SqsRoute) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {}
         if route.visibility_timeout is not None:
             kwargs["VisibilityTimeout"] = route.visibility_timeout
@@ -247,7 +200,7 @@ class Delivering(CloudResources):
         ).get("Messages", [])
         return [dict(m) for m in messages]
 
-    def _process_pending(self, item: _Pending) -> None:
+    def _process_pending(self, item: Pending) -> None:
         delivery = self._call(item.source, item.target, item.handler, item.event, item.attempt)
         if delivery.error is None:
             return
@@ -258,7 +211,7 @@ class Delivering(CloudResources):
         else:
             self.dead_letters.append(delivery)
 
-    def _process_batch(self, route: _SqsRoute, messages: list[dict[str, Any]]) -> None:
+    def _process_batch(self, route: SqsRoute, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [self.sqs_record(route.queue, m) for m in messages]}
         delivery = self._call("sqs", route.queue.name, route.handler, event, 1)
         if delivery.error is not None:
@@ -316,25 +269,6 @@ class Delivering(CloudResources):
         return delivery
 
 
-def _header(headers: Any, name: str) -> str | None:
-    """A request header, whatever its case."""
-    for key, value in dict(headers or {}).items():
-        if str(key).lower() == name.lower():
-            return str(value)
-    return None
-
-
-def _function_error(response_headers: dict[str, str], error: BaseException, *, error_type: str | None = None) -> bytes:
-    """Lambda's answer to a synchronous invoke whose handler raised: the error document, flagged ``Unhandled``."""
-    response_headers["x-amz-function-error"] = "Unhandled"
-    kind = error_type or type(error).__name__
-    try:
-        message = str(error)
-    except Exception:  # an exception whose __str__ raises still has a name
-        message = kind
-    return lambda_error_cause(message, kind, traceback.format_tb(error.__traceback__)).encode("utf-8")
-
-
 def lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     """SQS API message attribute -> the camelCase form Lambda puts in SQS records."""
     binary = value.get("BinaryValue")
@@ -354,6 +288,14 @@ def tokens_in(source: str, event: Any) -> Sequence[str]:
         for record in event.get("Records", []):
             with contextlib.suppress(ValueError, TypeError):
                 token = find_token(json.loads(record["body"]))
+                if token:
+                    found.append(token)
+        return found
+    if source == "sns":
+        found = []
+        for record in event.get("Records", []):
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                token = find_token(json.loads(record["Sns"]["Message"]))
                 if token:
                     found.append(token)
         return found

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from callback_kit.simulator import interpreter
-from callback_kit.simulator.callback_api import strict_backend_method
 from callback_kit.simulator.records import CallbackCall, Delivery, token_fingerprint
 
 if TYPE_CHECKING:
@@ -41,6 +40,9 @@ _ENV_KEYS = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SFN",
     "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_SNS",
+    "AWS_ENDPOINT_URL_LAMBDA",
+    "AWS_ENDPOINT_URL_EVENTBRIDGE",
 )
 _log = logging.getLogger("callback_kit.simulator")
 
@@ -168,8 +170,7 @@ class SimulatorEngine:
             ("send_task_heartbeat", "heartbeat"),
         )
         for method, kind in observed:
-            strict = strict_backend_method(kind, getattr(sfn_backend, method))
-            self._set_attr(sfn_backend, method, self._observed(strict, kind))
+            self._set_attr(sfn_backend, method, self._observed(getattr(sfn_backend, method), kind))
 
     def _observed(self, original: Callable[..., Any], kind: Literal["success", "failure", "heartbeat"]) -> Any:
         def wrapper(task_token: str, *args: Any, **kwargs: Any) -> Any:

@@ -9,14 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from callback_kit.simulator.delivery import Delivering
+from callback_kit.simulator.notifications import Notifying
 
 _log = logging.getLogger("callback_kit.simulator")
 
 __all__ = ["LocalStepFunctions"]
 
 
-class LocalStepFunctions(Delivering):
+class LocalStepFunctions(Notifying):
     """moto's Step Functions simulator in-process, with helpers and in-process Lambda delivery.
 
     On entry it sets fake credentials and the region (restoring the environment on exit), starts

@@ -1,8 +1,8 @@
-"""Changes to moto's state machine interpreter (5.2.x) that make its callback tasks behave as AWS's do.
+"""Changes to moto's Step Functions (5.2.x) that make its callback tasks behave as AWS's do.
 
 Installed while at least one simulator runs (reference counted, undone when the last one stops), because they
-are class attributes of moto's interpreter. Each one hands a decision moto spreads over several threads to the
-:data:`~callback_kit.simulator.ledger.LEDGER`:
+are class attributes of moto's interpreter and backend. Each one hands a decision moto spreads over several
+threads to the :data:`~callback_kit.simulator.ledger.LEDGER`:
 
 * **One owner for a task's fate.** Every attempt of a ``.waitForTaskToken`` task is opened in the ledger when it
   starts (so heartbeats and callbacks are accepted from the moment the token exists) and closed when it ends.
@@ -13,6 +13,10 @@ are class attributes of moto's interpreter. Each one hands a decision moto sprea
   attempt's token and its outcome; AWS issues a new token for every attempt.
 * **A stopped execution stays stopped.** Once StopExecution has stopped the program, the task that was waiting
   ends and moto recorded its end as an execution failure (FAILED); AWS reports the execution ABORTED.
+* **Callbacks answered as AWS answers them.** The Step Functions backend's ``send_task_*`` answer from the ledger
+  (see :mod:`~callback_kit.simulator.callback_api`), and ``create/update_state_machine`` refuse what the
+  simulator cannot run (see :mod:`~callback_kit.simulator.definitions`), for every client: in-process mocks and
+  :func:`~callback_kit.simulator.moto_server` alike.
 * **The cause is kept.** moto's SendTaskFailure handler drops ``cause``; AWS keeps it for the history and Catch.
 
 moto is imported inside :func:`install`, never at import time.
@@ -24,6 +28,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from callback_kit.simulator.callback_api import Kind, strict_backend_method
+from callback_kit.simulator.definitions import UnsupportedDefinitionError, check_definition
 from callback_kit.simulator.ledger import LEDGER, Closed
 
 __all__ = ["install", "uninstall"]
@@ -81,6 +87,7 @@ def _unpatch_all() -> None:
 
 
 def _patch_all() -> None:
+    from moto.core.exceptions import AWSError
     from moto.core.responses import EmptyResult
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
@@ -89,6 +96,7 @@ def _patch_all() -> None:
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut, HeartbeatTimedOut
     from moto.stepfunctions.parser.asl.eval.environment import Environment
     from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
     from moto.stepfunctions.responses import StepFunctionResponse
 
     wait_for_token = ResourceCondition.WaitForTaskToken
@@ -149,6 +157,30 @@ def _patch_all() -> None:
             return
         original_set_error(self, error)
 
+    def refusing(original: Callable[..., Any]) -> Callable[..., Any]:
+        """moto's create/update_state_machine, refusing what the simulator cannot run as AWS does."""
+
+        def method(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            definition = kwargs.get("definition", args[1] if len(args) > 1 else None)
+            if definition is not None:
+                try:
+                    check_definition(definition)
+                except UnsupportedDefinitionError as exc:
+                    raise AWSError(str(exc), exception_type="InvalidDefinition") from None
+            return original(backend, *args, **kwargs)
+
+        return method
+
+    backend = StepFunctionsParserBackend
+    callbacks: tuple[tuple[str, Kind], ...] = (
+        ("send_task_success", "success"),
+        ("send_task_failure", "failure"),
+        ("send_task_heartbeat", "heartbeat"),
+    )
+    for name, kind in callbacks:
+        _set(backend, name, strict_backend_method(kind, getattr(backend, name)))
+    for name in ("create_state_machine", "update_state_machine"):
+        _set(backend, name, refusing(getattr(backend, name)))
     _set(StepFunctionResponse, "send_task_failure", send_task_failure)
     _set(Environment, "set_error", set_error)
     _set(StateTaskServiceCallback, "_evaluate_with_timeout", evaluate_with_timeout)

@@ -64,6 +64,7 @@ class TaskRecord:
     is_running: Callable[[], bool]
     outcome: Any = None
     closed: Closed | None = None
+    handed_over: bool = False
 
 
 class TaskLedger:
@@ -134,6 +135,17 @@ class TaskLedger:
             if record.heartbeat_seconds is not None:
                 record.beat_deadline = self._clock() + record.heartbeat_seconds
 
+    def hand_over(self, token: str) -> None:
+        """Mark the moment the worker is handed the task; the heartbeat clock restarts then, once per attempt.
+
+        The simulator's own slowness in sending the SQS message or invoking the function (on AWS: milliseconds)
+        is not the worker's. Unknown tokens are ignored.
+        """
+        with self._cond:
+            record = self._records.get(token)
+            if record is not None:
+                self._hand_over(record)
+
     def close(self, token: str, reason: Closed = Closed.ENDED) -> None:
         """Close the task unless something closed it first (the attempt ended, the execution stopped)."""
         with self._cond:
@@ -145,8 +157,9 @@ class TaskLedger:
     def wait(self, token: str, is_running: Callable[[], bool] | None = None) -> tuple[Closed, Any]:
         """Block until the task closes; return why, and the accepted outcome when it was answered.
 
-        The outcome is looked at before every wait, so a callback accepted at any moment after :meth:`open`
-        (even before anyone waits) is never lost.
+        Called once per attempt, once the worker has been handed the task (see :meth:`hand_over`). The outcome is
+        looked at before every wait, so a callback accepted at any moment after :meth:`open` (even before anyone
+        waits) is never lost.
 
         Args:
             token: an open (or closed) token.
@@ -154,6 +167,7 @@ class TaskLedger:
         """
         with self._cond:
             record = self._records[token]
+            self._hand_over(record)
             while True:
                 if record.closed is None:
                     self._expire(record, is_running)
@@ -170,6 +184,13 @@ class TaskLedger:
                 record.closed = record.closed or Closed.ENDED
             self._records.clear()
             self._cond.notify_all()
+
+    def _hand_over(self, record: TaskRecord) -> None:
+        if record.handed_over or record.closed is not None:
+            return
+        record.handed_over = True
+        if record.heartbeat_seconds is not None and record.beat_deadline is not None:
+            record.beat_deadline = max(record.beat_deadline, self._clock() + record.heartbeat_seconds)
 
     def _open_record(self, token: str) -> TaskRecord:
         record = self._records[token]

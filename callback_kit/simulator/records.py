@@ -68,8 +68,8 @@ class Delivery:
     """One call of a handler by the harness, as observers see it.
 
     Attributes:
-        source: ``"sqs"``, ``"eventbridge"`` or ``"lambda"``.
-        target: the queue name or function name the event came from.
+        source: ``"sqs"``, ``"eventbridge"``, ``"sns"`` or ``"lambda"``.
+        target: the queue, topic or function name the event came from.
         event: the event passed to the handler.
         result: what the handler returned (``None`` when it raised).
         error: the exception it raised, if any.

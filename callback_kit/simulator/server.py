@@ -5,6 +5,10 @@
 starts one and, on exit, stops it and puts back what it changed: ``$MOTO_PORT`` and moto's process-wide
 configuration. The configuration matters: the threaded server shares it with any in-process mock, and leaving the
 simulator switched on would make later mocks answer ``InvalidToken`` to tokens they used to accept.
+
+While it runs, the server answers callbacks as :class:`~callback_kit.simulator.LocalStepFunctions` does (see
+:mod:`~callback_kit.simulator.interpreter`): ``TaskTimedOut`` for closed tasks, heartbeats accepted without
+``HeartbeatSeconds``, size limits, a new token per retry, JSONata and ``ecs:runTask`` refused.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from unittest import mock
+
+from callback_kit.simulator import interpreter
 
 _MOTO_MISSING = "moto[server] is needed for a local endpoint: pip install 'callback-kit[test]'"
 
@@ -36,9 +42,15 @@ def moto_server(*, execute_state_machine: bool = True) -> Iterator[str]:
     # patch.dict puts moto's configuration back on exit, as moto's own mock_aws(config=...) does.
     restore_config = mock.patch.dict(default_user_config)
     restore_config.start()
+    interpreter.install()  # callbacks answered as on AWS, as in LocalStepFunctions
     saved_port = os.environ.get("MOTO_PORT")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    try:
+        server.start()
+    except BaseException:
+        interpreter.uninstall()
+        restore_config.stop()
+        raise
     try:
         host, port = server.get_host_and_port()
         # The simulator's own SQS and EventBridge calls go to $MOTO_PORT (default 5000): point them here.
@@ -52,6 +64,7 @@ def moto_server(*, execute_state_machine: bool = True) -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+        interpreter.uninstall()
         restore_config.stop()
         if saved_port is None:
             os.environ.pop("MOTO_PORT", None)

@@ -156,3 +156,19 @@ def test_activity_command_refuses_a_bad_arn() -> None:
     arn = "arn:aws:states:us-east-1:123456789012:stateMachine:x"
     assert main(["activity", arn, f"{__name__}:double"], stderr=err) == EXIT_USAGE
     assert "activity ARN" in err.getvalue()
+
+
+def notify(payload: dict[str, Any]) -> None:
+    ck.hand_off()
+
+
+def test_invoke_reports_a_hand_off_as_answered_by_someone_else(tmp_path: Path) -> None:
+    # GIVEN a notifier that hands its token off, and a direct event for it
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"token": "tok-for-the-approver", "order": 1}))
+    out, err = io.StringIO(), io.StringIO()
+    # WHEN it is invoked offline
+    code = main(["invoke", f"{__name__}:notify", "--event", str(event)], stdout=out, stderr=err)
+    # THEN nothing was sent, that is what was meant, and the command says so
+    assert code == EXIT_OK, out.getvalue() + err.getvalue()
+    assert "handed off" in out.getvalue()

@@ -1,9 +1,8 @@
 """Every place a token travels, end to end on moto's simulator: SNS, envelopes in SQS bodies, hand-off, containers.
 
-The simulator routes SQS, EventBridge and direct invokes to handlers; SNS subscriptions it does not route yet, so
-the SNS and envelope cases read what moto's own SNS/SQS/EventBridge delivered to a queue and hand it to the
-handler in the exact shape Lambda would: the SQS records as they are, or, for an SNS-subscribed function, the
-notification as Lambda's SNS event.
+The simulator routes SQS, EventBridge, SNS and direct invokes to handlers in the shape Lambda delivers them; the
+envelope cases also read what moto's own SNS/SQS/EventBridge delivered to a queue and hand it to the handler
+themselves, to check the exact records.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 
 import callback_kit as ck
@@ -47,11 +45,9 @@ def receive(sim: LocalStepFunctions, queue: Queue) -> list[dict[str, Any]]:
 
 def topic_to_queue(sim: LocalStepFunctions, name: str, *, raw: bool = False) -> tuple[str, Queue]:
     """An SNS topic with a queue subscribed to it (``RawMessageDelivery`` off unless ``raw``)."""
-    sns = boto3.client("sns", region_name=sim.region)
-    topic = sns.create_topic(Name=name)["TopicArn"]
+    topic = sim.create_topic(name)
     queue = sim.create_queue(f"{name}-inbox")
-    attributes = {"RawMessageDelivery": "true"} if raw else {}
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue.arn, Attributes=attributes)
+    sim.subscribe_queue(topic, queue, raw=raw)
     return topic, queue
 
 
@@ -63,18 +59,6 @@ def sns_publish_task(topic: str, *, timeout: int = 10) -> dict[str, Any]:
         "TimeoutSeconds": timeout,
         "Parameters": {"TopicArn": topic, "Message": {"TaskToken.$": "$$.Task.Token", "n.$": "$.n"}},
         "End": True,
-    }
-
-
-def lambda_sns_event(notification: dict[str, Any]) -> dict[str, Any]:
-    """The event Lambda gives a function subscribed to the topic, built from the notification SNS sent."""
-    sns = {**notification, "MessageAttributes": notification.get("MessageAttributes", {})}
-    for url in ("SigningCertURL", "UnsubscribeURL"):  # Lambda spells these ...Url
-        if url in sns:
-            sns[url[:-3] + "Url"] = sns.pop(url)
-    subscription = f"{notification['TopicArn']}:00000000-0000-4000-8000-000000000000"
-    return {
-        "Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": subscription, "Sns": sns}]
     }
 
 
@@ -91,20 +75,18 @@ def seen_handler(seen: list[tuple[Any, ck.TaskInfo]]) -> ck.CallbackHandler[Any,
 
 
 def test_sns_publish_to_a_subscribed_lambda(local_sfn: LocalStepFunctions) -> None:
-    # GIVEN sns:publish.waitForTaskToken on a topic (a queue subscribed to it shows what SNS sends)
-    topic, inbox = topic_to_queue(local_sfn, "orders")
-    arn = local_sfn.create_state_machine("sns-lambda", machine(sns_publish_task(topic)))
-    execution = local_sfn.start_execution(arn, {"n": 4})
-    [message] = receive(local_sfn, inbox)
+    # GIVEN sns:publish.waitForTaskToken on a topic that a decorated handler is subscribed to
+    topic = local_sfn.create_topic("orders")
     seen: list[tuple[Any, ck.TaskInfo]] = []
+    local_sfn.route_sns(topic, seen_handler(seen))
+    arn = local_sfn.create_state_machine("sns-lambda", machine(sns_publish_task(topic)))
 
-    # WHEN the handler gets the notification as an SNS-subscribed Lambda does
-    response = seen_handler(seen)(lambda_sns_event(json.loads(message["Body"])), FakeLambdaContext())
+    # WHEN an execution runs (SNS invokes the function with Records[].Sns, the message a JSON string)
+    result = local_sfn.run(arn, {"n": 4}, timeout=WAIT)
 
-    # THEN it found the token in Records[].Sns.Message, and its answer ended the execution
-    assert response is None
-    assert local_sfn.wait_for_execution(execution, timeout=WAIT)["status"] == "SUCCEEDED"
-    assert json.loads(local_sfn.sfn.describe_execution(executionArn=execution)["output"]) == {"doubled": 8}
+    # THEN the handler found the token in Records[].Sns.Message, and its answer ended the execution
+    assert result["status"] == "SUCCEEDED"
+    assert result["output"] == {"doubled": 8}
     assert [(p, i.source, i.envelope) for p, i in seen] == [({"n": 4}, "sns", None)]
 
 

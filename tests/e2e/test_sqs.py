@@ -26,8 +26,8 @@ class OrderRejected(Exception):
     """A user exception: its class name becomes the task's error."""
 
 
-# heartbeat_interval=0: these tasks declare no HeartbeatSeconds, and moto answers a heartbeat to such a task with
-# InvalidToken (AWS accepts it), which the framework would rightly read as "task closed".
+# heartbeat_interval=0: these functions are quick. (Heartbeats would be fine too: the simulator, like AWS, accepts
+# them on tasks without HeartbeatSeconds, where bare moto answers InvalidToken.)
 @ck.callback_handler(heartbeat_interval=0)
 def double(payload: dict[str, Any]) -> dict[str, Any]:
     return {"doubled": payload["n"] * 2}

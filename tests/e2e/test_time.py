@@ -1,7 +1,8 @@
 """Time on a real state machine: heartbeats that keep a long task alive, and the Lambda deadline guard.
 
 moto arms ``HeartbeatSeconds`` and ``TimeoutSeconds`` with real wall-clock timers (accurate to about 0.1 s), so
-these tests use 1 s heartbeat timeouts and functions that run a few seconds.
+these tests use 2 s heartbeat timeouts and functions that run a few seconds. HeartbeatSeconds counts from the
+task's start, as on AWS, so the time a message waits for delivery counts too: 2 s leaves room for a loaded machine.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from tests.e2e.asl import machine, sqs_task
 
 pytestmark = pytest.mark.e2e
 
-WORK_SECONDS = 3.0  # 3x the task's HeartbeatSeconds of 1
+HEARTBEAT_SECONDS = 2
+WORK_SECONDS = 3.0 * HEARTBEAT_SECONDS
 
 
 def slow(payload: dict[str, Any]) -> dict[str, Any]:
@@ -32,16 +34,16 @@ def slow(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_heartbeats_keep_a_task_alive_three_times_its_heartbeat_timeout(local_sfn: LocalStepFunctions) -> None:
-    """With heartbeats every 0.3 s, a function running 3 s on a task with HeartbeatSeconds=1 SUCCEEDS."""
-    # GIVEN a task with HeartbeatSeconds=1 and a handler that beats every 0.3 s while its function works for 3 s
+    """With heartbeats every 0.4 s, a function running 6 s on a task with HeartbeatSeconds=2 SUCCEEDS."""
+    # GIVEN a task with HeartbeatSeconds=2 and a handler that beats every 0.4 s while its function works for 6 s
     queue = local_sfn.create_queue("slow-beating")
-    local_sfn.route_sqs(queue, ck.callback_handler(heartbeat_interval=0.3)(slow))
+    local_sfn.route_sqs(queue, ck.callback_handler(heartbeat_interval=0.4)(slow))
     callbacks: list[CallbackCall] = []
     local_sfn.on_callback(callbacks.append)
-    arn = local_sfn.create_state_machine("beating", machine(sqs_task(queue, heartbeat=1, timeout=10)))
+    arn = local_sfn.create_state_machine("beating", machine(sqs_task(queue, heartbeat=HEARTBEAT_SECONDS, timeout=20)))
 
     # WHEN an execution runs
-    result = local_sfn.run(arn, {"n": 1}, timeout=9)
+    result = local_sfn.run(arn, {"n": 1}, timeout=18)
 
     # THEN it outlived three heartbeat timeouts and succeeded; the simulator accepted every beat
     assert result["status"] == "SUCCEEDED"
@@ -52,7 +54,7 @@ def test_heartbeats_keep_a_task_alive_three_times_its_heartbeat_timeout(local_sf
 
 
 def test_without_heartbeats_the_same_task_times_out(local_sfn: LocalStepFunctions) -> None:
-    """The control for the test above: heartbeats off, the task fails with States.Timeout after about 1 s."""
+    """The control for the test above: heartbeats off, the task fails with States.Timeout after about 2 s."""
     # GIVEN the same task and function, with heartbeats off
     queue = local_sfn.create_queue("slow-silent")
     local_sfn.route_sqs(queue, ck.callback_handler(heartbeat_interval=0)(slow))
@@ -66,12 +68,12 @@ def test_without_heartbeats_the_same_task_times_out(local_sfn: LocalStepFunction
         finished.set()
 
     local_sfn.on_delivery(on_delivery)
-    arn = local_sfn.create_state_machine("silent", machine(sqs_task(queue, heartbeat=1, timeout=10)))
+    arn = local_sfn.create_state_machine("silent", machine(sqs_task(queue, heartbeat=HEARTBEAT_SECONDS, timeout=20)))
 
     with local_sfn.pump():
         # WHEN an execution runs
         started = time.monotonic()
-        result = local_sfn.wait_for_execution(local_sfn.start_execution(arn, {"n": 1}), timeout=9)
+        result = local_sfn.wait_for_execution(local_sfn.start_execution(arn, {"n": 1}), timeout=18)
         elapsed = time.monotonic() - started
         assert finished.wait(timeout=WORK_SECONDS + 2)
 
@@ -93,7 +95,7 @@ def test_lambda_deadline_fails_the_task_promptly(local_sfn: LocalStepFunctions) 
     (here 10 s; by default on AWS, about a year).
     """
     # GIVEN a long task (TimeoutSeconds=10, no heartbeats) and a Lambda context with 2.5 s left, so that the
-    # 2 s deadline margin is reached about 0.5 s into a 3 s function
+    # 2 s deadline margin is reached about 0.5 s into a 6 s function
     queue = local_sfn.create_queue("short-lambda")
     handler = ck.callback_handler(heartbeat_interval=0, deadline_margin=2)(slow)
 
@@ -102,7 +104,13 @@ def test_lambda_deadline_fails_the_task_promptly(local_sfn: LocalStepFunctions) 
 
     local_sfn.route_sqs(queue, lambda_with_little_time)
     deliveries: list[Delivery] = []
-    local_sfn.on_delivery(deliveries.append)
+    delivered = threading.Event()
+
+    def on_delivery(delivery: Delivery) -> None:
+        deliveries.append(delivery)
+        delivered.set()
+
+    local_sfn.on_delivery(on_delivery)
     arn = local_sfn.create_state_machine("deadline", machine(sqs_task(queue, timeout=10)))
 
     # WHEN an execution runs
@@ -114,5 +122,7 @@ def test_lambda_deadline_fails_the_task_promptly(local_sfn: LocalStepFunctions) 
     # task has its answer: redelivering the message would only run the function again against a closed task)
     assert result["status"] == "FAILED"
     assert result["error"] == ERROR_LAMBDA_DEADLINE
-    assert elapsed < 2.5
+    assert delivered.wait(timeout=5)  # the execution can end while the handler is still returning
+    assert deliveries[0].seconds < 2.5  # the handler returned within the Lambda's remaining time
+    assert elapsed < WORK_SECONDS  # the execution did not wait for the function to finish
     assert deliveries[0].result == {"batchItemFailures": []}

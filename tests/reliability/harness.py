@@ -27,6 +27,13 @@ COMPLETIONS = ("SendTaskSuccess", "SendTaskFailure")
 ERROR_USER = "Order.OutOfStock"
 
 
+def another_sandbox(fake: Any) -> None:
+    """Make the next invocation behave as in another Lambda sandbox: one that never answered these tokens."""
+    from callback_kit.ledger import ledger_for
+
+    ledger_for(fake).clear()
+
+
 def no_sleep_policy(max_attempts: int = 4) -> RetryPolicy:
     """A retry policy that never sleeps and always waits the same (jitter pinned), so runs are reproducible."""
     return RetryPolicy(max_attempts=max_attempts, sleep=lambda _s: None, random=lambda: 0.5)

@@ -281,9 +281,8 @@ def test_redelivered_message_is_answered_on_the_next_delivery() -> None:
 
 
 def test_duplicate_delivery_without_idempotency_is_acknowledged_as_closed() -> None:
-    # GIVEN a task answered by a first delivery of its message
+    # GIVEN tasks answered by a first delivery of their message, and one answered from another sandbox
     fake = ScriptedStepFunctions()
-    token = new_token(fake)
     runs: list[int] = []
 
     def work(payload: dict[str, Any]) -> dict[str, Any]:
@@ -297,13 +296,23 @@ def test_duplicate_delivery_without_idempotency_is_acknowledged_as_closed() -> N
         event, _ = build_event(source, [{"TaskToken": token, "n": 7}])
         first = invoke(fake, handler, event)
 
-        # WHEN the same message is delivered again (at-least-once delivery)
+        # WHEN the same message is delivered again to this (warm) sandbox (at-least-once delivery)
         second = invoke(fake, handler, event)
 
-        # THEN the second completion is answered "closed" and the message is acknowledged, not redelivered
-        assert [(c.api, c.result) for c in second.calls] == [("SendTaskSuccess", "TaskTimedOut")]
+        # THEN it is acknowledged without a second run or call: this process answered the token already
+        assert second.calls == []
         assert second.raised is None
         assert not second.redelivered_ids
         assert check_task_invariant(fake, token, [first, second], [False, False]) == "success"
-    # AND (without idempotency) the function itself ran twice per message: that is what Idempotency is for
+
+        # AND a duplicate reaching a sandbox that never saw the token runs, is answered "closed", and is acknowledged
+        elsewhere = new_token(fake)
+        ck.send_success(elsewhere, {"n": 0}, client=fake)
+        event, _ = build_event(source, [{"TaskToken": elsewhere, "n": 7}])
+        third = invoke(fake, handler, event)
+        assert [(c.api, c.result) for c in third.calls] == [("SendTaskSuccess", "TaskTimedOut")]
+        assert third.raised is None
+        assert not third.redelivered_ids
+    # AND (without idempotency) only the other sandbox's duplicate ran the function again: that is what
+    # Idempotency is for
     assert runs == [7] * 6

@@ -19,6 +19,7 @@ from callback_kit.testing import FakeLambdaContext
 from tests.reliability.harness import (
     LambdaSource,
     ScriptedStepFunctions,
+    another_sandbox,
     build_event,
     check_task_invariant,
     invoke,
@@ -95,7 +96,8 @@ def test_duplicate_after_completion_does_not_run_the_function_again(table: str, 
     event, _ = build_event(source, [{"TaskToken": token, "amount": 5}])
     first = invoke(fake, handler, event, FakeLambdaContext())
 
-    # WHEN the same message arrives again
+    # WHEN the same message arrives again, at another sandbox (this one's ledger would acknowledge it unrun)
+    another_sandbox(fake)
     second = invoke(fake, handler, event, FakeLambdaContext())
 
     # THEN the function ran once; the duplicate re-sent the stored result, was answered "closed", and was acknowledged
@@ -145,7 +147,8 @@ def test_a_function_that_raised_runs_again_on_redelivery(table: str) -> None:
     event, _ = build_event("sqs", [{"TaskToken": token, "amount": 1}])
     first = invoke(fake, handler, event, FakeLambdaContext())
 
-    # WHEN the message is delivered again
+    # WHEN the message is delivered again, to another sandbox
+    another_sandbox(fake)
     second = invoke(fake, handler, event, FakeLambdaContext())
 
     # THEN the failure is the one outcome; the duplicate ran the function again and its answer was "closed"

@@ -294,3 +294,35 @@ def test_context_variables_reach_functions_run_on_the_pool() -> None:
     )
     # THEN every task saw the caller's value
     assert fake.outputs() == ["req-42"] * 3
+
+
+def test_a_quoted_token_in_a_logged_request_body_is_redacted() -> None:
+    # GIVEN botocore's DEBUG line for a request whose token someone JSON.stringify-ed (quotes inside the value)
+    from callback_kit.logs import redact_tokens
+
+    line = repr({"body": b'{"taskToken": "\\"AQBsecretToken\\""}'})
+    # WHEN it is redacted / THEN the token is gone, its fingerprint stands in its place
+    assert "AQBsecretToken" not in redact_tokens(line)
+    assert "tok-" in redact_tokens(line)
+
+
+def test_the_guard_does_not_wait_for_slow_worker_starts_past_its_time() -> None:
+    # GIVEN a large batch, little time left (0.65 s against a 2 s margin) and many lanes
+    fake = FakeStepFunctions()
+    tokens = [fake.open_task() for _ in range(96)]
+
+    def work(payload: Any) -> str:
+        time.sleep(0.01)
+        return "ok"
+
+    handler: ck.CallbackHandler[Any, Any] = ck.callback_handler(
+        client=fake, retry=NO_SLEEP, heartbeat_interval=0, max_concurrency=32
+    )(work)
+    # WHEN it is handled
+    started = time.monotonic()
+    response = handler(sqs_event(*({"TaskToken": t} for t in tokens)), FakeLambdaContext(remaining_ms=650))
+    elapsed = time.monotonic() - started
+    # THEN it returned before the Lambda's end, every record answered or handed back
+    assert elapsed < 0.65
+    answered = {t for t in tokens if fake.outcome(t) is not None}
+    assert len(answered) + len(ids(response)) == len(tokens)

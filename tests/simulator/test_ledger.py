@@ -138,3 +138,41 @@ def test_closing_an_attempt_wakes_its_waiter_and_keeps_an_earlier_answer(ledger:
     ledger.answer("u", "kept")
     ledger.close("u")
     assert ledger.wait("u") == (Closed.ANSWERED, "kept")
+
+
+def test_the_heartbeat_clock_restarts_when_the_task_starts_waiting(ledger: TaskLedger, clock: Clock) -> None:
+    # GIVEN a task with HeartbeatSeconds=2 whose message took the simulator 1.5 s to send
+    ledger.open("t", timeout_seconds=10, heartbeat_seconds=2)
+    clock.now += 1.5
+    waiting = threading.Event()
+    result: list[tuple[Closed, object]] = []
+
+    def still_running() -> bool:
+        waiting.set()  # called by wait() once it has re-armed the heartbeat clock
+        return True
+
+    waiter = threading.Thread(target=lambda: result.append(ledger.wait("t", still_running)))
+
+    # WHEN the task starts waiting, and the worker's first beat comes 1.8 s later
+    waiter.start()
+    assert waiting.wait(timeout=5)
+    clock.now += 1.8
+    ledger.beat("t")
+    ledger.answer("t", "done")
+    waiter.join(timeout=5)
+
+    # THEN the send's 1.5 s did not count against the worker
+    assert result == [(Closed.ANSWERED, "done")]
+
+
+def test_the_heartbeat_clock_restarts_once_when_the_worker_is_handed_the_task(ledger: TaskLedger, clock: Clock) -> None:
+    # GIVEN a task with HeartbeatSeconds=2 whose function is invoked 1.5 s after the attempt opened
+    ledger.open("t", timeout_seconds=10, heartbeat_seconds=2)
+    clock.now += 1.5
+    ledger.hand_over("t")
+
+    # WHEN the function works 2.5 s inside the invoke without beating, and only then the task waits
+    clock.now += 2.5
+
+    # THEN the heartbeat was missed: waiting does not restart the clock a second time
+    assert ledger.wait("t") == (Closed.HEARTBEAT_TIMED_OUT, None)

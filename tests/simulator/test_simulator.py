@@ -177,7 +177,7 @@ def test_batch_item_failure_leaves_the_record_for_redelivery(sim: LocalStepFunct
 
 
 def test_heartbeats_keep_a_long_task_alive(sim: LocalStepFunctions) -> None:
-    # GIVEN a task with HeartbeatSeconds=1 whose handler works 3 s, beating every 0.3 s
+    # GIVEN a task with HeartbeatSeconds=2 whose handler works 3 s, beating every 0.3 s
     def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
         token = json.loads(event["Records"][0]["body"])["TaskToken"]
         for _ in range(10):
@@ -188,12 +188,12 @@ def test_heartbeats_keep_a_long_task_alive(sim: LocalStepFunctions) -> None:
 
     queue = sim.create_queue("slow")
     sim.route_sqs(queue, slow)
-    arn = sim.create_state_machine("beats", one_state(sqs_task(queue, heartbeat=1, timeout=6)))
+    arn = sim.create_state_machine("beats", one_state(sqs_task(queue, heartbeat=2, timeout=8)))
     callbacks: list[CallbackCall] = []
     sim.on_callback(callbacks.append)
 
     # WHEN it runs
-    result = sim.run(arn, {"n": 0}, timeout=6)
+    result = sim.run(arn, {"n": 0}, timeout=8)
 
     # THEN it succeeded, and the observer saw every heartbeat accepted, then the success
     assert result["status"] == "SUCCEEDED"

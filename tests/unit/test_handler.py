@@ -179,17 +179,66 @@ def test_direct_invoke(sfn: FakeStepFunctions) -> None:
 
 
 def test_duplicate_delivery_is_acknowledged_not_redelivered(sfn: FakeStepFunctions) -> None:
-    # GIVEN a message delivered twice (SQS is at-least-once)
+    # GIVEN a message delivered twice (SQS is at-least-once) to the same warm sandbox
     token = sfn.open_task()
     event = sqs_event({"TaskToken": token, "n": 1})
-    handler = make(sfn, lambda p: p)
+    runs: list[Any] = []
+
+    def fn(p: Any) -> Any:
+        runs.append(p)
+        return p
+
+    handler = make(sfn, fn)
     assert failed_ids(handler(event, FakeLambdaContext())) == []
     # WHEN it comes again
     response = handler(event, FakeLambdaContext())
+    # THEN it is acknowledged without running again or calling Step Functions: the first answer stands
+    assert failed_ids(response) == []
+    assert len(runs) == 1
+    assert sfn.outcome(token) == ("success", {"n": 1})
+    assert [c.result for c in sfn.calls_for(token)] == ["ok"]
+
+
+def test_a_duplicate_in_another_process_is_answered_closed(sfn: FakeStepFunctions) -> None:
+    # GIVEN a token answered elsewhere (another sandbox: this process's ledger has not seen it)
+    token = sfn.open_task()
+    ck.send_success(token, {"first": True}, client=sfn)
+    # WHEN a duplicate of its message arrives here
+    response = make(sfn, lambda p: p)(sqs_event({"TaskToken": token}), FakeLambdaContext())
     # THEN Step Functions answers "closed", which is acknowledged: no redelivery, first answer stands
     assert failed_ids(response) == []
-    assert sfn.outcome(token) == ("success", {"n": 1})
+    assert sfn.outcome(token) == ("success", {"first": True})
     assert [c.result for c in sfn.calls_for(token)] == ["ok", "TaskTimedOut"]
+
+
+def test_the_same_token_twice_in_one_batch_is_run_and_answered_once(sfn: FakeStepFunctions) -> None:
+    # GIVEN a batch holding the same task twice, run concurrently
+    token = sfn.open_task()
+    runs: list[Any] = []
+
+    def fn(p: Any) -> Any:
+        runs.append(p)
+        return p
+
+    event = sqs_event({"TaskToken": token, "n": 1}, {"TaskToken": token, "n": 1})
+    # WHEN it is handled
+    response = make(sfn, fn, max_concurrency=2)(event, FakeLambdaContext())
+    # THEN the function ran once, one answer was sent, and both records are acknowledged
+    assert failed_ids(response) == []
+    assert len(runs) == 1
+    assert [c.api for c in sfn.calls_for(token)] == ["SendTaskSuccess"]
+
+
+def test_a_duplicate_of_a_record_handed_back_is_handed_back_too(sfn: FakeStepFunctions) -> None:
+    # GIVEN a batch with the same task twice, whose answer cannot be delivered
+    token = sfn.open_task()
+    sfn.inject("SendTaskSuccess", "AccessDeniedException", times=5)
+    event = sqs_event({"TaskToken": token}, {"TaskToken": token})
+    # WHEN it is handled
+    response = make(sfn, lambda p: "ok")(event, FakeLambdaContext())
+    # THEN both go back (the redelivery runs it again), and only one call was made
+    assert sorted(failed_ids(response)) == sorted(r["messageId"] for r in event["Records"])
+    assert len(sfn.calls_for(token)) == 1
 
 
 def test_model_validation(sfn: FakeStepFunctions) -> None:

@@ -1,0 +1,345 @@
+"""Run a schedule: the Lambda handler for one invocation of any source, or an activity worker, and record a trace.
+
+After the handler returns, the sandbox "freezes" in name only: everything the invocation left running (pool
+threads, retry loops, heartbeats, functions past their deadline) keeps running here, and the fake keeps recording,
+until every user function has ended and no call has reached the fake for a while. A real sandbox thaws at the
+next invoke and lets the same code run on, so whatever reaches the fake after the return is what would reach AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import callback_kit as ck
+from callback_kit import testing
+from callback_kit.activity import PollBackoff
+from callback_kit.completion import RetryPolicy
+from callback_kit.testing import FakeLambdaContext, eventbridge_event, sqs_event
+from tests.schedules import endpoint
+from tests.schedules.behaviours import Runs, dispatcher
+from tests.schedules.fake import ScheduleFake
+from tests.schedules.logcapture import captured_logs
+from tests.schedules.plan import Schedule
+
+#: Builds a Lambda handler ``handler(event, context)`` from the user function and callback_handler's options.
+MakeHandler: TypeAlias = Callable[[Callable[[Any], Any], dict[str, Any]], Callable[[Any, Any], Any]]
+ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:explorer"
+#: Schedule seconds without a call, beyond the longest pause the library takes, that end the freeze.
+QUIET = 1.5
+#: Real seconds of shutdown grace at least, for an activity worker on a real botocore client.
+REAL_CLIENT_GRACE = 0.5
+#: Real seconds added to every wait that only ends early when all is well (a loaded machine is slow, not wrong).
+LOAD_ALLOWANCE = 1.0
+#: Real seconds more that a real-client run may take: its HTTP round trips do not shrink with the scale.
+REAL_CLIENT_EXTRA = 5.0
+#: The fake's long-poll hold for activities, in schedule seconds.
+POLL_HOLD = 1.0
+
+
+@dataclass
+class Trace:
+    """What happened in one schedule: the ground truth the checkers read."""
+
+    schedule: Schedule
+    scale: float
+    fake: ScheduleFake
+    tokens: list[str | None]
+    runs: Runs
+    t_start: float
+    deadline: float | None = None
+    t_return: float | None = None
+    handed_back: set[int] = field(default_factory=set)
+    raised: str | None = None
+    response: Any = None
+    logs: list[str] = field(default_factory=list)
+    #: Activity worker only.
+    stats: Any = None
+    slots_polling: int | None = None
+    slot_deaths: int = 0
+    stopped_early: bool = False
+    finished: bool = True
+
+
+def _token(seed: int, i: int) -> str:
+    # Long and unmistakable, so that any slice of it found in a log is a leak; unique across runs of the same seed.
+    return f"AQB{seed:x}x{i}x" + uuid.uuid4().hex * 8
+
+
+def _tokens(s: Schedule) -> list[str | None]:
+    tokens: list[str | None] = []
+    for i, r in enumerate(s.records):
+        if r.kind == "real":
+            tokens.append(_token(s.seed, i))
+        elif r.kind == "invalid":
+            tokens.append('"' + _token(s.seed, i) + '"')  # JSON.stringify'd once too often: not a token
+        else:
+            tokens.append(None)
+    for i, r in enumerate(s.records):
+        if r.kind == "duplicate":
+            j = r.dup_of
+            while j is not None and s.records[j].kind == "duplicate":
+                j = s.records[j].dup_of
+            tokens[i] = tokens[j] if j is not None else None
+    return tokens
+
+
+def _open(fake: ScheduleFake, s: Schedule, tokens: list[str | None]) -> None:
+    for r, token in zip(s.records, tokens, strict=True):
+        if r.kind == "real" and token is not None:
+            fake.open_task(
+                token, close_at=r.close_at, close_code=r.close_code, completions=r.completions, heartbeats=r.heartbeats
+            )
+
+
+def _message(i: int, token: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"i": i, "order": {"id": f"o-{i}", "total": 12}}
+    if token is not None:
+        message["TaskToken"] = token
+    return message
+
+
+def _event(s: Schedule, messages: list[dict[str, Any]]) -> Any:
+    if s.driver == "sqs":
+        return sqs_event(*messages)
+    if s.driver == "fifo":
+        return sqs_event(*messages, fifo=True, group_id=lambda k: s.records[k].group or "g0")
+    if s.driver == "eventbridge":
+        return eventbridge_event(messages[0])
+    if s.driver == "sns":
+        builder = getattr(testing, "sns_event", None)
+        if builder is not None:
+            return builder(messages[0])
+        return {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:callbacks:1",
+                    "Sns": {"Type": "Notification", "MessageId": str(uuid.uuid4()), "Message": json.dumps(m)},
+                }
+                for m in messages
+            ]
+        }
+    return messages[0]
+
+
+def retry_policy(s: Schedule, scale: float) -> RetryPolicy:
+    """The schedule's completion retry policy in real seconds (jitter seeded, sleeps real)."""
+    rng = random.Random(s.seed)
+    return RetryPolicy(
+        max_attempts=s.max_attempts, base_delay=s.base_delay * scale, max_delay=s.max_delay * scale, random=rng.random
+    )
+
+
+def _settle(fake: ScheduleFake, runs: Runs, s: Schedule, scale: float, cap: float) -> bool:
+    """The freeze: wait until no function runs and no call reaches the fake for a quiet spell; False at ``cap``."""
+    # Longer than any pause the library takes between two calls (a retry's backoff, a heartbeat interval).
+    quiet_for = (max(s.max_delay, s.heartbeat_interval or 0.0) + QUIET) * scale
+    give_up = time.monotonic() + cap
+    last = (len(fake.calls), time.monotonic())
+    while time.monotonic() < give_up:
+        time.sleep(min(quiet_for / 4, 0.01))
+        now = time.monotonic()
+        count = len(fake.calls)
+        if count != last[0] or runs.active or not fake.quiet:
+            last = (count, now)
+        elif now - last[1] >= quiet_for:
+            return True
+    return False
+
+
+def _longest(s: Schedule) -> float:
+    return max((r.duration for r in s.records), default=0.0)
+
+
+def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = None) -> Trace:
+    """Invoke the handler once with the schedule's event.
+
+    Args:
+        make_handler: builds the handler from the options and the function instead of ``ck.callback_handler``
+            (the checkers' own tests pass deliberately broken handlers).
+    """
+    fake = ScheduleFake(scale)
+    tokens = _tokens(s)
+    _open(fake, s, tokens)
+    runs = Runs()
+    fn = dispatcher(s.records, scale, runs)
+    event = _event(s, [_message(i, t) for i, t in enumerate(tokens)])
+    options: dict[str, Any] = {
+        "heartbeat_interval": (s.heartbeat_interval or 0) * scale,
+        "deadline_margin": s.margin * scale,
+        "max_concurrency": s.max_concurrency,
+        "retry": retry_policy(s, scale),
+    }
+    trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
+    with _clients(s, fake, tokens) as built, captured_logs() as lines:
+        options["client"] = built
+        handler = (make_handler or (_process_event if s.seed % 2 else _callback_handler))(fn, options)
+        trace.t_start = time.monotonic()
+        trace.deadline = trace.t_start + s.remaining * scale
+        context = FakeLambdaContext(remaining_ms=int(s.remaining * scale * 1000))
+        try:
+            trace.response = handler(event, context)
+        except BaseException as exc:
+            trace.raised = f"{type(exc).__name__}"
+        trace.t_return = time.monotonic()
+        cap = (s.remaining + _longest(s) + 10 * s.max_delay * s.max_attempts + 20) * scale + LOAD_ALLOWANCE
+        cap += REAL_CLIENT_EXTRA if s.real_client else 0.0
+        trace.finished = _settle(fake, runs, s, scale, cap)
+    trace.logs = lines
+    trace.handed_back = _handed_back(s, event, trace)
+    return trace
+
+
+@contextlib.contextmanager
+def _clients(s: Schedule, fake: ScheduleFake, tokens: list[str | None]) -> Iterator[Any]:
+    """The client the code under test gets: the fake, or callback-kit's own botocore client in front of it."""
+    if not s.real_client:
+        yield fake
+        return
+    with endpoint.serving(fake, tokens, activity=s.driver == "activity") as client:
+        yield client
+
+
+def _callback_handler(fn: Callable[[Any], Any], options: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    return ck.callback_handler(**options)(fn)
+
+
+def _process_event(fn: Callable[[Any], Any], options: dict[str, Any]) -> Callable[[Any, Any], Any]:
+    return lambda event, context: ck.process_event(event, context, fn, **options)
+
+
+def _handed_back(s: Schedule, event: Any, trace: Trace) -> set[int]:
+    everything = set(range(len(s.records)))
+    if trace.raised is not None:
+        return everything
+    if s.driver in ("sqs", "fifo"):
+        failures = (trace.response or {}).get("batchItemFailures", [])
+        ids = {f.get("itemIdentifier") for f in failures}
+        return {i for i, r in enumerate(event["Records"]) if r["messageId"] in ids}
+    return set()
+
+
+def run_activity(s: Schedule, scale: float) -> Trace:
+    """Give the schedule's tasks to an activity worker (its slots, or ``run_one``), then stop it."""
+    fake = ScheduleFake(scale, poll_hold=POLL_HOLD, poll_faults=s.poll_faults)
+    tokens = _tokens(s)
+    _open(fake, s, tokens)
+    for i, token in enumerate(tokens):
+        if token is not None:
+            fake.add_activity_task(token, json.dumps({"i": i, "order": {"id": f"o-{i}"}}))
+    runs = Runs()
+    trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
+    work = sum(r.duration for r in s.records) + len(s.records) * s.max_delay * s.max_attempts
+    cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale + LOAD_ALLOWANCE
+    cap += REAL_CLIENT_EXTRA if s.real_client else 0.0
+    with _clients(s, fake, tokens) as client, captured_logs() as lines:
+        worker = _worker(s, scale, dispatcher(s.records, scale, runs), client)
+        trace.t_start = time.monotonic()
+        if s.run_one:
+            _drive_run_one(worker, fake, trace, cap)
+        else:
+            _drive_slots(worker, fake, trace, cap)
+        trace.finished = _settle(fake, runs, s, scale, cap) and trace.finished
+    trace.logs = lines
+    return trace
+
+
+def _worker(s: Schedule, scale: float, fn: Callable[[Any], Any], client: Any) -> Any:
+    rng = random.Random(s.seed ^ 0x5EED)
+    return ck.ActivityWorker(
+        ACTIVITY_ARN,
+        fn,
+        concurrency=s.concurrency,
+        heartbeat_interval=(s.heartbeat_interval or 0) * scale,
+        client=client,
+        max_task_seconds=None if s.max_task_seconds is None else s.max_task_seconds * scale,
+        # A real client's round trips do not shrink with the scale: its grace must outlast one in real time.
+        shutdown_grace_seconds=max(s.grace * scale, REAL_CLIENT_GRACE) if s.real_client else s.grace * scale,
+        retry=retry_policy(s, scale),
+        backoff=PollBackoff(
+            base_delay=0.2 * scale, max_delay=1.0 * scale, min_poll_seconds=0.2 * scale, rand=rng.random
+        ),
+        tick=0.1 * scale,
+    )
+
+
+def _drive_run_one(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> None:
+    """``run_one`` from ``concurrency`` threads of our own; a BaseException that escapes it is a slot death."""
+    deaths: list[str] = []
+
+    def slot() -> None:
+        while fake.queued:
+            response: dict[str, Any] = {}
+            with contextlib.suppress(Exception):  # a throttled poll of our own: poll again
+                response = fake.get_activity_task(activityArn=ACTIVITY_ARN)
+            if "taskToken" not in response:
+                continue
+            try:
+                worker.run_one(response)
+            except BaseException as exc:
+                deaths.append(type(exc).__name__)
+                return
+
+    threads = [threading.Thread(target=slot, daemon=True) for _ in range(trace.schedule.concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(cap)
+    trace.t_return = time.monotonic()
+    trace.slot_deaths = len(deaths)
+    trace.finished = not any(t.is_alive() for t in threads)
+    trace.stats = worker.stats
+
+
+def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> None:
+    s, scale = trace.schedule, trace.scale
+    worker.start()
+    give_up = time.monotonic() + cap
+    stop_at = None if s.stop_at is None else trace.t_start + s.stop_at * scale
+    stall = (3 * POLL_HOLD + 3) * scale
+    idle_since = time.monotonic()
+    while time.monotonic() < give_up:
+        now = time.monotonic()
+        if stop_at is not None and now >= stop_at:
+            trace.stopped_early = True
+            break
+        stats = worker.stats
+        idle = not trace.runs.active and fake.quiet and not stats.running and stats.started == len(fake.delivered)
+        if idle and not fake.queued:
+            break
+        if not (idle and fake.open_polls == 0):
+            idle_since = now
+        elif now - idle_since > stall:
+            break  # work queued, yet no slot polls or runs: the slots are dead (the checkers will say so)
+        time.sleep(0.1 * scale)
+    if not trace.stopped_early and not s.real_client:
+        # Every slot that is alive polls again within a hold and a pause: count the slots seen polling from now.
+        done = time.monotonic()
+        settle = done + (3 * POLL_HOLD + 2) * scale + LOAD_ALLOWANCE
+        while time.monotonic() < settle:
+            trace.slots_polling = len(
+                {c.thread for c in list(fake.calls) if c.api == "GetActivityTask" and c.start > done}
+            )
+            if trace.slots_polling >= s.concurrency:
+                break
+            time.sleep(0.05 * scale)
+    worker.stop()
+    trace.finished = bool(worker.wait(cap))
+    trace.t_return = time.monotonic()
+    trace.stats = worker.stats
+
+
+def run(s: Schedule, scale: float) -> Trace:
+    """Run one schedule with the driver it names."""
+    if s.driver == "activity":
+        return run_activity(s, scale)
+    return run_lambda(s, scale)

@@ -1,0 +1,246 @@
+"""Schedules: everything one run of the explorer does, drawn from a seed, so that a seed replays it exactly.
+
+Times in a schedule are *schedule seconds*. A run maps them to real time with a scale factor (one schedule
+second is ``scale`` real seconds, 10 ms by default), so that a Lambda with 15 s left, a 5 s completion call and
+a 2 s deadline margin keep their proportions and yet run in milliseconds.
+
+Example:
+    >>> a, b = generate(7), generate(7)
+    >>> a == b, a.seed
+    (True, 7)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from callback_kit.sources import SOURCES
+
+Driver: TypeAlias = Literal["sqs", "fifo", "eventbridge", "direct", "sns", "activity"]
+#: Every driver, in the order seeds draw them. SNS is drawn even where the library does not read SNS events yet
+#: (``callback_kit.sources.SOURCES``); it then runs as EventBridge, the other asynchronously invoked single-record
+#: source, so that a seed names the same schedule before and after SNS support.
+DRIVERS: tuple[Driver, ...] = ("sqs", "fifo", "eventbridge", "direct", "sns", "activity")
+SNS_SUPPORTED = "sns" in SOURCES
+
+#: What a user function does (see ``behaviours.py``).
+BEHAVIOURS: dict[str, float] = {
+    "return": 30,
+    "raise": 8,
+    "task_failed": 4,
+    "str_raises": 3,
+    "exception_group": 3,
+    "huge_message": 2,
+    "cancelled_error": 2,
+    "system_exit": 2,
+    "keyboard_interrupt": 1,
+    "long_ignore": 4,
+    "long_honour": 4,
+    "async_return": 4,
+    "async_raise": 2,
+    "huge_output": 2,
+    "unserialisable": 2,
+    "hand_off": 2,
+    "manual_beat": 3,
+}
+#: Faults a call can meet before it reaches Step Functions (it does not land).
+FAULTS_BEFORE: tuple[str, ...] = (
+    "ThrottlingException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "KmsThrottlingException",
+    "KmsAccessDeniedException",
+    "EndpointConnectionError",
+    "ConnectionClosedError",
+    "ReadTimeoutError",
+)
+#: Faults that can hit a call after Step Functions applied it (the response is lost or garbled).
+FAULTS_AFTER: tuple[str, ...] = ("InternalFailure", "ServiceUnavailable", "ConnectionClosedError", "ReadTimeoutError")
+#: How many calls of each kind per token are scripted; later ones are fast and clean.
+SCRIPTED_CALLS = 8
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """What happens to the n-th call of one kind (completion or heartbeat) for one token."""
+
+    latency: float
+    fault: str | None = None
+    #: The fault hits after the call landed (applied at Step Functions) rather than before.
+    after: bool = False
+    #: When the caller's own timeout cuts the call short, whether it still lands (at start + latency).
+    lands_late: bool = False
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    """One record (a message, an event, an activity task) and what its task and function do."""
+
+    #: ``real`` (an open task), ``missing`` (no token in the message), ``invalid`` (a string Step Functions never
+    #: issued), ``duplicate`` (the same token as record ``dup_of``).
+    kind: Literal["real", "missing", "invalid", "duplicate"]
+    behaviour: str
+    #: Schedule seconds of work (the user function's run time, or how long it keeps going when long).
+    duration: float
+    group: str | None = None
+    dup_of: int | None = None
+    #: Schedule time (from the start) at which Step Functions closes the task itself, and how it answers then.
+    close_at: float | None = None
+    close_code: str = "TaskTimedOut"
+    completions: tuple[CallPlan, ...] = ()
+    heartbeats: tuple[CallPlan, ...] = ()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One invocation of the Lambda handler, or one activity worker's life, and everything around it."""
+
+    seed: int
+    driver: Driver
+    records: tuple[RecordPlan, ...]
+    #: The Lambda's remaining time at the invocation (schedule seconds).
+    remaining: float = 10.0
+    margin: float = 2.0
+    heartbeat_interval: float | None = None
+    max_concurrency: int = 10
+    max_attempts: int = 4
+    base_delay: float = 0.1
+    max_delay: float = 1.0
+    #: The activity worker: slots, its time limit, its grace, and whether it is driven by ``run_one`` instead.
+    concurrency: int = 1
+    max_task_seconds: float | None = None
+    stop_at: float | None = None
+    grace: float = 2.0
+    run_one: bool = False
+    poll_faults: int = 0
+    #: Use a real botocore client (built by callback-kit) against a local endpoint instead of the fake.
+    real_client: bool = False
+    tags: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        """A one-line summary for a violation report."""
+        kinds: dict[str, int] = {}
+        for r in self.records:
+            kinds[r.behaviour] = kinds.get(r.behaviour, 0) + 1
+        faults = sum(1 for r in self.records for c in (*r.completions, *r.heartbeats) if c.fault)
+        closes = sum(1 for r in self.records if r.close_at is not None)
+        parts = [
+            f"{self.driver} x{len(self.records)}",
+            f"remaining={self.remaining:g}s margin={self.margin:g}s",
+            f"heartbeat={self.heartbeat_interval or 0:g}s",
+            f"retry={self.max_attempts}x[{self.base_delay:g}..{self.max_delay:g}]s",
+            f"faults={faults} closed_mid_run={closes}",
+            "functions=" + ",".join(f"{k}:{v}" for k, v in sorted(kinds.items())),
+        ]
+        odd = [r.kind for r in self.records if r.kind != "real"]
+        if odd:
+            parts.append("records=" + ",".join(sorted(set(odd))))
+        if self.driver == "activity":
+            parts.append(
+                f"slots={self.concurrency} max_task={self.max_task_seconds} stop_at={self.stop_at} "
+                f"run_one={self.run_one}"
+            )
+        if self.real_client:
+            parts.append("real botocore client")
+        return "; ".join(parts)
+
+
+def _call_plan(rng: random.Random, faulty: float) -> CallPlan:
+    r = rng.random()
+    latency = rng.uniform(0, 0.1) if r < 0.6 else rng.uniform(0, 1.0) if r < 0.9 else rng.uniform(1.0, 5.0)
+    if rng.random() >= faulty:
+        return CallPlan(latency)
+    if rng.random() < 0.3:
+        return CallPlan(latency, rng.choice(FAULTS_AFTER), after=True)
+    return CallPlan(latency, rng.choice(FAULTS_BEFORE), lands_late=rng.random() < 0.5)
+
+
+def _behaviour(rng: random.Random) -> str:
+    names = list(BEHAVIOURS)
+    return rng.choices(names, weights=[BEHAVIOURS[n] for n in names])[0]
+
+
+def _record(rng: random.Random, span: float, group: str | None, kind_weights: tuple[float, float, float]) -> RecordPlan:
+    behaviour = _behaviour(rng)
+    long = behaviour.startswith("long")
+    duration = (
+        rng.uniform(span * 0.5, span * 1.6) if long else rng.choice((0.0, rng.uniform(0, 0.5), rng.uniform(0, 3)))
+    )
+    faulty = rng.choice((0.0, 0.0, 0.15, 0.4, 0.8))
+    kind = rng.choices(("real", "missing", "invalid"), weights=kind_weights)[0]
+    closed = rng.random() < 0.15
+    return RecordPlan(
+        kind=kind,  # type: ignore[arg-type]
+        behaviour=behaviour,
+        duration=round(duration, 3),
+        group=group,
+        close_at=round(rng.uniform(0, span * 1.2), 3) if closed else None,
+        close_code=rng.choice(("TaskTimedOut", "TaskTimedOut", "TaskDoesNotExist")),
+        completions=tuple(_call_plan(rng, faulty) for _ in range(SCRIPTED_CALLS)),
+        heartbeats=tuple(_call_plan(rng, faulty) for _ in range(SCRIPTED_CALLS)),
+    )
+
+
+def _batch_size(rng: random.Random) -> int:
+    r = rng.random()
+    return rng.randint(1, 3) if r < 0.5 else rng.randint(4, 12) if r < 0.9 else rng.randint(13, 100)
+
+
+def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
+    """The schedule of ``seed`` (the same seed always gives the same schedule)."""
+    rng = random.Random(seed)
+    chosen: Driver = driver or rng.choices(DRIVERS, weights=(5, 5, 5, 5, 5, 4))[0]
+    if chosen == "sns" and not SNS_SUPPORTED:
+        chosen = "eventbridge"
+    remaining = round(rng.choice((rng.uniform(0.5, 3.0), rng.uniform(0.5, 15.0))), 3)
+    margin = rng.choice((0.5, 1.0, 2.0, 2.0, 3.0))
+    interval = rng.choice((None, 0.3, 1.0, 2.0, 5.0))
+    common: dict[str, Any] = {
+        "seed": seed,
+        "driver": chosen,
+        "margin": margin,
+        "heartbeat_interval": interval,
+        "max_attempts": rng.randint(2, 6),
+        "base_delay": rng.choice((0.05, 0.1, 0.3)),
+        "max_delay": rng.choice((0.5, 1.0, 2.0)),
+        "real_client": rng.random() < 0.03,
+    }
+    if chosen == "activity":
+        n = rng.randint(1, 12)
+        span = rng.uniform(1.0, 6.0)
+        tasks = tuple(_record(rng, span, None, (1, 0, 0)) for _ in range(n))
+        max_task = rng.choice((None, None, round(rng.uniform(0.5, 4.0), 3)))
+        return Schedule(
+            records=tasks,
+            remaining=span,
+            concurrency=rng.randint(1, 4),
+            max_task_seconds=max_task,
+            stop_at=rng.choice((None, None, None, round(rng.uniform(0.2, span), 3))),
+            # At least a poll's hold: a shorter grace leaves a poll open after the stop (a documented limit).
+            grace=rng.choice((1.5, 2.0, 4.0)),
+            run_one=rng.random() < 0.25,
+            poll_faults=rng.choice((0, 0, 0, 1, 3)),
+            **common,
+        )
+    single = chosen in ("eventbridge", "direct", "sns")
+    n = 1 if single else _batch_size(rng)
+    groups = [f"g{i}" for i in range(rng.randint(2, 4))] if chosen == "fifo" else [None]
+    kind_weights = (90, 4, 6) if rng.random() < 0.5 else (1, 0, 0)
+    records = [_record(rng, remaining, rng.choice(groups), kind_weights) for _ in range(n)]
+    if not single and n > 1 and rng.random() < 0.2:
+        # Duplicates: SQS delivers at least once, so the same message (token) can come twice in one batch.
+        for _ in range(rng.randint(1, max(1, n // 4))):
+            src = rng.randrange(n)
+            dst = rng.randrange(n)
+            if src != dst and records[src].kind == "real":
+                records[dst] = RecordPlan(
+                    **{**records[dst].__dict__, "kind": "duplicate", "dup_of": src},
+                )
+    return Schedule(
+        records=tuple(records),
+        remaining=remaining,
+        max_concurrency=rng.choice((1, 2, 4, 10, 10, 32)),
+        **common,
+    )

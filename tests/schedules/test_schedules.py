@@ -1,0 +1,94 @@
+"""The schedule explorer in CI: a few hundred random schedules, and the seeds that once broke an invariant.
+
+Every schedule's invariants must hold (docs/reliability.md, "How the invariants are checked"). A failure names
+each failing seed and the command that replays it: ``scripts/schedules --replay SEED``. The count and the first
+seed can be changed with ``CALLBACK_KIT_SCHEDULES`` and ``CALLBACK_KIT_SCHEDULES_SEED`` (the full run is
+``scripts/schedules --count 10000 --jobs 2``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.schedules.explore import Outcome, quiet_library_output, run_many, run_seed
+
+CI_COUNT = int(os.environ.get("CALLBACK_KIT_SCHEDULES", "500"))
+CI_SEED = int(os.environ.get("CALLBACK_KIT_SCHEDULES_SEED", "1"))
+
+#: Seeds whose schedules broke an invariant on the main of issue 9's review (commit 3eb86a0), with the generator as it
+#: is now, and what broke. A change to plan.py changes what a seed means: re-pick these when it does.
+PINNED = {
+    7: "4: a completion started inside the margin had no timeout",
+    15: "2, 5: SystemExit from the function killed an activity slot; its task was never answered",
+    20: "6: the activity poll client logged a GetActivityTask response, token and all, at DEBUG",
+    25: "3: the guard's failure landed and the record was handed back too",
+    31: "2: InvalidToken filed as 'already closed' and acknowledged",
+    39: "2: the guard's failure was undeliverable, the function's end settled CLOSED: acknowledged, unanswered",
+    46: "2, 5: KeyboardInterrupt from the function escaped run_one; its task was never answered",
+    105: "2: asyncio.CancelledError and an exception whose __str__ raises left activity tasks unanswered",
+    107: "2: FIFO: one group's failure stopped a healthy group",
+    110: "5: max_task_seconds expiry raced the function's end: stats closed=2, failed=0 after a delivered TaskTimeout",
+}
+
+
+def _report(failing: list[Outcome]) -> str:
+    lines = []
+    for outcome in failing:
+        lines += [f"seed {outcome.seed}: {v}" for v in outcome.violations]
+        lines += [f"  schedule: {outcome.description}", f"  replay:   scripts/schedules --replay {outcome.seed}"]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _quiet() -> None:
+    quiet_library_output()
+
+
+@pytest.mark.parametrize("seed", sorted(PINNED))
+def test_pinned_seed_keeps_every_invariant(seed: int) -> None:
+    # GIVEN a schedule that once broke an invariant / WHEN it runs / THEN none breaks
+    outcome = run_seed(seed)
+    assert not outcome.violations, f"{PINNED[seed]}\n{_report([outcome])}"
+
+
+@pytest.mark.slow
+def test_ci_schedules_keep_every_invariant() -> None:
+    # GIVEN CI_COUNT random schedules from CI_SEED
+    seeds = list(range(CI_SEED, CI_SEED + CI_COUNT))
+    # WHEN each runs and is checked
+    failing = [o for o in run_many(seeds) if o.violations]
+    # THEN no invariant is broken by any of them
+    total = sum(len(o.violations) for o in failing)
+    assert not failing, f"{CI_COUNT} schedules, {total} invariant violations\n{_report(failing)}"
+
+
+def test_cli_prints_each_failing_seed_with_its_replay_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a run in which one schedule of two broke an invariant
+    from tests.schedules import __main__ as cli
+    from tests.schedules.checks import Violation
+
+    def fake_run_many(seeds: list[int], scale: float, jobs: int) -> list[Outcome]:
+        broken = Outcome(seeds[1], "sqs x1; ...", [Violation(2, "InvalidToken acknowledged", "record 0")])
+        return [Outcome(seeds[0], "direct x1", []), broken]
+
+    monkeypatch.setattr(cli, "run_many", fake_run_many)
+    # WHEN the command runs
+    code = cli.main(["--count", "2", "--seed", "40"])
+    # THEN it fails, names the seed, the invariant, the schedule and the replay command, and counts
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "seed 41: invariant 2 (InvalidToken acknowledged): record 0" in out
+    assert "scripts/schedules --replay 41" in out
+    assert out.rstrip().splitlines()[-1].startswith("2 schedules, 1 invariant violations")
+
+
+def test_cli_succeeds_when_no_invariant_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN / WHEN a run without violations / THEN the exit code is 0
+    from tests.schedules import __main__ as cli
+
+    monkeypatch.setattr(cli, "run_many", lambda seeds, scale, jobs: [Outcome(s, "x", []) for s in seeds])
+    assert cli.main(["--count", "3"]) == 0
