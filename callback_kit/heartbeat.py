@@ -226,6 +226,11 @@ class HeartbeatScheduler:
     # -- sending (a sender thread, or run_pending's caller) --------------------------------------------------
 
     def _send(self, beat: Beat) -> None:
+        with beat.lock:
+            if not beat.active:
+                # Unregistered while it waited for a sender: its task is being completed, so no beat may start now.
+                beat.in_flight = False
+                return
         start = self._clock()
         try:
             alive = beat.send()
