@@ -17,8 +17,8 @@ client) paces every completion and heartbeat sent through it instead:
 
 Why not botocore's adaptive retry mode (``retries={"mode": "adaptive"}``)? Its ``ClientRateLimiter`` paces
 one client, and its token acquisition blocks without any deadline; callback-kit must never wait past the Lambda
-deadline (a call that cannot start in time must leave its message to be redelivered, not be frozen mid-wait), and
-heartbeats must be skipped rather than queued when the bucket is dry. Its rate arithmetic is reused:
+deadline (a wait that would outlast it is not started: the call goes out at once, and the sandbox is never frozen
+mid-wait), and heartbeats must be skipped rather than queued when the bucket is dry. Its rate arithmetic is reused:
 ``botocore.retries.throttling.CubicCalculator``, imported on the first throttle. Two departures from it: the
 cut starts from the *accepted* rate rather than the rate sent, so that a burst of demand meeting a dry bucket
 is paced right in one or two steps instead of one 0.7x cut per window while nearly every call is refused; and
