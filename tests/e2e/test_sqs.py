@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 import callback_kit as ck
+from callback_kit.completion import default_client
 from callback_kit.exceptions import ERROR_OUTPUT_TOO_LARGE
+from callback_kit.ledger import ledger_for
 from callback_kit.outcome import MAX_OUTPUT_BYTES
 from callback_kit.simulator import CallbackCall, Delivery, LocalStepFunctions, Queue
 from tests.e2e.asl import WAIT, machine, sqs_task
@@ -157,7 +159,7 @@ def test_duplicate_delivery_is_answered_closed_and_acknowledged(local_sfn: Local
     local_sfn.route_sqs(queue, double)
     deliveries: list[Delivery] = []
     callbacks: list[CallbackCall] = []
-    delivered = [threading.Event(), threading.Event()]
+    delivered = [threading.Event(), threading.Event(), threading.Event()]
     local_sfn.on_callback(callbacks.append)
 
     def on_delivery(delivery: Delivery) -> None:
@@ -172,20 +174,25 @@ def test_duplicate_delivery_is_answered_closed_and_acknowledged(local_sfn: Local
         # The execution can end while the handler is still returning: wait for the delivery itself to finish.
         assert delivered[0].wait(timeout=WAIT)
 
-        # WHEN SQS delivers the same message body, token included, a second time
+        # WHEN SQS delivers the same message body, token included, a second time, to this (warm) sandbox
         body = deliveries[0].event["Records"][0]["body"]
         local_sfn.sqs.send_message(QueueUrl=queue.url, MessageBody=body)
         assert delivered[1].wait(timeout=WAIT)
+        # AND a third time, to a sandbox that never answered the token (its ledger is empty)
+        ledger_for(default_client()).clear()
+        local_sfn.sqs.send_message(QueueUrl=queue.url, MessageBody=body)
+        assert delivered[2].wait(timeout=WAIT)
 
-    # THEN Step Functions answered the second SendTaskSuccess "closed"; the handler acknowledged the record (no
-    # batch item failure, empty queue) instead of raising, and the execution's result did not change.
-    # The simulator answers TaskTimedOut for a closed task's token, as AWS does (moto alone: InvalidToken).
-    # Without an idempotency store the function itself ran twice.
+    # THEN the warm sandbox acknowledged the duplicate without a second call; the other one ran it again, Step
+    # Functions answered its SendTaskSuccess "closed" (the simulator answers TaskTimedOut for a closed task's
+    # token, as AWS does; moto alone: InvalidToken), and it acknowledged the record (no batch item failure, empty
+    # queue) instead of raising. The execution's result did not change.
     successes = [c for c in callbacks if c.kind == "success"]
     assert [c.rejected for c in successes] == [None, "TaskTimedOut"]
     assert successes[0].token == successes[1].token
-    assert deliveries[1].error is None
-    assert deliveries[1].result == {"batchItemFailures": []}
+    for later in deliveries[1:]:
+        assert later.error is None
+        assert later.result == {"batchItemFailures": []}
     assert queue_depth(local_sfn, queue) == 0
     assert local_sfn.wait_for_execution(first["executionArn"])["output"] == {"doubled": 10}
 
