@@ -182,8 +182,11 @@ class Completer:
         """
         client = self._client()
         limiter = limiter_for(client)  # perf (issue 13): heartbeats share the completions' rate limiter
-        if not limiter.acquire(max_wait=HEARTBEAT_MAX_WAIT):
+        pause = limiter.reserve(HEARTBEAT_MAX_WAIT)
+        if pause is None:
             return True  # perf (issue 13): the bucket is dry: skip this beat, the next one covers it
+        if pause:
+            self.policy.sleep(pause)
         try:
             client.send_task_heartbeat(taskToken=token)
             limiter.observe(None)
@@ -217,7 +220,9 @@ class Completer:
         for attempt in range(policy.max_attempts):
             # perf (issue 13): wait for the shared rate limiter, but never past the deadline (less the call's own
             # minimum time). When no token comes in time, the call goes out at once and Step Functions decides.
-            limiter.acquire(max_wait=None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT)
+            pause = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT)
+            if pause:
+                policy.sleep(pause)
             timeout = None
             if deadline is not None:
                 timeout = deadline - policy.clock()

@@ -129,22 +129,36 @@ class RateLimiter:
             deadline: a :attr:`clock` time by which the wait must end (``None``: no deadline).
             max_wait: the longest wait accepted, in seconds (heartbeats: :data:`HEARTBEAT_MAX_WAIT`).
         """
+        if deadline is not None:
+            limit = deadline - self._clock()
+            max_wait = limit if max_wait is None else min(max_wait, limit)
+        wait = self.reserve(max_wait)
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+    def reserve(self, max_wait: float | None = None) -> float | None:
+        """Take a token now and return how long to wait before using it; ``None`` (nothing taken) if over ``max_wait``.
+
+        For callers that wait with their own (injected, interruptible) sleep.
+
+        Example:
+            >>> RateLimiter().reserve(max_wait=0.0)  # never throttled: a token at once
+            0.0
+        """
         if not self.enabled:
-            return True
+            return 0.0
         with self._lock:
             now = self._clock()
             self._refill(now)
             wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
-            limit = math.inf if deadline is None else deadline - now
-            if max_wait is not None:
-                limit = min(limit, max_wait)
-            if wait > limit:
-                return False
+            if max_wait is not None and wait > max_wait:
+                return None
             # Reserve the token now (the balance may go negative): later callers queue behind this one.
             self._tokens -= 1.0
-        if wait > 0:
-            self._sleep(wait)
-        return True
+        return wait
 
     def observe(self, exc: BaseException | None) -> None:
         """Record the end of a call: ``None`` (answered), a throttle, another answer, or no answer at all.
