@@ -127,9 +127,8 @@ class _InFlight:
 class _CountingCompleter(Completer):
     on_beat: Callable[[], None] = field(default=lambda: None)
 
-    def heartbeat(self, token: str) -> bool:
-        self.on_beat()
-        return super().heartbeat(token)
+    def heartbeat_sending(self) -> None:
+        self.on_beat()  # counts requests made, not beats the rate limiter skipped
 
 
 class ActivityWorker:

@@ -173,6 +173,9 @@ class Completer:
             except _Rejected as again:
                 raise CallbackDeliveryError(again.message, api="SendTaskFailure", code=again.code) from again
 
+    def heartbeat_sending(self) -> None:
+        """Called just before each heartbeat request goes out (not for beats the rate limiter skips); a hook."""
+
     def heartbeat(self, token: str) -> bool:
         """Send one heartbeat, without retrying (the next one is never far). Never raises.
 
@@ -187,6 +190,7 @@ class Completer:
             return True  # perf (issue 13): the bucket is dry: skip this beat, the next one covers it
         if pause:
             self.policy.sleep(pause)
+        self.heartbeat_sending()
         try:
             client.send_task_heartbeat(taskToken=token)
             limiter.observe(None)
