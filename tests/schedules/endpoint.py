@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from callback_kit import completion, logs
+from callback_kit import completion, logs, ratelimit
 from tests.schedules.fake import ScheduleFake
 
 _lock = threading.Lock()
@@ -106,6 +106,10 @@ def serving(fake: ScheduleFake, tokens: list[str | None], *, activity: bool) -> 
         if token is not None:
             _owners[token] = fake
     _current.append(fake)
+    # A fresh process has no rate limiter yet: one left paced by an earlier schedule's throttles (they all share
+    # this endpoint) would slow this one down for reasons of another schedule's making.
+    with ratelimit._limiters_lock:
+        ratelimit._limiters.clear()
     filtered = [name for name in logs.BOTOCORE_LOGGERS if logs._redactor in logging.getLogger(name).filters]
     for name in filtered:
         logging.getLogger(name).removeFilter(logs._redactor)
