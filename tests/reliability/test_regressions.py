@@ -326,3 +326,29 @@ def test_the_guard_does_not_wait_for_slow_worker_starts_past_its_time() -> None:
     assert elapsed < 0.65
     answered = {t for t in tokens if fake.outcome(t) is not None}
     assert len(answered) + len(ids(response)) == len(tokens)
+
+
+class _StalledHeartbeats(FakeStepFunctions):
+    """Heartbeat calls hang for 5 s (a read timeout on a sick connection; minutes with a retrying user client)."""
+
+    def send_task_heartbeat(self, *, taskToken: str) -> dict[str, Any]:
+        time.sleep(5)
+        return super().send_task_heartbeat(taskToken=taskToken)
+
+
+def test_a_stalled_heartbeat_does_not_hold_the_guard_past_the_deadline() -> None:
+    # GIVEN a task whose heartbeat is in flight (stalled) when the guard fires: 3 s left, 2 s margin
+    fake = _StalledHeartbeats()
+    token = fake.open_task()
+    release = threading.Event()
+    handler: ck.CallbackHandler[Any, Any] = ck.callback_handler(
+        client=fake, retry=NO_SLEEP, heartbeat_interval=0.2, deadline_margin=2.0
+    )(lambda p: release.wait(10))
+    # WHEN the handler runs
+    started = time.monotonic()
+    handler(direct_event(token), FakeLambdaContext(remaining_ms=3000))
+    elapsed = time.monotonic() - started
+    release.set()
+    # THEN it answered the task with the deadline failure and returned before the Lambda's end
+    assert elapsed < 3.0
+    assert fake.outcome(token)[:2] == ("failure", ERROR_LAMBDA_DEADLINE)  # type: ignore[index]
