@@ -254,19 +254,7 @@ class FakeStepFunctions(ActivityFake):
             return "InvalidToken"
         if task.closed_reason is not None:
             return "TaskTimedOut"
-        if api == "SendTaskSuccess":
-            output = params["output"]
-            if len(output.encode("utf-8")) > MAX_OUTPUT_BYTES:
-                return "ValidationException"
-            try:
-                json.loads(output)
-            except ValueError:
-                return "InvalidOutput"
-        if api == "SendTaskFailure":
-            error, cause = params["error"], params["cause"]
-            if len(error) > 256 or len(cause) > MAX_CAUSE_CHARS or error.startswith("States."):
-                return "ValidationException"
-        return None
+        return field_error(api, params)
 
     def _raise(self, api: str, token: str, params: dict[str, Any], error: str | BaseException) -> dict[str, Any]:
         self.calls.append(Call(api, token, params, error if isinstance(error, str) else type(error).__name__))
@@ -298,3 +286,30 @@ class TimedFake:
         with self.fake._lock:
             self.fake.timeouts.append(self.timeout)
         return self.fake._handle(api, token, params, self.timeout)
+
+
+def field_error(api: str, params: Mapping[str, Any]) -> str | None:
+    """The error code Step Functions answers a callback whose fields break its limits, else ``None``.
+
+    Output over 262,144 UTF-8 bytes, an error over 256 characters or starting with ``States.``, or a cause over
+    32,768 characters: ``ValidationException``; output that is not JSON: ``InvalidOutput``.
+
+    Example:
+        >>> field_error("SendTaskSuccess", {"output": "not json"})
+        'InvalidOutput'
+        >>> field_error("SendTaskFailure", {"error": "States.X", "cause": ""})
+        'ValidationException'
+    """
+    if api == "SendTaskSuccess":
+        output = params["output"]
+        if len(output.encode("utf-8")) > MAX_OUTPUT_BYTES:
+            return "ValidationException"
+        try:
+            json.loads(output)
+        except ValueError:
+            return "InvalidOutput"
+    if api == "SendTaskFailure":
+        error, cause = params["error"], params["cause"]
+        if len(error) > 256 or len(cause) > MAX_CAUSE_CHARS or error.startswith("States."):
+            return "ValidationException"
+    return None

@@ -12,7 +12,6 @@ every call for it is answered with its close code, as Step Functions answers a t
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
@@ -21,8 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-from callback_kit.outcome import MAX_CAUSE_CHARS, MAX_OUTPUT_BYTES
 from callback_kit.testing import client_error
+from callback_kit.testing.fake_sfn import field_error
 from tests.schedules.plan import CallPlan
 
 COMPLETIONS = ("SendTaskSuccess", "SendTaskFailure")
@@ -225,18 +224,9 @@ class ScheduleFake:
             return "TaskTimedOut"
         if task.close_at is not None and now >= task.close_at:
             return task.close_code
-        if rec.api == "SendTaskSuccess":
-            output = params["output"]
-            if len(output.encode("utf-8")) > MAX_OUTPUT_BYTES:
-                return "ValidationException"
-            try:
-                json.loads(output)
-            except ValueError:
-                return "InvalidOutput"
-        elif rec.api == "SendTaskFailure":
-            error, cause = params["error"], params["cause"]
-            if len(error) > 256 or len(cause) > MAX_CAUSE_CHARS or error.startswith("States."):
-                return "ValidationException"
+        code = field_error(rec.api, params)
+        if code is not None:
+            return code
         rec.landed, rec.landed_at = True, now
         if rec.completion:
             task.answered = rec
