@@ -7,7 +7,6 @@ themselves, to check the exact records.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import sys
@@ -15,7 +14,6 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ import callback_kit as ck
 from callback_kit.cli import main as cli_main
 from callback_kit.simulator import LocalStepFunctions, Queue
 from callback_kit.testing import FakeLambdaContext
+from tests.apphandlers import load_handler
 from tests.e2e.asl import events_task, machine, sqs_task
 
 pytestmark = pytest.mark.e2e
@@ -133,18 +132,6 @@ def test_eventbridge_rule_to_sqs_is_unwrapped(local_sfn: LocalStepFunctions) -> 
 # --- hand-off: the SAM app's approval step --------------------------------------------------------------------------
 
 
-def load_handler(module: str) -> ModuleType:
-    """A module of the SAM app's handlers/ (CodeUri), loaded from its file as Lambda would."""
-    name = f"_e2e_handlers_{module}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "handlers" / f"{module}.py")
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 @pytest.fixture
 def approval(local_sfn: LocalStepFunctions, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Queue]]:
     """The app's RequestApproval step: its notifier routed, its topic read by a queue; yields (state machine, inbox)."""
@@ -152,7 +139,7 @@ def approval(local_sfn: LocalStepFunctions, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("APPROVAL_TOPIC_ARN", topic)
     monkeypatch.setenv("APPROVAL_API_URL", "https://abc123.execute-api.us-east-1.amazonaws.com/Prod")
     definition = json.loads((ROOT / "statemachine" / "callbacks.asl.json").read_text())["States"]["RequestApproval"]
-    function_arn = local_sfn.route_lambda("request-approval", load_handler("approval_request").handler)
+    function_arn = local_sfn.route_lambda("request-approval", load_handler("approval_request", "e2e").handler)
     task = {**definition, "TimeoutSeconds": 10, "End": True}
     del task["Next"], task["Catch"]
     task["Parameters"]["FunctionName"] = function_arn
@@ -168,7 +155,7 @@ def decide(link: str) -> dict[str, Any]:
     event["path"] = event["resource"] = event["requestContext"]["resourcePath"] = url.path.removeprefix("/Prod")
     event["queryStringParameters"] = dict(urllib.parse.parse_qsl(url.query))
     event["multiValueQueryStringParameters"] = {k: [v] for k, v in event["queryStringParameters"].items()}
-    response: dict[str, Any] = load_handler("approval_decision").handler(event, FakeLambdaContext())
+    response: dict[str, Any] = load_handler("approval_decision", "e2e").handler(event, FakeLambdaContext())
     return response
 
 

@@ -5,9 +5,7 @@ Both handlers use callback-kit's default client, as deployed; the tests put the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import urllib.parse
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 
 from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, direct_event
+from tests.apphandlers import load_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod"
@@ -24,14 +23,7 @@ TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAc+9Hd/Token=="
 
 
 def load(module: str) -> ModuleType:
-    name = f"_unit_handlers_{module}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "handlers" / f"{module}.py")
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    return load_handler(module, "unit")
 
 
 class FakeSns:
