@@ -7,40 +7,26 @@ import threading
 import pytest
 
 from callback_kit.ratelimit import MIN_RATE, UNPACED, RateLimiter, limiter_for
-
-
-class Time:
-    """A clock whose sleep advances it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.clock import FakeTime
 
 
 @pytest.fixture
-def t() -> Time:
-    return Time()
+def t() -> FakeTime:
+    return FakeTime()
 
 
-def limiter(t: Time) -> RateLimiter:
+def limiter(t: FakeTime) -> RateLimiter:
     return RateLimiter(clock=t.clock, sleep=t.sleep)
 
 
-def send_at(lim: RateLimiter, t: Time, rate: float, seconds: float) -> None:
+def send_at(lim: RateLimiter, t: FakeTime, rate: float, seconds: float) -> None:
     """Answers coming back at ``rate`` per second for ``seconds``, all successful."""
     for _ in range(int(rate * seconds)):
         t.now += 1.0 / rate
         lim.on_success()
 
 
-def test_no_pacing_before_the_first_throttle(t: Time) -> None:
+def test_no_pacing_before_the_first_throttle(t: FakeTime) -> None:
     # GIVEN a limiter that never saw a throttle
     lim = limiter(t)
     send_at(lim, t, 1000, 2.0)
@@ -52,7 +38,7 @@ def test_no_pacing_before_the_first_throttle(t: Time) -> None:
     assert not lim.enabled
 
 
-def test_a_throttle_cuts_the_rate_to_beta_times_the_measured_rate(t: Time) -> None:
+def test_a_throttle_cuts_the_rate_to_beta_times_the_measured_rate(t: FakeTime) -> None:
     # GIVEN calls answered at 1,000/s
     lim = limiter(t)
     send_at(lim, t, 1000, 3.0)
@@ -68,7 +54,7 @@ def test_a_throttle_cuts_the_rate_to_beta_times_the_measured_rate(t: Time) -> No
     assert t.now - start == pytest.approx(1.0, rel=0.05)
 
 
-def test_acquire_refuses_a_wait_past_the_deadline_and_takes_no_token(t: Time) -> None:
+def test_acquire_refuses_a_wait_past_the_deadline_and_takes_no_token(t: FakeTime) -> None:
     # GIVEN a throttled limiter pacing at about 7/s with an empty bucket
     lim = limiter(t)
     send_at(lim, t, 10, 3.0)
@@ -84,7 +70,7 @@ def test_acquire_refuses_a_wait_past_the_deadline_and_takes_no_token(t: Time) ->
     assert 0 < t.slept[0] <= 1.0 / lim.rate + 1e-9
 
 
-def test_max_wait_skips_rather_than_queues(t: Time) -> None:
+def test_max_wait_skips_rather_than_queues(t: FakeTime) -> None:
     # GIVEN a throttled limiter with a dry bucket
     lim = limiter(t)
     send_at(lim, t, 10, 3.0)
@@ -95,7 +81,7 @@ def test_max_wait_skips_rather_than_queues(t: Time) -> None:
     assert t.slept == []
 
 
-def test_waiters_queue_behind_each_other(t: Time) -> None:
+def test_waiters_queue_behind_each_other(t: FakeTime) -> None:
     # GIVEN a throttled limiter and no real time passing between three callers
     lim = limiter(t)
     send_at(lim, t, 10, 3.0)
@@ -110,7 +96,7 @@ def test_waiters_queue_behind_each_other(t: Time) -> None:
     assert slept == pytest.approx([step, 2 * step, 3 * step])
 
 
-def test_rate_recovers_cubically_after_throttles_stop(t: Time) -> None:
+def test_rate_recovers_cubically_after_throttles_stop(t: FakeTime) -> None:
     # GIVEN a limiter throttled at 500/s
     lim = limiter(t)
     send_at(lim, t, 500, 3.0)
@@ -128,7 +114,7 @@ def test_rate_recovers_cubically_after_throttles_stop(t: Time) -> None:
     assert all(r <= 2 * 800 for r in rates)
 
 
-def test_repeated_throttles_back_off_multiplicatively_to_the_floor(t: Time) -> None:
+def test_repeated_throttles_back_off_multiplicatively_to_the_floor(t: FakeTime) -> None:
     # GIVEN a limiter answered at 100/s
     lim = limiter(t)
     send_at(lim, t, 100, 3.0)
@@ -140,7 +126,7 @@ def test_repeated_throttles_back_off_multiplicatively_to_the_floor(t: Time) -> N
     assert lim.rate == MIN_RATE
 
 
-def test_throttle_before_any_rate_was_measured_still_paces(t: Time) -> None:
+def test_throttle_before_any_rate_was_measured_still_paces(t: FakeTime) -> None:
     # GIVEN a fresh limiter / WHEN its very first answer is a throttle
     lim = limiter(t)
     lim.on_throttle()
@@ -206,7 +192,7 @@ def test_limiter_for_shares_by_endpoint_and_leaves_fakes_unpaced() -> None:
     assert fake.acquire(max_wait=0.0)
 
 
-def test_a_burst_of_throttles_cuts_the_rate_once(t: Time) -> None:
+def test_a_burst_of_throttles_cuts_the_rate_once(t: FakeTime) -> None:
     # GIVEN calls answered at 1,000/s, 100 of them in flight when the bucket ran dry
     lim = limiter(t)
     send_at(lim, t, 1000, 3.0)
@@ -227,7 +213,7 @@ def test_a_burst_of_throttles_cuts_the_rate_once(t: Time) -> None:
     ("code", "throttled"),
     [("ThrottlingException", True), ("TaskTimedOut", False), ("InternalFailure", False)],
 )
-def test_observe_sorts_answers(t: Time, code: str, throttled: bool) -> None:
+def test_observe_sorts_answers(t: FakeTime, code: str, throttled: bool) -> None:
     # GIVEN an error answered by the service with this code
     class Answered(Exception):
         response = {"Error": {"Code": code}}  # noqa: RUF012
@@ -240,7 +226,7 @@ def test_observe_sorts_answers(t: Time, code: str, throttled: bool) -> None:
     assert lim.enabled is throttled
 
 
-def test_observe_ignores_calls_that_got_no_answer(t: Time) -> None:
+def test_observe_ignores_calls_that_got_no_answer(t: FakeTime) -> None:
     # GIVEN a connection error (no response at all) / WHEN observed / THEN neither throttle nor success
     lim = limiter(t)
     lim.observe(ConnectionError("reset"))
@@ -248,7 +234,7 @@ def test_observe_ignores_calls_that_got_no_answer(t: Time) -> None:
     assert lim._count == 0
 
 
-def test_a_dry_bucket_cuts_towards_the_accepted_rate_not_the_rate_sent(t: Time) -> None:
+def test_a_dry_bucket_cuts_towards_the_accepted_rate_not_the_rate_sent(t: FakeTime) -> None:
     # GIVEN answers at 2,000/s, all accepted for 0.5 s, then only one in four (the account's bucket ran dry)
     lim = limiter(t)
     send_at(lim, t, 2000, 0.5)

@@ -9,39 +9,27 @@ from callback_kit.completion import Completer, Delivery, RetryPolicy
 from callback_kit.outcome import Success
 from callback_kit.ratelimit import RateLimiter
 from callback_kit.testing import FakeStepFunctions
-
-
-class Time:
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.clock import FakeTime
 
 
 @pytest.fixture
-def t() -> Time:
-    return Time()
+def t() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def limiter(t: Time, monkeypatch: pytest.MonkeyPatch) -> RateLimiter:
+def limiter(t: FakeTime, monkeypatch: pytest.MonkeyPatch) -> RateLimiter:
     """One limiter on fake time, as every client would share it."""
     lim = RateLimiter(clock=t.clock, sleep=t.sleep)
     monkeypatch.setattr(completion, "limiter_for", lambda client: lim)
     return lim
 
 
-def completer(fake: FakeStepFunctions, t: Time) -> Completer:
+def completer(fake: FakeStepFunctions, t: FakeTime) -> Completer:
     return Completer(fake, RetryPolicy(sleep=t.sleep, clock=t.clock, random=lambda: 1.0))
 
 
-def throttled(lim: RateLimiter, t: Time, rate: float = 10.0) -> None:
+def throttled(lim: RateLimiter, t: FakeTime, rate: float = 10.0) -> None:
     """Answers at ``rate`` per second for 3 s, then a throttle: the limiter paces at about 0.8 x ``rate``."""
     for _ in range(int(rate * 3)):
         t.now += 1.0 / rate
@@ -49,7 +37,7 @@ def throttled(lim: RateLimiter, t: Time, rate: float = 10.0) -> None:
     lim.on_throttle()
 
 
-def test_a_throttled_completion_is_reported_and_paces_the_next_calls(t: Time, limiter: RateLimiter) -> None:
+def test_a_throttled_completion_is_reported_and_paces_the_next_calls(t: FakeTime, limiter: RateLimiter) -> None:
     # GIVEN a Step Functions that throttles the first attempt of a completion
     fake = FakeStepFunctions()
     fake.inject("SendTaskSuccess", "ThrottlingException")
@@ -62,7 +50,9 @@ def test_a_throttled_completion_is_reported_and_paces_the_next_calls(t: Time, li
     assert limiter.enabled
 
 
-def test_a_call_goes_out_at_once_when_no_token_would_come_before_the_deadline(t: Time, limiter: RateLimiter) -> None:
+def test_a_call_goes_out_at_once_when_no_token_would_come_before_the_deadline(
+    t: FakeTime, limiter: RateLimiter
+) -> None:
     # GIVEN a limiter pacing at ~8/s with a dry bucket, and a completion with 20 ms left before its deadline
     throttled(limiter, t)
     fake = FakeStepFunctions()
@@ -74,7 +64,7 @@ def test_a_call_goes_out_at_once_when_no_token_would_come_before_the_deadline(t:
     assert t.slept == []
 
 
-def test_a_completion_with_time_to_spare_waits_for_its_token(t: Time, limiter: RateLimiter) -> None:
+def test_a_completion_with_time_to_spare_waits_for_its_token(t: FakeTime, limiter: RateLimiter) -> None:
     # GIVEN a limiter pacing at ~8/s with a dry bucket, and a completion with 5 s left
     throttled(limiter, t)
     fake = FakeStepFunctions()
@@ -88,7 +78,7 @@ def test_a_completion_with_time_to_spare_waits_for_its_token(t: Time, limiter: R
     assert 0 < t.slept[0] <= 1.0 / rate + 1e-9
 
 
-def test_a_heartbeat_is_skipped_rather_than_queued_when_the_bucket_is_dry(t: Time, limiter: RateLimiter) -> None:
+def test_a_heartbeat_is_skipped_rather_than_queued_when_the_bucket_is_dry(t: FakeTime, limiter: RateLimiter) -> None:
     # GIVEN a limiter pacing at ~0.8/s (a token is over a second away)
     throttled(limiter, t, rate=1.0)
     fake = FakeStepFunctions()
@@ -101,7 +91,7 @@ def test_a_heartbeat_is_skipped_rather_than_queued_when_the_bucket_is_dry(t: Tim
     assert t.slept == []
 
 
-def test_heartbeat_throttles_are_reported_too(t: Time, limiter: RateLimiter) -> None:
+def test_heartbeat_throttles_are_reported_too(t: FakeTime, limiter: RateLimiter) -> None:
     # GIVEN a heartbeat answered ThrottlingException
     fake = FakeStepFunctions()
     fake.inject("SendTaskHeartbeat", "ThrottlingException")
