@@ -217,7 +217,6 @@ class Completer:
     def _call(self, api: str, token: str, deadline: float | None, **params: str) -> Delivery:
         policy = self.policy
         log = lazy_logger()  # perf (issue 13): powertools is imported only if a line is logged
-        fp = fingerprint(token)
         landed = False  # whether an earlier attempt may have reached Step Functions
         client = self._client()
         limiter = limiter_for(client)  # perf (issue 13): one limiter shared by every call to this endpoint
@@ -231,7 +230,10 @@ class Completer:
             if deadline is not None:
                 timeout = deadline - policy.clock()
                 if timeout < MIN_TIMEOUT:
-                    log.error(f"{api}: no time left before the deadline", extra={"token_fp": fp, "attempt": attempt})
+                    log.error(
+                        f"{api}: no time left before the deadline",
+                        extra={"token_fp": fingerprint(token), "attempt": attempt},
+                    )
                     raise CallbackDeliveryError("no time left before the deadline", api=api, code="Deadline")
             method = getattr(bounded(client, timeout), _METHODS[api])
             try:
@@ -243,25 +245,30 @@ class Completer:
                     if landed and api != "SendTaskHeartbeat":
                         # An earlier attempt may have landed before its response was lost: that answer stands.
                         log.info(
-                            f"{api}: task closed on retry; an earlier attempt was delivered", extra={"token_fp": fp}
+                            f"{api}: task closed on retry; an earlier attempt was delivered",
+                            extra={"token_fp": fingerprint(token)},
                         )
                         return Delivery.DELIVERED
-                    log.warning(f"{api}: the task is already closed", extra={"token_fp": fp, "code": code})
+                    log.warning(
+                        f"{api}: the task is already closed", extra={"token_fp": fingerprint(token), "code": code}
+                    )
                     return Delivery.ALREADY_CLOSED
                 if code == INVALID_TOKEN_CODE:
                     log.error(
                         f"{api}: Step Functions says this is not a task token it issued (quoted, URL-encoded, "
                         "truncated, or taken from the wrong field?); the task it belongs to still waits",
-                        extra={"token_fp": fp, "code": code},
+                        extra={"token_fp": fingerprint(token), "code": code},
                     )
                     raise InvalidTokenError(str(exc), api=api, code=code) from exc
                 if code in REJECTED_CODES:
                     raise _Rejected(code or "", str(exc)) from exc
                 if code in CONFIG_FAULT_CODES:
-                    log.error(f"{api}: KMS configuration fault", extra={"token_fp": fp, "code": code})
+                    log.error(f"{api}: KMS configuration fault", extra={"token_fp": fingerprint(token), "code": code})
                     raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
                 if not is_transient(exc):
-                    log.error(f"{api}: callback failed", extra={"token_fp": fp, "code": code or repr(exc)})
+                    log.error(
+                        f"{api}: callback failed", extra={"token_fp": fingerprint(token), "code": code or repr(exc)}
+                    )
                     raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
                 landed = landed or may_have_landed(exc)
                 pause = policy.delay(attempt)
@@ -269,12 +276,12 @@ class Completer:
                 if last or (deadline is not None and policy.clock() + pause + MIN_TIMEOUT > deadline):
                     log.error(
                         f"{api}: giving up after {attempt + 1} attempts",
-                        extra={"token_fp": fp, "code": code or repr(exc)},
+                        extra={"token_fp": fingerprint(token), "code": code or repr(exc)},
                     )
                     raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
                 log.warning(
                     f"{api}: transient error, retrying",
-                    extra={"token_fp": fp, "code": code or repr(exc), "attempt": attempt + 1},
+                    extra={"token_fp": fingerprint(token), "code": code or repr(exc), "attempt": attempt + 1},
                 )
                 policy.sleep(pause)
             else:

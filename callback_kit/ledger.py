@@ -89,6 +89,9 @@ def ledger_for(client: Any) -> Ledger:
     if client is None:
         return _default
     key = id(client)
+    ledger = _ledgers.get(key)  # the common case, without the lock: a task asks once per run
+    if ledger is not None:
+        return ledger
     with _ledgers_lock:
         ledger = _ledgers.get(key)
         if ledger is None:
