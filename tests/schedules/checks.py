@@ -292,6 +292,21 @@ def _truth(trace: Trace, token: str) -> list[str]:
     return []
 
 
+def _closed_verdict_unheard(calls: list[CallRecord]) -> bool:
+    """A heartbeat said "closed" while the task's completion was already on its way, and no completion heard it.
+
+    The worker unregisters a task's heartbeats before it sends the completion and ignores a verdict that comes back
+    after that (it could be the echo of its own completion). If that completion then meets a fault that comes
+    before Step Functions looks at the task (throttling, KMS), the worker rightly counts the task undeliverable,
+    although the fake knows it was closed.
+    """
+    completions = [c for c in calls if c.completion]
+    if not completions or any(c.result in CLOSED or c.landed for c in completions):
+        return False
+    first = min(c.start for c in completions)
+    return any(c.api == "SendTaskHeartbeat" and c.result in CLOSED and c.start <= first for c in calls)
+
+
 def _check_stats(trace: Trace) -> list[Violation]:
     stats = trace.stats
     fake = trace.fake
@@ -304,6 +319,9 @@ def _check_stats(trace: Trace) -> list[Violation]:
         unclear = trace.schedule.real_client and any(c.completion and c.result not in ("ok", *CLOSED) for c in calls)
         if unclear or _ambiguous(calls):
             loose += 1  # landed behind an ambiguous error, or not: the worker may count it either way
+            continue
+        if _closed_verdict_unheard(calls):
+            loose += 1  # closed by the fake, but the worker had stopped listening: closed or undeliverable
             continue
         for key in _truth(trace, token):
             want[key] += 1

@@ -258,3 +258,17 @@ def test_a_real_client_schedule_reaches_the_fake_through_the_local_endpoint() ->
     assert [(c.api, c.landed) for c in trace.fake.calls] == [("SendTaskSuccess", True)]
     assert any("SendTaskSuccess" in line for line in trace.logs)
     assert check(trace) == []
+
+
+def test_a_closed_verdict_the_worker_could_not_hear_leaves_its_count_open() -> None:
+    from tests.schedules.checks import _closed_verdict_unheard
+    from tests.schedules.fake import CallRecord
+
+    beat = CallRecord("SendTaskHeartbeat", "t", start=1.0, thread="s", result="TaskTimedOut")
+    kms = CallRecord("SendTaskSuccess", "t", start=1.1, thread="w", result="KmsAccessDeniedException")
+    closed = CallRecord("SendTaskSuccess", "t", start=1.1, thread="w", result="TaskTimedOut")
+    # GIVEN a heartbeat answered "closed", then a completion that met a fault before any task check: either count
+    assert _closed_verdict_unheard([beat, kms])
+    # AND a completion that was itself answered "closed", or none at all, leaves nothing open: the worker must say so
+    assert not _closed_verdict_unheard([beat, closed])
+    assert not _closed_verdict_unheard([beat])
