@@ -11,20 +11,22 @@ lands after it returned (Lambda freezes the sandbox at the return; an abandoned 
 
 from __future__ import annotations
 
+import _thread
 import collections
-import concurrent.futures as cf
 import contextvars
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from callback_kit.exceptions import ERROR_LAMBDA_DEADLINE
+from callback_kit.latch import Latch
 from callback_kit.logs import get_logger
 from callback_kit.runner import Status, TaskResult, TaskRun
+from callback_kit.workers import MAX_POOL_THREADS, WorkerPool, shared_pool
 
-#: Upper bound on the shared worker pool's threads (a bound, not a count: threads start only when needed).
-MAX_POOL_THREADS = 1024
+__all__ = ["MAX_POOL_THREADS", "Batch", "WorkerPool", "shared_pool"]
 #: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
 DEADLINE_POLL = 0.25
 #: A margin that would take more than this fraction of the time the invocation started with (a Lambda timeout at or
@@ -65,7 +67,10 @@ class Batch:
         self.concurrency = concurrency
         self.context = context
         self.clock = clock
-        self.stop = threading.Event()  # set by the guard: start nothing more
+        self.stop = Latch()  # set by the guard: start nothing more
+        self._left = 0  # pool workers still draining lanes
+        self._left_lock = _thread.allocate_lock()
+        self._drained: Latch | None = None  # set by the last worker to finish
         # Each task runs in a copy of the caller's context, so ContextVars (tracing, log context) reach it on the
         # pool as they would inline, and what one task sets does not leak into another.
         self._context = contextvars.copy_context()
@@ -114,48 +119,56 @@ class Batch:
     def _run_pool(self) -> None:
         lanes = collections.deque(self._lanes())
         workers = min(self.concurrency, len(lanes))
-        # A few workers drain the lanes on the process-wide pool: no thread is started per invocation.
-        awake = threading.Semaphore(0)
-        futures = [shared_pool().submit(self._drain, lanes, awake) for _ in range(workers)]
+        if not workers:
+            return  # an empty batch
+        # A few workers drain the lanes on the process-wide pool: no thread is started per invocation. The last
+        # worker to finish sets ``drained``: one latch for the batch rather than a future per worker.
+        self._left = workers
+        self._drained = drained = Latch()
         # Near the deadline, let the workers get going before the deadline is looked at, so that a deadline already
         # past fails the first tasks rather than handing them back unstarted. Bounded as a whole (not per worker: 32
         # slow thread starts would otherwise hold the guard for seconds), and never past the guard's own time.
         # Further from it, or with no deadline, the guard's first look cannot fire: the handshake would only cost
         # every invocation a thread switch.
         remaining = _remaining(self.context)
-        if remaining is not None and remaining - self.margin <= DEADLINE_POLL:
+        handshake = remaining is not None and remaining - self.margin <= DEADLINE_POLL
+        awake = threading.Semaphore(0) if handshake else None
+        pool = shared_pool()
+        for _ in range(workers):
+            pool.submit(self._drain, lanes, awake)
+        if awake is not None and remaining is not None:
             until = self.clock() + min(DEADLINE_POLL, max(0.0, remaining - self.margin))
-            for _ in futures:
+            for _ in range(workers):
                 if not awake.acquire(timeout=max(0.0, until - self.clock())):
                     break
-        if not self._wait(futures):
+        if not self._wait(drained):
             self._expire_unfinished()
 
-    def _drain(self, lanes: collections.deque[list[TaskRun]], awake: threading.Semaphore) -> None:
-        awake.release()
-        while not self.stop.is_set():
-            try:
-                lane = lanes.popleft()
-            except IndexError:
-                return
-            self._run_lane(lane)
+    def _drain(self, lanes: collections.deque[list[TaskRun]], awake: threading.Semaphore | None) -> None:
+        try:
+            if awake is not None:
+                awake.release()
+            while not self.stop.is_set():
+                try:
+                    lane = lanes.popleft()
+                except IndexError:
+                    return
+                self._run_lane(lane)
+        finally:
+            with self._left_lock:
+                self._left -= 1
+                last = self._left == 0
+            if last and self._drained is not None:
+                self._drained.set()
 
-    def _wait(self, futures: list[cf.Future[None]]) -> bool:
+    def _wait(self, drained: Latch) -> bool:
         """Wait for the workers; False when the guard's time came first."""
         while True:
             remaining = _remaining(self.context)
             if remaining is not None and remaining <= self.margin:
                 return False
             timeout = None if remaining is None else min(remaining - self.margin, DEADLINE_POLL)
-            if len(futures) == 1:
-                # One worker (a direct invoke): waiting on the future itself is cheaper than cf.wait's waiter.
-                try:
-                    futures[0].exception(timeout=timeout)
-                except cf.TimeoutError:
-                    continue
-                return True
-            _, pending = cf.wait(futures, timeout=timeout)
-            if not pending:
+            if drained.wait(timeout):
                 return True
 
     def _expire_unfinished(self) -> None:
@@ -167,7 +180,9 @@ class Batch:
         pending = [run for run in self.runs if not run.done.is_set()]
         # Fail every running task at once: one after another, ten slow calls would overrun the deadline.
         for run in pending:
-            shared_pool().submit(run.expire, ERROR_LAMBDA_DEADLINE, MESSAGE_DEADLINE, deadline=deadline)
+            shared_pool().submit(
+                functools.partial(run.expire, ERROR_LAMBDA_DEADLINE, MESSAGE_DEADLINE, deadline=deadline)
+            )
         # Each answer, the guard's or that of a task that finished just now, is bounded by the deadline; give the
         # runs half the reserve beyond it to settle after their last call's timeout (still well before the end).
         settle_by = deadline + self.reserve / 2
@@ -188,24 +203,6 @@ def _effective_margin(margin: float, remaining: float) -> float:
             extra={"deadline_margin": margin, "remaining": round(remaining, 3), "used": round(ceiling, 3)},
         )
     return ceiling
-
-
-_pool_lock = threading.Lock()
-_pool: cf.ThreadPoolExecutor | None = None
-
-
-def shared_pool() -> cf.ThreadPoolExecutor:
-    """The process-wide worker pool, created on first use; warm invocations reuse its idle threads.
-
-    A new thread is started only when no idle one is free, so the thread count follows the largest batch
-    concurrency seen (plus any thread still stuck in a function after its deadline passed).
-    """
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = cf.ThreadPoolExecutor(max_workers=MAX_POOL_THREADS, thread_name_prefix="callback-kit")
-    return _pool
 
 
 def _remaining(context: Any) -> float | None:

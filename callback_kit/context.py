@@ -6,12 +6,12 @@ does, so the function needs no extra parameter and stays callable directly in te
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from callback_kit.exceptions import NotInTaskError
+from callback_kit.latch import Latch
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class TaskState:
     """The runner's mutable per-task state behind the public functions (internal)."""
 
     info: TaskInfo
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled: Latch = field(default_factory=Latch)
     beat: Callable[[], None] | None = None
     #: The raw token, for :func:`hand_off` only; never logged, never put in :class:`TaskInfo`.
     token: str | None = field(default=None, repr=False)

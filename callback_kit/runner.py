@@ -26,6 +26,7 @@ from callback_kit.exceptions import (
     RedeliverError,
 )
 from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
+from callback_kit.latch import Latch
 from callback_kit.ledger import Ledger, ledger_for
 from callback_kit.logs import debug_enabled, fingerprint, get_logger
 from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
@@ -124,7 +125,7 @@ class TaskRun:
     _beat: Beat | None = None
     #: The end of this run, once known; ``done`` is set at the same moment.
     result: TaskResult | None = None
-    done: threading.Event = field(default_factory=threading.Event, repr=False)
+    done: Latch = field(default_factory=Latch, repr=False)
 
     @property
     def started(self) -> bool:
