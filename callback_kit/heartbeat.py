@@ -5,9 +5,9 @@ pool of sender threads (:mod:`callback_kit.heartbeat_senders`) sized from the ob
 slow or stuck SendTaskHeartbeat delays no other task's beats.
 
 * **Lazy, cheap registration.** Most tasks finish before their first beat is due, so :meth:`register` only
-  appends to a deque and wakes the scheduler thread when the new beat is due before the thread would wake
-  anyway; :meth:`unregister` flips a flag under the beat's own lock. The scheduler thread moves registrations
-  into its heap when it next wakes, and drops those already unregistered.
+  appends to a deque; :meth:`unregister` flips a flag under the beat's own lock. The scheduler thread wakes at
+  least every :data:`MAX_SLEEP` seconds, moves registrations into its heap and drops those already unregistered,
+  so a registration wakes it only when its first beat is due sooner than that (intervals under ~1.25 s).
 * **Jitter.** The first beat comes after a random 80-100% of the interval (``jitter`` 0.2), so that tasks
   started together do not beat together against the account's shared quota; later beats are due one interval
   after the previous one was due, so that a beat sent late does not delay the task's later beats, and never
@@ -39,6 +39,19 @@ from callback_kit.logs import get_logger
 
 #: ``ck.heartbeat()`` sends at most this often per task, so a tight loop cannot exhaust the account's quota.
 MIN_MANUAL_GAP = 1.0
+#: The longest the scheduler thread sleeps: a beat due later than this from now is registered without waking it.
+MAX_SLEEP = 1.0
+#: Registrations waiting for the scheduler thread, or heap entries beyond twice the open tasks, past which those
+#: of tasks already over are dropped.
+COMPACT_AT = 1024
+
+
+def _unregistered() -> bool:
+    return True  # what an unregistered beat "sends": nothing (it is never called: a sender checks ``active``)
+
+
+def _nothing() -> None:
+    return None
 
 
 class Beat:
@@ -100,6 +113,7 @@ class HeartbeatScheduler:
         self._start_thread = start_thread
         # Registrations, reschedules and beat_now requests on their way into the heap (append is atomic).
         self._pending: collections.deque[Beat] = collections.deque()
+        self._pending_limit = COMPACT_AT  # past this many queued registrations, drop those already unregistered
         self._heap: list[tuple[float, int, Beat]] = []
         self._seq = itertools.count()
         self._drive = threading.Lock()  # whoever runs a scheduling round owns the heap (the thread, or a test)
@@ -169,6 +183,10 @@ class HeartbeatScheduler:
             return
         with beat.lock:
             beat.active = False
+            # Its entries in the queue and the heap stay until the scheduler drops them (compaction, or their due
+            # time): let them hold no token, completer or task state meanwhile.
+            beat.send = _unregistered
+            beat.on_closed = _nothing
         self._open.discard(beat)
 
     def run_pending(self) -> float | None:
@@ -195,6 +213,10 @@ class HeartbeatScheduler:
             due = beat.due
             if beat.active and due is not None:
                 heapq.heappush(heap, (due, next(self._seq), beat))
+        if len(heap) > 2 * len(self._open) + COMPACT_AT:
+            # Mostly entries of tasks already over (their due time not reached yet): drop them all at once.
+            heap[:] = [entry for entry in heap if entry[2].active and entry[0] == entry[2].due]
+            heapq.heapify(heap)
         now = self._clock()
         taken: list[Beat] = []
         while heap and heap[0][0] <= now:
@@ -215,13 +237,37 @@ class HeartbeatScheduler:
         return max(0.0, heap[0][0] - self._clock())
 
     def _enqueue(self, beat: Beat, due: float) -> None:
-        self._pending.append(beat)
+        pending = self._pending
+        pending.append(beat)
         if self._start_thread:
             if self._thread is None:
                 self._ensure_thread()
             if due < self._wake_by:  # the thread sleeps past this beat's time: wake it (rare)
                 with self._cond:
                     self._cond.notify()
+        if len(pending) > self._pending_limit:
+            self._compact_pending()
+
+    def _compact_pending(self) -> None:
+        """Drop the registrations of tasks already over from the queue the scheduler thread has not read yet.
+
+        Most tasks end before the thread next wakes (an interval away): without this, a sandbox running hundreds
+        of short tasks a second would hold an interval's worth of them. Active registrations stay queued, so the
+        thread's view of what is due is unchanged. Whoever holds ``_drive`` owns the queue's left end; if the
+        thread is in a round, it is draining the queue anyway.
+        """
+        if not self._drive.acquire(blocking=False):
+            return
+        try:
+            pending = self._pending
+            for _ in range(len(pending)):
+                beat = pending.popleft()
+                if beat.active:
+                    pending.append(beat)  # appends from other threads may interleave: order does not matter
+            # Amortised: the next pass comes after at least as many registrations as are left active.
+            self._pending_limit = max(COMPACT_AT, 2 * len(pending))
+        finally:
+            self._drive.release()
 
     # -- sending (a sender thread, or run_pending's caller) --------------------------------------------------
 
@@ -231,9 +277,10 @@ class HeartbeatScheduler:
                 # Unregistered while it waited for a sender: its task is being completed, so no beat may start now.
                 beat.in_flight = False
                 return
+            send = beat.send
         start = self._clock()
         try:
-            alive = beat.send()
+            alive = send()
         except Exception:  # a heartbeat must never kill the thread that beats for everyone
             get_logger().exception("heartbeat raised; will beat again")
             alive = True
@@ -280,8 +327,12 @@ class HeartbeatScheduler:
             except Exception:  # e.g. "can't start new thread": the one scheduler thread must outlive it
                 get_logger().exception("heartbeat scheduler round failed; trying again shortly")
                 wait = 1.0
+            # Never sleep longer than MAX_SLEEP, so that a registration due later than that never has to wake the
+            # thread: with nothing to beat, every short task's registration would otherwise wake it (a thread
+            # switch per task), and with jittered first beats about every other one would.
+            wait = MAX_SLEEP if wait is None else min(wait, MAX_SLEEP)
             with self._cond:
-                self._wake_by = math.inf if wait is None else self._clock() + wait
+                self._wake_by = self._clock() + wait
                 if not self._pending:
                     self._cond.wait(wait)
                 self._wake_by = -math.inf

@@ -443,3 +443,42 @@ def test_an_on_closed_that_raises_does_not_stop_the_scheduler(clock: Clock) -> N
     # THEN the first is closed all the same, and the other keeps beating
     assert sched.open_tasks == 1
     assert sent == [5.0, 10.0]
+
+
+def test_registrations_of_finished_tasks_do_not_pile_up_while_the_scheduler_sleeps(clock: Clock) -> None:
+    # A sandbox running many short tasks: each registers and unregisters long before its first beat is due, and
+    # the scheduler thread (here: nobody) does not wake in between. The queue must not hold them all.
+    from callback_kit.heartbeat import COMPACT_AT
+
+    sched = HeartbeatScheduler(clock=clock, start_thread=False, jitter=0.0)
+    keep = [sched.register(lambda: True, 30, lambda: None) for _ in range(3)]
+    for _ in range(5 * COMPACT_AT):
+        beat = sched.register(lambda: True, 30, lambda: None)
+        sched.unregister(beat)
+        # An unregistered beat keeps nothing of its task (token, completer, task state) while it waits to be dropped.
+        assert beat.send() is True
+        assert beat.on_closed() is None
+    assert len(sched._pending) <= COMPACT_AT + 1
+    assert sched.open_tasks == 3
+    # The tasks still open were kept, and still beat.
+    clock.now = 30.0
+    sched.run_pending()
+    assert sched.sent == 3
+    for beat in keep:
+        sched.unregister(beat)
+
+
+def test_the_heap_drops_entries_of_finished_tasks_in_bulk(clock: Clock) -> None:
+    from callback_kit.heartbeat import COMPACT_AT
+
+    sched = HeartbeatScheduler(clock=clock, start_thread=False, jitter=0.0)
+    beats = [sched.register(lambda: True, 30, lambda: None) for _ in range(3 * COMPACT_AT)]
+    sched.run_pending()  # moves them all into the heap (none due)
+    assert len(sched._heap) == 3 * COMPACT_AT
+    for beat in beats[1:]:
+        sched.unregister(beat)
+    sched.run_pending()
+    assert len(sched._heap) == 1
+    clock.now = 30.0
+    sched.run_pending()
+    assert sched.sent == 1
