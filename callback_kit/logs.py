@@ -82,18 +82,31 @@ def debug_enabled() -> bool:
 
     The happy path logs only at DEBUG; asking the powertools Logger would import powertools (~20 ms of a cold
     start) and build a record that is then dropped. Until callback-kit's Logger exists, its level can only come
-    from the environment (powertools reads it at creation) or from the standard logger of the same name.
+    from the environment (powertools reads it at creation) or from the standard logger of the same name. The
+    environment is read once, at the first call (as powertools reads it once, when the Logger is made): it is
+    on every task's path.
 
     Example:
         >>> isinstance(debug_enabled(), bool)
         True
     """
+    global _env_debug, _named
     if _logger is not None:
         return _std_logger().isEnabledFor(logging.DEBUG)
-    if any(os.environ.get(name, "").upper() == "DEBUG" for name in _LEVEL_ENV):
+    if _env_debug is None:
+        _env_debug = any(os.environ.get(name, "").upper() == "DEBUG" for name in _LEVEL_ENV)
+    if _env_debug:
         get_logger()  # powertools sets the level from the environment as it makes the Logger
         return _std_logger().isEnabledFor(logging.DEBUG)
-    return logging.getLogger(_service()).isEnabledFor(logging.DEBUG)
+    if _named is None:
+        _named = logging.getLogger(_service())
+    return _named.isEnabledFor(logging.DEBUG)
+
+
+#: Whether a level variable asked for DEBUG, read at the first debug_enabled() call (None: not read yet).
+_env_debug: bool | None = None
+#: The standard logger named like callback-kit's Logger, before that Logger exists.
+_named: logging.Logger | None = None
 
 
 def _service() -> str:
