@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import _thread
 
-# Serialises set() calls, so that the held lock is released exactly once. set() is rare and quick.
-_set_lock = _thread.allocate_lock()
+# Serialise set() calls on one latch, so that its held lock is released exactly once. Striped: one lock for all
+# latches would be taken by every task of a batch from every worker thread, and a worker preempted while
+# holding it would make the others queue behind it.
+_STRIPES = 64
+_set_locks = tuple(_thread.allocate_lock() for _ in range(_STRIPES))
 
 
 class Latch:
@@ -39,7 +42,7 @@ class Latch:
 
     def set(self) -> None:
         """Set the flag and wake every waiter, now and to come."""
-        with _set_lock:
+        with _set_locks[(id(self) >> 4) % _STRIPES]:
             if self._flag:
                 return
             self._flag = True

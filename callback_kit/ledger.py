@@ -37,41 +37,54 @@ DEFAULT_MAX_ANSWERED = 10_000
 
 
 class Ledger:
-    """The tokens this process runs or answered (see the module docstring)."""
+    """The tokens this process runs or answered (see the module docstring).
+
+    Every record of a batch claims and releases its token here, from up to ``max_concurrency`` threads at once,
+    so there is no lock: each step is one atomic operation on a built-in dict (``setdefault``, ``get``, ``pop``,
+    an item assignment), and the order of the steps makes every interleaving safe. A release records the token
+    as answered *before* it gives up ownership; a claim takes ownership, then looks for the token among the
+    answered. So a claim that races a release either finds the owner (and waits for its result) or finds the
+    answer. (With a lock, a worker preempted while holding it made the others queue behind it: a lock convoy
+    that cost an SQS batch of 10,000 records two thread switches per record.)
+    """
 
     def __init__(self, max_answered: int = DEFAULT_MAX_ANSWERED) -> None:
-        self._lock = threading.Lock()
         self._owners: dict[str, Any] = {}
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._max = max_answered
 
     def claim(self, key: str, run: Any) -> Any:
         """Own ``key`` for ``run``: ``None`` if it now does, the owning run if another runs it, ``True`` if answered."""
-        with self._lock:
-            if key in self._answered:
+        if key in self._answered:
+            with contextlib.suppress(KeyError):  # forgotten (evicted) meanwhile: still answered
                 self._answered.move_to_end(key)
-                return True
-            owner = self._owners.get(key)
-            if owner is not None:
-                return owner
-            self._owners[key] = run
-            return None
+            return True
+        owner = self._owners.setdefault(key, run)
+        if owner is not run:
+            return owner
+        if key in self._answered:
+            # Answered by a run that released it between the first look and the claim: not ours to run.
+            self._owners.pop(key, None)
+            return True
+        return None
 
     def clear(self) -> None:
         """Forget every answered token (tests use it to stand for another sandbox, which has a ledger of its own)."""
-        with self._lock:
-            self._answered.clear()
+        self._answered.clear()
 
     def release(self, key: str, run: Any, *, answered: bool) -> None:
         """End ``run``'s ownership of ``key``; remember the key when its answer was delivered (or it was closed)."""
-        with self._lock:
-            if self._owners.get(key) is not run:
-                return
-            del self._owners[key]
-            if answered:
-                self._answered[key] = None
-                while len(self._answered) > self._max:
-                    self._answered.popitem(last=False)
+        if self._owners.get(key) is not run:
+            return
+        if answered:
+            answered_keys = self._answered
+            answered_keys[key] = None  # first: a claim that still sees the owner waits for its result
+            while len(answered_keys) > self._max:
+                try:
+                    answered_keys.popitem(last=False)
+                except KeyError:  # another release evicted the last one first
+                    break
+        self._owners.pop(key, None)
 
 
 _default = Ledger()
