@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from callback_kit.exceptions import NotInTaskError
 from callback_kit.latch import Latch
@@ -38,17 +38,22 @@ class TaskInfo:
     envelope: str | None = None
 
 
-@dataclass
 class TaskState:
-    """The runner's mutable per-task state behind the public functions (internal)."""
+    """The runner's mutable per-task state behind the public functions (internal; one per task, hence slots)."""
 
-    info: TaskInfo
-    cancelled: Latch = field(default_factory=Latch)
-    beat: Callable[[], None] | None = None
-    #: The raw token, for :func:`hand_off` only; never logged, never put in :class:`TaskInfo`.
-    token: str | None = field(default=None, repr=False)
-    #: Set by :func:`hand_off`: someone else completes the task, so the runner sends nothing.
-    handed_off: bool = False
+    __slots__ = ("beat", "cancelled", "handed_off", "info", "token")
+
+    def __init__(self, info: TaskInfo, *, token: str | None = None) -> None:
+        self.info = info
+        self.cancelled = Latch()
+        self.beat: Callable[[], None] | None = None
+        #: The raw token, for :func:`hand_off` only; never logged, never put in :class:`TaskInfo`.
+        self.token = token
+        #: Set by :func:`hand_off`: someone else completes the task, so the runner sends nothing.
+        self.handed_off = False
+
+    def __repr__(self) -> str:  # never the token
+        return f"<TaskState {self.info.token_fingerprint} cancelled={self.cancelled.is_set()}>"
 
 
 _current: ContextVar[TaskState | None] = ContextVar("callback_kit_task", default=None)

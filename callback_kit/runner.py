@@ -14,7 +14,7 @@ import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from callback_kit.completion import Completer, Delivery
@@ -83,7 +83,6 @@ class RunOptions:
     heartbeat_interval: float | None = None
 
 
-@dataclass
 class TaskRun:
     """One task from start to its single completion.
 
@@ -106,26 +105,64 @@ class TaskRun:
         (<Status.SUCCEEDED: 'succeeded'>, [4])
     """
 
-    record: TaskRecord
-    fn: Callable[[Any], Any]
-    options: RunOptions
-    completer: Completer
-    scheduler: HeartbeatScheduler
-    clock: Callable[[], float] = time.monotonic
-    deadline: float | None = None
-    #: The tokens this process runs or answered (default: the ledger of the completer's client).
-    ledger: Ledger | None = field(default=None, repr=False)
-    #: An earlier record of the same token in the same event: this one waits for it and never runs itself.
-    twin: TaskRun | None = field(default=None, repr=False)
-    _key: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _claimed: bool = False
-    _started: bool = False
-    _state: TaskState | None = None
-    _beat: Beat | None = None
-    #: The end of this run, once known; ``done`` is set at the same moment.
-    result: TaskResult | None = None
-    done: Latch = field(default_factory=Latch, repr=False)
+    # A plain class with slots rather than a dataclass: one is made per record (10,000 in a large SQS batch), and
+    # slots make it smaller, quicker to build, and cheaper for the garbage collector.
+    __slots__ = (
+        "_beat",
+        "_claimed",
+        "_key",
+        "_lock",
+        "_started",
+        "_state",
+        "clock",
+        "completer",
+        "deadline",
+        "done",
+        "fn",
+        "ledger",
+        "options",
+        "record",
+        "result",
+        "scheduler",
+        "twin",
+    )
+
+    def __init__(
+        self,
+        record: TaskRecord,
+        fn: Callable[[Any], Any],
+        options: RunOptions,
+        completer: Completer,
+        scheduler: HeartbeatScheduler,
+        clock: Callable[[], float] = time.monotonic,
+        deadline: float | None = None,
+        ledger: Ledger | None = None,
+        twin: TaskRun | None = None,
+    ) -> None:
+        self.record = record
+        self.fn = fn
+        self.options = options
+        self.completer = completer
+        self.scheduler = scheduler
+        self.clock = clock
+        self.deadline = deadline
+        #: The tokens this process runs or answered (default: the ledger of the completer's client).
+        self.ledger = ledger
+        #: An earlier record of the same token in the same event: this one waits for it and never runs itself.
+        self.twin = twin
+        self._key: str | None = None
+        self._lock = threading.Lock()
+        self._claimed = False
+        self._started = False
+        self._state: TaskState | None = None
+        self._beat: Beat | None = None
+        #: The end of this run, once known; ``done`` is set at the same moment.
+        self.result: TaskResult | None = None
+        self.done = Latch()
+
+    def __repr__(self) -> str:
+        status = self.result.status.value if self.result is not None else ("running" if self._started else "new")
+        return f"<TaskRun {self.record.source} {self.record.record_id or ''} {status}>"
 
     @property
     def started(self) -> bool:
