@@ -152,7 +152,12 @@ def _per_record(handler: Callable[[Event, Any], Any], size: int, reps: int) -> f
 
 
 def overhead_curve(quick: bool) -> list[tuple[int, float]]:
-    """(batch size, callback-kit's per-record overhead over the hand-written loop, seconds), null client."""
+    """(batch size, callback-kit's per-record overhead over the hand-written loop, seconds), null client.
+
+    The sizes and the two sides are measured in interleaved rounds (each round: every size, both sides, about the
+    same number of records per size), and each size's figure is the median over the rounds: this machine's speed
+    drifts by tens of percent over seconds, and sizes measured one after another would compare two speeds.
+    """
     from bench.pertask import NullClient
 
     client = NullClient()
@@ -160,11 +165,14 @@ def overhead_curve(quick: bool) -> list[tuple[int, float]]:
     base = _handwritten(client, lambda: None)
     _per_record(ours, 100, 2)  # warm up: imports, worker threads
     sizes = (100, 10_000) if quick else (100, 300, 1000, 3000, 10_000)
-    points = []
-    for size in sizes:
-        reps = max(1, min(20, 20_000 // size)) if not quick else max(1, 2000 // size)
-        points.append((size, _per_record(ours, size, reps) - _per_record(base, size, reps)))
-    return points
+    rounds = 3 if quick else 7
+    per_round = 2_000 if quick else 10_000  # records per size and side in each round
+    samples: dict[int, list[float]] = {size: [] for size in sizes}
+    for _ in range(rounds):
+        for size in sizes:
+            reps = max(1, per_round // size)
+            samples[size].append(_per_record(ours, size, reps) - _per_record(base, size, reps))
+    return [(size, median(samples[size])) for size in sizes]
 
 
 def batch_scaling(quick: bool) -> list[Row]:
