@@ -223,6 +223,10 @@ class TaskRun:
             if settled:
                 self.result = result
         if settled:
+            # Nothing reads the task's state or beat once the run is settled (the claim comes first everywhere):
+            # let them go now rather than with the batch, which may hold 10,000 settled runs.
+            self._state = None
+            self._beat = None
             if self._key is not None and self.ledger is not None:
                 self.ledger.release(self._key, self, answered=result.status.answered)
             self.done.set()
