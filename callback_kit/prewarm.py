@@ -26,8 +26,7 @@ def prewarm(*, client: bool = True) -> None:
         >>> ck.prewarm(client=False)  # at module level, beside the decorated handler
     """
     # Each import below is one the first task would otherwise make (see the modules' own lazy imports).
-    import concurrent.futures  # noqa: F401 - the handler's shared pool
-    import queue  # noqa: F401 - used by concurrent.futures' workers
+    import callback_kit.workers  # noqa: F401 - the handler's shared pool (its threads start with the first task)
 
     from callback_kit.completion import default_client, is_transient
     from callback_kit.heartbeat import get_scheduler
