@@ -27,7 +27,6 @@ def prewarm(*, client: bool = True) -> None:
     """
     # Each import below is one the first task would otherwise make (see the modules' own lazy imports).
     import callback_kit.workers  # noqa: F401 - the handler's shared pool (its threads start with the first task)
-
     from callback_kit.completion import default_client, is_transient
     from callback_kit.heartbeat import get_scheduler
     from callback_kit.logs import fingerprint, get_logger
