@@ -120,6 +120,8 @@ class CallbackHandler(Generic[P, R]):
         self.fn = fn
         self._options = dict(options)
         self._resolved: HandlerOptions | None = None
+        # What every invocation shares, built once from the options: the completer and the runner's options.
+        self._parts: tuple[HandlerOptions, Completer, RunOptions] | None = None
         functools.update_wrapper(self, fn)
 
     @property
@@ -130,7 +132,11 @@ class CallbackHandler(Generic[P, R]):
         return self._resolved
 
     def __call__(self, event: Any, context: Any = None) -> PartialItemFailureResponse | None:
-        return _process(event, context, self.fn, self.options)
+        options = self.options
+        parts = self._parts
+        if parts is None or parts[0] is not options:
+            parts = self._parts = (options, *_task_parts(options))
+        return _process(event, context, self.fn, options, parts[1], parts[2])
 
 
 @overload
@@ -212,18 +218,28 @@ def process_event(
         >>> def lambda_handler(event, context):
         ...     return ck.process_event(event, context, check, heartbeat_interval=20)
     """
-    return _process(event, context, fn, HandlerOptions.resolve(**options))
+    resolved = HandlerOptions.resolve(**options)
+    return _process(event, context, fn, resolved, *_task_parts(resolved))
+
+
+def _task_parts(options: HandlerOptions) -> tuple[Completer, RunOptions]:
+    """The completer and runner options of every invocation under ``options`` (both stateless)."""
+    completer = Completer(options.client, options.retry or RetryPolicy())
+    return completer, RunOptions(options.model, options.error_map, options.heartbeat_interval)
 
 
 def _process(
-    event: Any, context: Any, fn: Callable[[Any], Any], options: HandlerOptions
+    event: Any,
+    context: Any,
+    fn: Callable[[Any], Any],
+    options: HandlerOptions,
+    completer: Completer,
+    run_options: RunOptions,
 ) -> PartialItemFailureResponse | None:
     records = parse_event(
         event, source=options.source, token_path=options.token_path, payload_path=options.payload_path
     )
-    completer = Completer(options.client, options.retry or RetryPolicy())
     scheduler = options.scheduler or get_scheduler()
-    run_options = RunOptions(options.model, options.error_map, options.heartbeat_interval)
     idem = options.idempotency
     runs = [
         TaskRun(r, idem.wrap(fn, r.token, context) if idem and r.token else fn, run_options, completer, scheduler)
