@@ -26,6 +26,7 @@ the sleep. The default client therefore turns botocore's own retries off, so the
 from __future__ import annotations
 
 import enum
+import itertools
 import random
 import threading
 import time
@@ -51,7 +52,7 @@ from callback_kit.exceptions import (
 )
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
-from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, limiter_for  # perf (issue 13): shared rate limiter
+from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, THROTTLE_CODES, limiter_for  # perf (issue 13)
 from callback_kit.timeouts import MIN_TIMEOUT, bounded
 
 if TYPE_CHECKING:
@@ -89,7 +90,13 @@ class Delivery(enum.Enum):
 class RetryPolicy:
     """How completion calls are retried on transient errors: exponential backoff with full jitter.
 
-    Attempt ``n`` (from 0) waits a random time up to ``min(max_delay, base_delay * 2**n)``.
+    Attempt ``n`` (from 0) waits a random time up to ``min(max_delay, base_delay * 2**n)``. A call is given
+    ``max_attempts`` attempts; attempts refused with a throttling error while the process-wide rate limiter
+    paces the endpoint (:mod:`callback_kit.ratelimit`, engaged by the first throttle) count against
+    ``max_throttled_attempts`` instead, and are retried after the limiter's pacing and a first-attempt pause
+    (``delay(0)``) rather than a growing one. There, a throttle means the limiter is still finding the rate Step
+    Functions accepts, and giving up would hand the message back to run the whole task again into the same
+    quota. Neither budget lets a retry start past a deadline.
 
     Example:
         >>> policy = RetryPolicy(max_attempts=3, sleep=lambda s: None)
@@ -98,6 +105,7 @@ class RetryPolicy:
     """
 
     max_attempts: int = 6
+    max_throttled_attempts: int = 18
     base_delay: float = 0.1
     max_delay: float = 5.0
     sleep: Callable[[float], None] = time.sleep
@@ -220,7 +228,8 @@ class Completer:
         landed = False  # whether an earlier attempt may have reached Step Functions
         client = self._client()
         limiter = limiter_for(client)  # perf (issue 13): one limiter shared by every call to this endpoint
-        for attempt in range(policy.max_attempts):
+        failed = throttled = 0  # failed attempts, and those throttled while the limiter paced (RetryPolicy)
+        for attempt in itertools.count():
             # perf (issue 13): wait for the shared rate limiter, but never past the deadline (less the call's own
             # minimum time). When no token comes in time, the call goes out at once and Step Functions decides.
             pause = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT)
@@ -271,8 +280,15 @@ class Completer:
                     )
                     raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
                 landed = landed or may_have_landed(exc)
-                pause = policy.delay(attempt)
-                last = attempt + 1 == policy.max_attempts
+                if limiter.enabled and code in THROTTLE_CODES:
+                    # The limiter paces the retry (it waits for its turn at the top of the loop): back off only
+                    # as after a first failure, so that a task's retries do not trail its batch by seconds.
+                    throttled += 1
+                    pause = policy.delay(0)
+                else:
+                    failed += 1
+                    pause = policy.delay(failed - 1)
+                last = failed >= policy.max_attempts or throttled >= policy.max_throttled_attempts
                 if last or (deadline is not None and policy.clock() + pause + MIN_TIMEOUT > deadline):
                     log.error(
                         f"{api}: giving up after {attempt + 1} attempts",

@@ -101,3 +101,38 @@ def test_heartbeat_throttles_are_reported_too(t: FakeTime, limiter: RateLimiter)
     # THEN the task is still taken for open, and the limiter learnt of the throttle
     assert alive is True
     assert limiter.throttles == 1
+
+
+def test_throttles_while_the_limiter_paces_have_their_own_larger_budget(t: FakeTime, limiter: RateLimiter) -> None:
+    # GIVEN a completion throttled ten times in a row at the quota: more than its six ordinary attempts
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskSuccess", "ThrottlingException", times=10)
+    token = fake.open_task()
+    # WHEN it is sent through the pacing limiter
+    delivery = completer(fake, t).complete(token, Success('{"ok": true}'))
+    # THEN it is delivered on the eleventh attempt instead of being handed back to run the whole task again
+    assert delivery is Delivery.DELIVERED
+    assert len(fake.calls_for(token)) == 11
+    assert limiter.enabled
+
+
+def test_the_throttle_budget_ends_too_and_other_errors_keep_theirs(t: FakeTime, limiter: RateLimiter) -> None:
+    from callback_kit.exceptions import CallbackDeliveryError
+
+    policy = RetryPolicy(max_attempts=3, max_throttled_attempts=5, sleep=t.sleep, clock=t.clock, random=lambda: 1.0)
+    # A completion throttled without end gives up after max_throttled_attempts...
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskSuccess", "ThrottlingException", times=99)
+    token = fake.open_task()
+    with pytest.raises(CallbackDeliveryError) as info:
+        Completer(fake, policy).complete(token, Success("{}"))
+    assert info.value.code == "ThrottlingException"
+    assert len(fake.calls_for(token)) == 5
+    # ...and a 5xx is still retried max_attempts times, throttles or not.
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskSuccess", "ServiceUnavailable", times=99)
+    other = fake.open_task()
+    with pytest.raises(CallbackDeliveryError) as info:
+        Completer(fake, policy).complete(other, Success("{}"))
+    assert info.value.code == "ServiceUnavailable"
+    assert len(fake.calls_for(other)) == 3
