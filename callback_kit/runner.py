@@ -338,7 +338,7 @@ class TaskRun:
                 return failure(ERROR_INVALID_PAYLOAD, _validation_message(exc), error_type=ERROR_INVALID_PAYLOAD)
         try:
             value = self.fn(payload)
-            if inspect.isawaitable(value):
+            if type(value) not in _PLAIN and inspect.isawaitable(value):
                 value = run_awaitable(value)
         except RedeliverError:
             raise
@@ -443,6 +443,10 @@ def run_awaitable(awaitable: Any) -> Any:
     if not ok:
         raise value
     return value
+
+
+#: Return types that are never awaitable: skip the (slower) awaitable check for them.
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

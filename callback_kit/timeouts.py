@@ -51,12 +51,20 @@ def bounded(client: Any, seconds: float | None) -> Any:
     return client
 
 
+#: Whether instances of a type are botocore clients, by type: asked on every call made under a deadline.
+_botocore_types: dict[type, bool] = {}
+
+
 def _is_botocore_client(client: Any) -> bool:
-    try:
-        from botocore.client import BaseClient
-    except ImportError:  # pragma: no cover - botocore is a dependency
-        return False
-    return isinstance(client, BaseClient)
+    kind = type(client)
+    known = _botocore_types.get(kind)
+    if known is None:
+        try:
+            from botocore.client import BaseClient
+        except ImportError:  # pragma: no cover - botocore is a dependency
+            return False
+        known = _botocore_types[kind] = isinstance(client, BaseClient)
+    return known
 
 
 def _botocore_copy(client: Any, seconds: float) -> Any:
