@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from callback_kit.sources.envelopes import is_eventbridge_event
 from callback_kit.sources.records import Source
-from callback_kit.sources.tokens import TOKEN_KEYS, find_token_path
+from callback_kit.sources.tokens import TOKEN_KEYS, find_token_path, is_mapping
 
 #: How many top-level keys :func:`describe_event` names (an event can be large; the log line should not be).
 MAX_KEYS_SHOWN = 20
@@ -32,13 +31,13 @@ def detect_source(event: Any, *, token_path: str | None = None) -> Source | None
         >>> detect_source({"order": 7}) is None
         True
     """
-    if not isinstance(event, Mapping):
+    if not is_mapping(event):
         return None
     records = event.get("Records")
     if isinstance(records, list) and records:
-        if all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records):
+        if all(is_mapping(r) and r.get("eventSource") == "aws:sqs" for r in records):
             return "sqs"
-        if all(isinstance(r, Mapping) and r.get("EventSource") == "aws:sns" for r in records):
+        if all(is_mapping(r) and r.get("EventSource") == "aws:sns" for r in records):
             return "sns"
     if is_eventbridge_event(event):  # an envelope, even one that lost its detail
         return "eventbridge"
@@ -56,7 +55,7 @@ def describe_event(event: Any, *, token_path: str | None = None) -> str:
         >>> describe_event({"order": 7, "user": "u1"})
         "the event has no known shape: got an object with keys ['order', 'user']; expected an SQS or SNS batch (Records), an EventBridge event (detail-type, source, detail) or a direct payload with a task token (looked for context.Task.Token, TaskToken, taskToken, tasktoken, TASK_TOKEN, task_token, MyTaskToken, token, Token)"
     """  # noqa: E501 - the doctest shows the message as one line
-    if isinstance(event, Mapping):
+    if is_mapping(event):
         keys = [str(k)[:40] for k in list(event)[:MAX_KEYS_SHOWN]]
         more = f" and {len(event) - MAX_KEYS_SHOWN} more" if len(event) > MAX_KEYS_SHOWN else ""
         got = f"an object with keys {keys}{more}" if keys else "an empty object"
@@ -76,7 +75,7 @@ def describe_event(event: Any, *, token_path: str | None = None) -> str:
 
 
 def _record_kind(record: Any) -> str:
-    if not isinstance(record, Mapping):
+    if not is_mapping(record):
         return f"a {type(record).__name__}"
     source = record.get("eventSource", record.get("EventSource"))
     return f"eventSource {str(source)[:40]!r}" if source is not None else "no eventSource"

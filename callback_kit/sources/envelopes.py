@@ -9,11 +9,11 @@ payload are looked for in the message the state machine sent.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from callback_kit.sources.records import Envelope
+from callback_kit.sources.tokens import is_mapping
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def is_sns_notification(body: Any) -> bool:
         True
     """
     return (
-        isinstance(body, Mapping)
+        is_mapping(body)
         and body.get("Type") == "Notification"
         and isinstance(body.get("Message"), str)
         and "TopicArn" in body
@@ -50,7 +50,7 @@ def is_eventbridge_event(body: Any) -> bool:
         >>> is_eventbridge_event({"detail-type": "x", "source": "y", "detail": {}})
         True
     """
-    return isinstance(body, Mapping) and "detail-type" in body and "source" in body
+    return is_mapping(body) and "detail-type" in body and "source" in body
 
 
 def unwrap(body: Any) -> Unwrapped:

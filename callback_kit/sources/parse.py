@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from callback_kit.exceptions import MalformedEventError
 from callback_kit.sources.detect import describe_event, detect_source
 from callback_kit.sources.envelopes import Unwrapped, execution_from_resources, unwrap
 from callback_kit.sources.records import SOURCES, Envelope, Source, TaskRecord
-from callback_kit.sources.tokens import MISSING, TOKEN_KEYS, check_token, find_token_path, get_path, without_token
+from callback_kit.sources.tokens import (
+    MISSING,
+    TOKEN_KEYS,
+    check_token,
+    find_token_path,
+    get_path,
+    is_mapping,
+    without_token,
+)
 
 
 def parse_event(
@@ -37,13 +44,13 @@ def parse_event(
     if kind is None:
         raise MalformedEventError(describe_event(event, token_path=token_path))
     if kind in ("sqs", "sns"):
-        records = event.get("Records") if isinstance(event, Mapping) else None
+        records = event.get("Records") if is_mapping(event) else None
         if not isinstance(records, list):
             raise MalformedEventError(f"source={kind!r} but the event has no Records list")
         parse = _sqs_record if kind == "sqs" else _sns_record
         return [parse(r, token_path, payload_path) for r in records]
     if kind == "eventbridge":
-        if not isinstance(event, Mapping) or ("detail" not in event and "detail-type" not in event):
+        if not is_mapping(event) or ("detail" not in event and "detail-type" not in event):
             raise MalformedEventError("source='eventbridge' but the event has no detail")
         record_id = _str_or_none(event.get("id"))
         if "detail" not in event:
@@ -137,11 +144,11 @@ def _message(
 
 
 def _sqs_record(record: Any, token_path: str | None, payload_path: str | None) -> TaskRecord:
-    if not isinstance(record, Mapping):  # only with source="sqs" forced; one bad record must not sink the batch
+    if not is_mapping(record):  # only with source="sqs" forced; one bad record must not sink the batch
         return TaskRecord("sqs", None, problem=f"the SQS record is not an object (got {type(record).__name__})")
     record_id = _str_or_none(record.get("messageId"))
     attributes = record.get("attributes")
-    group_id = _str_or_none(attributes.get("MessageGroupId")) if isinstance(attributes, Mapping) else None
+    group_id = _str_or_none(attributes.get("MessageGroupId")) if is_mapping(attributes) else None
     body, problem = _json_string(record.get("body"), "the SQS body")
     if problem:
         return TaskRecord("sqs", None, record_id=record_id, group_id=group_id, problem=problem)
@@ -163,8 +170,8 @@ def _sqs_record(record: Any, token_path: str | None, payload_path: str | None) -
 
 
 def _sns_record(record: Any, token_path: str | None, payload_path: str | None) -> TaskRecord:
-    sns = record.get("Sns") if isinstance(record, Mapping) else None
-    if not isinstance(sns, Mapping):  # only with source="sns" forced
+    sns = record.get("Sns") if is_mapping(record) else None
+    if not is_mapping(sns):  # only with source="sns" forced
         return TaskRecord("sns", None, problem="the SNS record has no Sns object")
     record_id = _str_or_none(sns.get("MessageId"))
     message, problem = _json_string(sns.get("Message"), "the SNS message")
