@@ -53,7 +53,7 @@ from callback_kit.exceptions import (
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
 from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, THROTTLE_CODES, limiter_for  # perf (issue 13)
-from callback_kit.timeouts import MIN_TIMEOUT, bounded
+from callback_kit.timeouts import MIN_TIMEOUT, bounded, build_client
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -345,7 +345,13 @@ def default_client() -> SFNClient:
                 )
                 # botocore's DEBUG logs print request bodies, task tokens included: mask them before any is made.
                 install_token_redaction()
-                _default_client = boto3.session.Session().client("stepfunctions", config=config)
+                # Built from the session bounded copies are made from (callback_kit.timeouts), so that a copy
+                # reuses the service model and endpoint data this client loaded.
+                _default_client = build_client(
+                    lambda session: boto3.session.Session(botocore_session=session).client(
+                        "stepfunctions", config=config
+                    )
+                )
     return _default_client
 
 
