@@ -11,13 +11,13 @@ Both sides run with compiled bytecode, as a deployed layer or package does: the 
 ``compileall`` first and ``PYTHONDONTWRITEBYTECODE`` is unset for the measured processes (this machine sets it,
 and an editable install has no ``.pyc``, which would charge ~20 ms of compiling to callback-kit alone).
 
-Sides: the hand-written module (boto3 and the client at import), the decorated module (everything lazy), and the
+Sides: the hand-written module (boto3 and the client at import); the decorated module (everything lazy); the
 decorated module with ``ck.prewarm()`` at module level (for provisioned concurrency and SnapStart, where INIT is
-paid ahead of traffic), and the decorated module with 10 s left in the Lambda (under the default client's own
-timeouts, so that its call is made on a copy of the client bounded to the time left). The decorated and hand-written modules run once more with the cyclic garbage collector
-off from the first line: one full collection is ~15 ms once boto3 is loaded, and whether one falls inside the
-process depends on where allocation counts cross the collector's thresholds, which a few thousand allocations
-either way decide.
+paid ahead of traffic); and the decorated module with 10 s left in the Lambda (under the default client's own
+timeouts, so that its call is made on a copy of the client bounded to the time left). The decorated and
+hand-written modules run once more with the cyclic garbage collector off from the first line: one full
+collection is ~15 ms once boto3 is loaded, and whether one falls inside the process depends on where allocation
+counts cross the collector's thresholds, which a few thousand allocations either way decide.
 """
 
 from __future__ import annotations
