@@ -43,7 +43,11 @@ MIN_TIMEOUT = 0.01
 _MAX_COPIES = 32
 
 _lock = threading.Lock()
-_copies: OrderedDict[tuple[int, float], Any] = OrderedDict()
+#: (id of the original, timeout) -> (the original, its copy). The original is kept, and compared, because an id is
+#: only unique among live objects: a client built after another was collected may get its id.
+_copies: OrderedDict[tuple[int, float], tuple[Any, Any]] = OrderedDict()
+#: Held while a bounded copy is made, so that each is made once.
+_copy_lock = threading.Lock()
 #: Held while a client is built from the shared session: botocore sessions are not safe to build clients from in
 #: several threads at once.
 _build_lock = threading.Lock()
@@ -86,19 +90,32 @@ def _botocore_copy(client: Any, seconds: float) -> Any:
         return client  # its own timeouts already end in time
     step = grid_floor(seconds)
     key = (id(client), step)
-    with _lock:
-        copy = _copies.get(key)
-        if copy is not None:
-            _copies.move_to_end(key)
-            return copy
-    copy = _make_copy(client, step)
-    if copy is None:
-        return client
-    with _lock:
-        _copies[key] = copy
-        while len(_copies) > _MAX_COPIES:
-            _copies.popitem(last=False)
+    cached = _cached_copy(key, client)
+    if cached is not None:
+        return cached
+    # One copy is made at a time, and whoever waited for it uses it: the forty tasks of a batch that all reach a
+    # new step at once would otherwise make forty copies, each with connections of its own.
+    with _copy_lock:
+        cached = _cached_copy(key, client)
+        if cached is not None:
+            return cached
+        copy = _make_copy(client, step)
+        if copy is None:
+            return client
+        with _lock:
+            _copies[key] = (client, copy)
+            while len(_copies) > _MAX_COPIES:
+                _copies.popitem(last=False)
     return copy
+
+
+def _cached_copy(key: tuple[int, float], client: Any) -> Any:
+    with _lock:
+        entry = _copies.get(key)
+        if entry is None or entry[0] is not client:
+            return None
+        _copies.move_to_end(key)
+        return entry[1]
 
 
 def grid_floor(seconds: float) -> float:

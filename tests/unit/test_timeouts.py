@@ -121,3 +121,21 @@ def test_the_default_clients_copies_reuse_its_loaded_models(
 
 def _stop(request: Any, **kwargs: Any) -> None:
     raise _Sent(request)
+
+
+def test_a_copy_is_never_served_for_another_client_that_reuses_an_id(user_client: Any, fresh_copies: None) -> None:
+    # GIVEN a cached copy made for a client that has since been collected, under the id a new client now has
+    # (ids are unique only among live objects; this plants what that reuse leaves behind)
+    stale_original = boto3.session.Session(
+        aws_access_key_id="AKIDSTALE", aws_secret_access_key="s", region_name="us-west-2"
+    ).client("stepfunctions")
+    stale_copy = bounded(stale_original, 3.0)
+    timeouts._copies[(id(user_client), grid_floor(3.0))] = timeouts._copies.pop((id(stale_original), grid_floor(3.0)))
+
+    # WHEN the new client's call is bounded
+    copy = bounded(user_client, 3.0)
+
+    # THEN it gets a copy of itself, with its own region and credentials, never the stale one
+    assert copy is not stale_copy
+    assert copy.meta.region_name == "eu-west-1"
+    assert copy._request_signer._credentials is user_client._request_signer._credentials
