@@ -46,7 +46,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-server = ThreadingHTTPServer(("127.0.0.1", int(os.environ["ENDPOINT_PORT"])), Handler)
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default backlog of 5 resets bursts of connections that AWS would accept
+
+server = Server(("127.0.0.1", int(os.environ["ENDPOINT_PORT"])), Handler)
 server.daemon_threads = True
 threading.Thread(target=server.serve_forever, daemon=True).start()
 print("ready", flush=True)

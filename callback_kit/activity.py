@@ -46,7 +46,14 @@ from types import FrameType
 from typing import Any
 
 from callback_kit.awsconfig import configuration_problem
-from callback_kit.completion import Completer, Delivery, RetryPolicy, error_code, is_transient
+from callback_kit.completion import (
+    Completer,
+    Delivery,
+    RetryPolicy,
+    error_code,
+    expect_concurrent_calls,
+    is_transient,
+)
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, CallbackDeliveryError
 from callback_kit.handler import CallbackHandler
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
@@ -198,6 +205,8 @@ class ActivityWorker:
         self._client = client
         self._poller: Any = None
         self._completer = _CountingCompleter(client, retry or RetryPolicy(), on_beat=self._count_beat)
+        if client is None:
+            expect_concurrent_calls(concurrency)  # the default client's connections (built on first use)
         self._scheduler = scheduler
         self._backoff = backoff or PollBackoff()
         self._clock = clock

@@ -69,6 +69,7 @@ __all__ = [
     "RetryPolicy",
     "default_client",
     "error_code",
+    "expect_concurrent_calls",
     "is_transient",
     "may_have_landed",
     "send_failure",
@@ -323,12 +324,50 @@ _METHODS = {
 _client_lock = threading.Lock()
 _default_client: SFNClient | None = None
 
+#: The fewest connections the default client keeps open to Step Functions (botocore's own default is 10).
+MIN_POOL_CONNECTIONS = 32
+#: Calls beside the tasks' own completions that may run at once: heartbeat senders, the deadline guard's failures.
+POOL_HEADROOM = 16
+_expected_calls = 0
+_pool_warned = False
+
+
+def expect_concurrent_calls(count: int) -> None:
+    """Say that this process may make ``count`` completion calls at once, so that the default client keeps enough
+    connections open for them (and :data:`POOL_HEADROOM` more).
+
+    A call that finds every kept connection busy opens one more, uses it once and closes it, and urllib3 logs
+    ``Connection pool is full, discarding connection`` at WARNING: with ``max_concurrency=100`` and botocore's
+    default of 10, ninety calls in every wave paid a new TLS handshake. The decorated handler and the activity
+    worker call this with their concurrency; it counts only until the default client is built (on the first task),
+    after which a larger count is logged once, at WARNING.
+
+    Example:
+        >>> expect_concurrent_calls(10)
+    """
+    global _expected_calls, _pool_warned
+    if count <= _expected_calls:
+        return
+    with _client_lock:
+        _expected_calls = max(_expected_calls, count)
+        client = _default_client
+    if client is not None and not _pool_warned:
+        kept = getattr(client.meta.config, "max_pool_connections", None)
+        if kept is not None and count + POOL_HEADROOM > kept:
+            _pool_warned = True
+            get_logger().warning(
+                "the default Step Functions client keeps fewer connections than calls may run at once; pass "
+                "client= built with a larger max_pool_connections",
+                extra={"max_pool_connections": kept, "concurrent_calls": count},
+            )
+
 
 def default_client() -> SFNClient:
     """The process-wide ``stepfunctions`` client, built on first use (never at import).
 
-    It honours the usual AWS environment (region, credentials, ``AWS_ENDPOINT_URL``), has short timeouts, and has
-    botocore's own retries turned off because :class:`Completer` retries.
+    It honours the usual AWS environment (region, credentials, ``AWS_ENDPOINT_URL``), has short timeouts, has
+    botocore's own retries turned off because :class:`Completer` retries, and keeps enough connections open for
+    the calls the process runs at once (see :func:`expect_concurrent_calls`).
     """
     global _default_client
     if _default_client is None:
@@ -341,6 +380,7 @@ def default_client() -> SFNClient:
                     retries={"mode": "standard", "total_max_attempts": 1},
                     connect_timeout=5,
                     read_timeout=15,
+                    max_pool_connections=max(MIN_POOL_CONNECTIONS, _expected_calls + POOL_HEADROOM),
                     user_agent_extra="callback-kit",
                 )
                 # botocore's DEBUG logs print request bodies, task tokens included: mask them before any is made.

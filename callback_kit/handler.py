@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from callback_kit.batch import Batch
-from callback_kit.completion import Completer, RetryPolicy
+from callback_kit.completion import Completer, RetryPolicy, expect_concurrent_calls
 from callback_kit.exceptions import (
     CallbackDeliveryError,
     MissingTokenError,
@@ -224,6 +224,8 @@ def process_event(
 
 def _task_parts(options: HandlerOptions) -> tuple[Completer, RunOptions]:
     """The completer and runner options of every invocation under ``options`` (both stateless)."""
+    if options.client is None:
+        expect_concurrent_calls(options.max_concurrency)  # the default client's connections (built on first use)
     completer = Completer(options.client, options.retry or RetryPolicy())
     return completer, RunOptions(options.model, options.error_map, options.heartbeat_interval)
 
