@@ -50,6 +50,7 @@ from callback_kit.exceptions import (
     InvalidOutputError,
     InvalidTokenError,
 )
+from callback_kit.heartbeat_senders import MAX_SENDERS
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
 from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, THROTTLE_CODES, limiter_for  # perf (issue 13)
@@ -324,17 +325,18 @@ _METHODS = {
 _client_lock = threading.Lock()
 _default_client: SFNClient | None = None
 
-#: The fewest connections the default client keeps open to Step Functions (botocore's own default is 10).
+#: The fewest completion calls at once the default client keeps connections for (botocore keeps 10 in all).
 MIN_POOL_CONNECTIONS = 32
-#: Calls beside the tasks' own completions that may run at once: heartbeat senders, the deadline guard's failures.
-POOL_HEADROOM = 16
+#: Connections kept beside those for completions: one per heartbeat sender thread the scheduler may start. (The
+#: deadline guard's failures replace completions that were never sent, so they need none of their own.)
+POOL_HEADROOM = MAX_SENDERS
 _expected_calls = 0
 _pool_warned = False
 
 
 def expect_concurrent_calls(count: int) -> None:
     """Say that this process may make ``count`` completion calls at once, so that the default client keeps enough
-    connections open for them (and :data:`POOL_HEADROOM` more).
+    connections open for them (and :data:`POOL_HEADROOM` more, for heartbeats).
 
     A call that finds every kept connection busy opens one more, uses it once and closes it, and urllib3 logs
     ``Connection pool is full, discarding connection`` at WARNING: with ``max_concurrency=100`` and botocore's
@@ -380,7 +382,7 @@ def default_client() -> SFNClient:
                     retries={"mode": "standard", "total_max_attempts": 1},
                     connect_timeout=5,
                     read_timeout=15,
-                    max_pool_connections=max(MIN_POOL_CONNECTIONS, _expected_calls + POOL_HEADROOM),
+                    max_pool_connections=max(MIN_POOL_CONNECTIONS, _expected_calls) + POOL_HEADROOM,
                     user_agent_extra="callback-kit",
                 )
                 # botocore's DEBUG logs print request bodies, task tokens included: mask them before any is made.

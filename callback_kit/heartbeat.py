@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from callback_kit.heartbeat_senders import SenderPool
+from callback_kit.heartbeat_senders import MAX_SENDERS, SenderPool
 from callback_kit.logs import get_logger
 
 #: ``ck.heartbeat()`` sends at most this often per task, so a tight loop cannot exhaust the account's quota.
@@ -105,7 +105,7 @@ class HeartbeatScheduler:
         rand: Callable[[], float] = random.random,
         jitter: float = 0.2,
         start_thread: bool = True,
-        max_senders: int = 128,
+        max_senders: int = MAX_SENDERS,
     ) -> None:
         self._clock = clock
         self._rand = rand

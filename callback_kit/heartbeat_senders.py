@@ -33,6 +33,8 @@ INITIAL_LATENCY = 0.02
 SMOOTHING = 0.2
 #: A sender with nothing to send for this long exits (if it is not the last one).
 IDLE_EXIT = 30.0
+#: The most sender threads the heartbeat scheduler starts (each makes one SendTaskHeartbeat call at a time).
+MAX_SENDERS = 128
 
 
 def senders_needed(queued: int, busy: int, latency: float, allowance: float) -> int:

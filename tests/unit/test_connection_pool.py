@@ -121,7 +121,7 @@ def test_a_larger_concurrency_after_the_client_is_built_is_reported_once(endpoin
     # GIVEN the default client, built for the default concurrency, and callback-kit's log lines collected
     client: Any = completion.default_client()
     kept = client.meta.config.max_pool_connections
-    assert kept == completion.MIN_POOL_CONNECTIONS
+    assert kept == completion.MIN_POOL_CONNECTIONS + completion.POOL_HEADROOM
     collect = _Collect()
     lines = collect.records
     library = logging.getLogger(get_logger().service)
