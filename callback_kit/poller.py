@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from callback_kit.logs import install_token_redaction
 
@@ -47,7 +47,7 @@ class PollBackoff:
 
 def poll_client(max_pool_connections: int = 10) -> SFNClient:
     """A ``stepfunctions`` client for long polls: 70 s read timeout, botocore retries off (the worker backs off)."""
-    import boto3
+    import botocore.session
     from botocore.config import Config
 
     # Its responses carry task tokens, which botocore's DEBUG logs would print: mask them before any call.
@@ -60,4 +60,5 @@ def poll_client(max_pool_connections: int = 10) -> SFNClient:
         max_pool_connections=max(10, max_pool_connections + 1),
         user_agent_extra="callback-kit",
     )
-    return boto3.session.Session().client("stepfunctions", config=config)
+    # A session of its own, which reads the environment (region, credentials, endpoint) as it stands now.
+    return cast("SFNClient", botocore.session.get_session().create_client("stepfunctions", config=config))

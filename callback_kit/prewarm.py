@@ -1,6 +1,6 @@
 """``ck.prewarm()``: pay the first task's one-off costs at module level, where INIT is paid ahead of traffic.
 
-callback-kit imports boto3, powertools' Logger and pydantic-core and builds its Step Functions client only when
+callback-kit imports botocore, powertools' Logger and pydantic-core and builds its Step Functions client only when
 the first task needs them, so that importing a handler module is cheap. With provisioned concurrency or
 SnapStart, INIT runs before any request arrives, and that work is better done there: call :func:`prewarm` at
 module level. With on-demand functions it only moves the cost (Lambda bills the INIT phase too since August
