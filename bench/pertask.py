@@ -1,7 +1,8 @@
 """Per-task overhead: the decorator against the hand-written handler, at zero latency and at 30 ms per call.
 
 * **Zero latency** (a null client whose calls return at once): the CPU time callback-kit adds per task, direct
-  invoke and SQS batches of 10, measured as process CPU time (all threads) over many tasks on each side.
+  invoke and SQS batches of 10, measured as process CPU time (all threads) over many tasks on each side; then
+  the same in a process pinned to one CPU, to show what the hand-off between CPUs costs.
 * **30 ms per call** with a real botocore client on both sides, against :mod:`bench.endpoint` on 127.0.0.1,
   which sleeps 30 ms and answers like Step Functions. Direct-invoke tasks alternate between the sides (ABBA
   order), with a Lambda context so that the deadline guard is on; each side's figure is its median.
@@ -10,16 +11,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import io
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from bench.common import Row, median, ms, timed
+from bench.common import Row, median, ms, rows_from_json, timed
 from bench.endpoint import sfn_endpoint
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -188,7 +193,43 @@ def real_client(quick: bool) -> list[Row]:
     ]
 
 
+_ONE_CPU = """
+import os, sys
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before any thread: every thread inherits it
+from pathlib import Path
+from bench.common import rows_to_json
+from bench.pertask import _quiet_stdout, zero_latency
+with _quiet_stdout():
+    rows = zero_latency(sys.argv[2] == "quick")
+Path(sys.argv[1]).write_text(rows_to_json(rows))
+"""
+
+
+def one_cpu(quick: bool) -> list[Row]:
+    """The zero-latency rows again, in a process pinned to one CPU (informational; Linux only).
+
+    A direct invoke under the deadline guard hands its task to a pooled thread and waits for it. On two CPUs the
+    scheduler runs that thread on the other one, and the task's objects cross between the CPUs' caches: these rows
+    show how much of the added CPU that crossing is.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        subprocess.run(
+            [sys.executable, "-c", _ONE_CPU, str(out), "quick" if quick else "full"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=600,
+        )
+        rows = rows_from_json(out.read_text())
+    return [
+        dataclasses.replace(row, case=row.case.replace("zero latency", "zero latency, one CPU"), target="", met=None)
+        for row in rows
+    ]
+
+
 def run(quick: bool) -> list[Row]:
-    """Both halves of the per-task benchmark."""
+    """Both halves of the per-task benchmark, and the zero-latency half again on one CPU."""
     with _quiet_stdout():
-        return zero_latency(quick) + real_client(quick)
+        return zero_latency(quick) + one_cpu(quick) + real_client(quick)
