@@ -342,7 +342,7 @@ def expect_concurrent_calls(count: int) -> None:
     ``Connection pool is full, discarding connection`` at WARNING: with ``max_concurrency=100`` and botocore's
     default of 10, ninety calls in every wave paid a new TLS handshake. The decorated handler and the activity
     worker call this with their concurrency; it counts only until the default client is built (on the first task),
-    after which a larger count is logged once, at WARNING.
+    after which a count larger than the client's whole pool is logged once, at WARNING.
 
     Example:
         >>> expect_concurrent_calls(10)
@@ -355,7 +355,7 @@ def expect_concurrent_calls(count: int) -> None:
         client = _default_client
     if client is not None and not _pool_warned:
         kept = getattr(client.meta.config, "max_pool_connections", None)
-        if kept is not None and count + POOL_HEADROOM > kept:
+        if kept is not None and count > kept:  # the completions alone would open and discard connections
             _pool_warned = True
             get_logger().warning(
                 "the default Step Functions client keeps fewer connections than calls may run at once; pass "
