@@ -7,12 +7,12 @@ attempt included, rather than being left running in a thread.
 
 :func:`bounded` returns the client to make one call on:
 
-* a botocore client: a copy with ``connect_timeout``/``read_timeout`` cut to the time left, or the client itself
-  when its own timeouts already fit. The time left is rounded down to a coarse grid (tenths of a second below one
-  second, then steps about 25% apart) so that a few dozen copies serve every deadline, each keeping its
-  connections warm; a copy shares the original's credentials, endpoint and region, and is built from one botocore
-  session per process (:func:`botocore_session`) whose loaded service model and endpoint data every copy reuses
-  (a copy costs ~3 ms, against ~60-100 ms from a fresh session);
+* a botocore client: a copy whose ``connect_timeout`` and ``read_timeout`` add up to no more than the time left
+  (connecting gets at most a quarter of it), or the client itself when its own timeouts already fit. The time left
+  is rounded down to a coarse grid (tenths of a second below one second, then steps about 25% apart) so that a few
+  dozen copies serve every deadline, each keeping its connections warm; a copy shares the original's credentials,
+  endpoint and region, and is built from one botocore session per process (:func:`botocore_session`) whose loaded
+  service model and endpoint data every copy reuses (a copy costs ~3 ms, against ~60-100 ms from a fresh session);
 * any other client with a ``with_timeout(seconds)`` method (callback-kit's test fakes have one): what it returns;
 * anything else: the client itself (it cannot be bounded; inject a botocore client or a fake to get bounds).
 
@@ -40,6 +40,9 @@ T = TypeVar("T")
 RATIO = 1.25
 #: The shortest timeout a call is given; with less time left, the caller should not start the call at all.
 MIN_TIMEOUT = 0.01
+#: The most of a copy's time that connecting may take (TCP and TLS); reading the response gets the rest. Most
+#: calls reuse a kept connection and do not connect at all.
+CONNECT_SHARE = 0.25
 _MAX_COPIES = 32
 
 _lock = threading.Lock()
@@ -177,10 +180,12 @@ def _make_copy(client: Any, seconds: float) -> Any:
     from botocore.config import Config
 
     meta = client.meta
+    # A call that opens a connection can wait out both timeouts, one after the other: together they must fit.
+    connect = min(seconds * CONNECT_SHARE, float(meta.config.connect_timeout or seconds))
     config = meta.config.merge(
         Config(
-            connect_timeout=min(seconds, float(meta.config.connect_timeout or seconds)),
-            read_timeout=seconds,
+            connect_timeout=connect,
+            read_timeout=seconds - connect,
             retries={"mode": "standard", "total_max_attempts": 1},
         )
     )
