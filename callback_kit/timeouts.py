@@ -9,10 +9,10 @@ attempt included, rather than being left running in a thread.
 
 * a botocore client: a copy whose ``connect_timeout`` and ``read_timeout`` add up to no more than the time left
   (connecting gets at most a quarter of it), or the client itself when its own timeouts already fit. The time left
-  is rounded down to a coarse grid (tenths of a second below one second, then steps about 25% apart) so that a few
-  dozen copies serve every deadline, each keeping its connections warm; a copy shares the original's credentials,
-  endpoint and region, and is built from one botocore session per process (:func:`botocore_session`) whose loaded
-  service model and endpoint data every copy reuses (a copy costs ~3 ms, against ~60-100 ms from a fresh session);
+  is rounded down to a power of two seconds, so that a handful of copies serve every deadline, each keeping its
+  connections warm; a copy shares the original's credentials, endpoint and region, and is built from one botocore
+  session per process (:func:`botocore_session`) whose loaded service model and endpoint data every copy reuses (a
+  copy costs ~3 ms, against ~60-100 ms from a fresh session);
 * any other client with a ``with_timeout(seconds)`` method (callback-kit's test fakes have one): what it returns;
 * anything else: the client itself (it cannot be bounded; inject a botocore client or a fake to get bounds).
 
@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections import OrderedDict
@@ -35,15 +36,17 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-#: Below one second, timeouts are rounded down to a tenth of a second.
-#: From one second up, timeouts are rounded down to a power of this ratio: 1, 1.25, 1.56, ... seconds.
-RATIO = 1.25
+#: Timeouts are rounded down to a power of two seconds (..., 0.25, 0.5, 1, 2, 4, ...): a call is given between
+#: half and all of the time left, and 17 copies at most cover every time left from 0.01 s to 15 minutes. Each copy
+#: keeps connections of its own, so few copies means few sockets.
+RATIO = 2.0
 #: The shortest timeout a call is given; with less time left, the caller should not start the call at all.
 MIN_TIMEOUT = 0.01
 #: The most of a copy's time that connecting may take (TCP and TLS); reading the response gets the rest. Most
 #: calls reuse a kept connection and do not connect at all.
 CONNECT_SHARE = 0.25
-_MAX_COPIES = 32
+#: Copies kept (of all clients); the least recently used beyond this is closed, with its connections.
+_MAX_COPIES = 24
 
 _lock = threading.Lock()
 #: (id of the original, timeout) -> (the original, its copy). The original is kept, and compared, because an id is
@@ -105,10 +108,18 @@ def _botocore_copy(client: Any, seconds: float) -> Any:
         copy = _make_copy(client, step)
         if copy is None:
             return client
+        evicted = []
         with _lock:
             _copies[key] = (client, copy)
             while len(_copies) > _MAX_COPIES:
-                _copies.popitem(last=False)
+                evicted.append(_copies.popitem(last=False)[1][1])
+    for old in evicted:
+        # Its kept sockets go now, not whenever the collector gets to the client's reference cycles. A call still
+        # in flight on it finishes: closing drops idle connections, and the busy one is closed when handed back.
+        close = getattr(old, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
     return copy
 
 
@@ -125,23 +136,15 @@ def grid_floor(seconds: float) -> float:
     """``seconds`` rounded down to the grid of copy timeouts, never below :data:`MIN_TIMEOUT`.
 
     Example:
-        >>> grid_floor(0.37), grid_floor(1.0), grid_floor(2.9), round(grid_floor(29.0), 2)
-        (0.3, 1.0, 2.44140625, 28.42)
+        >>> grid_floor(0.37), grid_floor(1.0), grid_floor(2.9), grid_floor(29.0)
+        (0.25, 1.0, 2.0, 16.0)
         >>> grid_floor(0.001)
         0.01
     """
-    if seconds < 1.0:
-        tenths = int(seconds * 10)
-        if tenths / 10 > seconds:  # the product's rounding error, just below a tenth
-            tenths -= 1
-        return max(MIN_TIMEOUT, tenths / 10)
-    power = int(math.log(seconds, RATIO))
-    # The logarithm's rounding error can land one power off at an exact power of the ratio.
-    if RATIO ** (power + 1) <= seconds:
-        power += 1
-    elif RATIO**power > seconds:
-        power -= 1
-    return float(RATIO**power)
+    if seconds < 2 * MIN_TIMEOUT:
+        return MIN_TIMEOUT
+    _, exponent = math.frexp(seconds)  # seconds = m * 2**exponent with 0.5 <= m < 1, exactly
+    return math.ldexp(1.0, exponent - 1)
 
 
 def botocore_session() -> Any:
