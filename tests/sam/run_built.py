@@ -57,6 +57,7 @@ def main(argv: list[str]) -> int:
         "handler_file": importlib.import_module(module_name).__file__,
         "callback_kit_file": ck.__file__,
         "boto3_file": getattr(sys.modules.get("boto3"), "__file__", None),
+        "botocore_file": getattr(sys.modules.get("botocore"), "__file__", None),
         "python": sys.version.split()[0],
     }
     print(json.dumps(report))
