@@ -36,10 +36,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-#: Timeouts are rounded down to a power of two seconds (..., 0.25, 0.5, 1, 2, 4, ...): a call is given between
-#: half and all of the time left, and 17 copies at most cover every time left from 0.01 s to 15 minutes. Each copy
-#: keeps connections of its own, so few copies means few sockets.
-RATIO = 2.0
 #: The shortest timeout a call is given; with less time left, the caller should not start the call at all.
 MIN_TIMEOUT = 0.01
 #: The most of a copy's time that connecting may take (TCP and TLS); reading the response gets the rest. Most
@@ -133,7 +129,11 @@ def _cached_copy(key: tuple[int, float], client: Any) -> Any:
 
 
 def grid_floor(seconds: float) -> float:
-    """``seconds`` rounded down to the grid of copy timeouts, never below :data:`MIN_TIMEOUT`.
+    """``seconds`` rounded down to a power of two (..., 0.25, 0.5, 1, 2, 4, ...), never below :data:`MIN_TIMEOUT`.
+
+    The grid of copy timeouts: a call is given between half and all of the time left, and 17 copies at most cover
+    every time left from 0.01 s to 15 minutes. Each copy keeps connections of its own, so few copies means few
+    sockets.
 
     Example:
         >>> grid_floor(0.37), grid_floor(1.0), grid_floor(2.9), grid_floor(29.0)

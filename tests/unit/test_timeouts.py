@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 
 from callback_kit import completion, timeouts
-from callback_kit.timeouts import CONNECT_SHARE, MIN_TIMEOUT, RATIO, botocore_session, bounded, grid_floor
+from callback_kit.timeouts import CONNECT_SHARE, MIN_TIMEOUT, botocore_session, bounded, grid_floor
 
 ORIGINAL_KEY = "AKIDORIGINAL0000"
 
@@ -44,7 +44,7 @@ def fresh_copies() -> Iterator[None]:
 def test_the_grid_rounds_down_and_stays_small() -> None:
     # GIVEN times left anywhere from nothing to a 15-minute Lambda, and values right at the grid's points
     rng = random.Random(13)
-    points = [RATIO**k for k in range(-5, 10)]
+    points = [2.0**k for k in range(-5, 10)]
     samples = [rng.uniform(0, 900) for _ in range(20_000)] + [rng.uniform(0, 1.5) for _ in range(5_000)] + points
     grid = set()
     for seconds in samples:
@@ -53,7 +53,7 @@ def test_the_grid_rounds_down_and_stays_small() -> None:
         # THEN no timeout is longer than the time left (but for the floor), nor less than half of it
         assert step <= max(seconds, MIN_TIMEOUT)
         if seconds >= 2 * MIN_TIMEOUT:
-            assert step > seconds / RATIO
+            assert step > seconds / 2
     for point in points:
         assert grid_floor(point) == point  # a grid point maps to itself, not to the one below
     # AND a handful of copies cover every deadline (one per tenth of a second would be 9,000)
