@@ -17,7 +17,6 @@ connection count is the figure to read.
 from __future__ import annotations
 
 import concurrent.futures
-import importlib
 import json
 import logging
 import os
@@ -78,7 +77,6 @@ def run(quick: bool) -> list[Row]:
     """Batches of 100 at each concurrency, the two sides alternating batch by batch."""
     from callback_kit.testing import FakeLambdaContext, sqs_event
 
-    importlib.import_module("callback_kit")
     batches = 4 if quick else 12
     concurrencies = (10, 100) if quick else (10, 50, 100)
     counter = _ConnectionCounter()
