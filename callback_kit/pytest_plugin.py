@@ -35,10 +35,19 @@ def local_sfn() -> Iterator[LocalStepFunctions]:
     minutes remaining. The pump is not started: call ``local_sfn.run(...)`` or use ``with local_sfn.pump():``.
     """
     from callback_kit.simulator import LocalStepFunctions
+    from callback_kit.simulator.moto_adapter import UnsupportedMotoError
     from callback_kit.testing import FakeLambdaContext
 
     def context(name: str) -> FakeLambdaContext:
         return FakeLambdaContext(function_name=name)
 
-    with LocalStepFunctions(context_factory=context) as sim:
-        yield sim
+    simulator = LocalStepFunctions(context_factory=context)
+    try:
+        simulator.__enter__()
+    except UnsupportedMotoError as exc:
+        # One line (the installed moto, the supported range, the fix), not a traceback from inside moto.
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield simulator
+    finally:
+        simulator.__exit__(None, None, None)

@@ -30,11 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callback_kit.logs import fingerprint
-from callback_kit.simulator import LocalStepFunctions
+from callback_kit.simulator import LocalStepFunctions, moto_adapter
 
 __all__ = ["ActivityTaskBridge", "BridgedStepFunctionsClient", "HandedOut"]
-
-_MOTO_CHANGED = "moto's Step Functions internals changed (the activity bridge was written for moto 5.2.x)"
 
 
 @dataclass(frozen=True)
@@ -104,37 +102,20 @@ class ActivityTaskBridge:
         self._store = _ActivityStore(self._find_activity)
         self._closed = threading.Event()
         self._listeners: list[Callable[[HandedOut], None]] = []
-        self._patched: tuple[Any, Any] | None = None
+        self._undo: Callable[[], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> ActivityTaskBridge:
-        try:
-            from moto.stepfunctions.parser import models as typed_models
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise RuntimeError(f"{_MOTO_CHANGED}: {exc}") from exc
-        models: Any = typed_models  # moto does not export the name it builds executions by
-        original = models.Execution
-        store = self._store
-
-        class _Execution(original):  # type: ignore[misc, valid-type]
-            """moto's Execution, with the bridge's activity store instead of an empty one."""
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                kwargs["activity_store"] = store
-                super().__init__(*args, **kwargs)
-
-        # moto builds executions by the module-level name; swap it for the bridge's lifetime only.
-        models.Execution = _Execution
-        self._patched = (models, original)
+        moto_adapter.require()
+        self._undo = moto_adapter.use_activity_store(self._store)
         self._closed.clear()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-        if self._patched is not None:
-            module, original = self._patched
-            module.Execution = original
-            self._patched = None
+        if self._undo is not None:
+            self._undo()
+            self._undo = None
 
     def close(self) -> None:
         """End every waiting ``get_activity_task`` at once (they return no task)."""
@@ -165,52 +146,37 @@ class ActivityTaskBridge:
             raise ClientError(error, "GetActivityTask")  # type: ignore[arg-type]
         deadline = time.monotonic() + self.hold_seconds
         while not self._closed.is_set():
-            try:
-                task = activity.get_task()
-            except IndexError:
+            task = moto_adapter.take_activity_task(activity)
+            if task is None:
                 if time.monotonic() >= deadline:
                     break
                 self._closed.wait(self.poll_interval)
                 continue
-            if self._start(task.task_token, worker_name):
-                handed = HandedOut(activity_arn, worker_name, task.task_input, task.task_token)
+            token, task_input = task
+            if self._start(token, worker_name):
+                handed = HandedOut(activity_arn, worker_name, task_input, token)
                 for listener in list(self._listeners):
                     listener(handed)
-                return {"taskToken": task.task_token, "input": task.task_input}
+                return {"taskToken": token, "input": task_input}
             # The execution that scheduled it has ended: the task is stale, look for the next one.
         return {}
 
     def _start(self, token: str, worker_name: str) -> bool:
         """Tell moto the task started (ActivityStarted, timers armed); False if no running execution has it."""
-        from moto.stepfunctions.parser.asl.eval.callback.callback import ActivityCallbackEndpoint
-
-        for execution in self._backend()._get_executions():
-            env = getattr(execution.exec_worker, "env", None)
-            endpoint = env.callback_pool_manager.get(token) if env is not None else None
-            if not isinstance(endpoint, ActivityCallbackEndpoint):
-                continue
-            endpoint.notify_activity_task_start(worker_name=worker_name or None)
-            # moto arms the heartbeat timer only after it logged ActivityStarted; an answer that came before
-            # would be lost and the task would time out. Wait for the timer, as the simulator does for Lambda.
-            deadline = time.monotonic() + self.start_grace
-            while getattr(endpoint, "_heartbeat_endpoint", None) is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            return True
-        return False
-
-    def _backend(self) -> Any:
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-        return stepfunctions_parser_backends[self.sim.account_id][self.sim.region]
+        sim = self.sim
+        endpoint = moto_adapter.start_activity_task(sim.account_id, sim.region, token, worker_name)
+        if endpoint is None:
+            return False
+        # moto arms the heartbeat timer only after it logged ActivityStarted; an answer that came before would be
+        # lost and the task would time out. Wait for the timer, as the simulator does for Lambda.
+        deadline = time.monotonic() + self.start_grace
+        while not moto_adapter.activity_timer_armed(endpoint) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return True
 
     def _find_activity(self, activity_arn: str) -> Any:
         """moto's interpreter-side Activity for an activity created through the API, or None."""
-        from moto.stepfunctions.parser.backend.activity import Activity
-
-        created = self._backend().activities.get(activity_arn)
-        if created is None:
-            return None
-        return Activity(arn=activity_arn, name=created.name)
+        return moto_adapter.interpreter_activity(self.sim.account_id, self.sim.region, activity_arn)
 
 
 class BridgedStepFunctionsClient:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from callback_kit.simulator.moto_adapter import UnsupportedMotoError
 from demo.template import SamApp, TemplateError, find_checkout
 
 __all__ = ["Case", "CaseResult", "DemoContext", "build_cases", "main", "run"]
@@ -259,6 +260,9 @@ def run(
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO" if args.verbose else "WARNING"
     try:
         results = _run_cases(app, cases, args, reporter, on_ready)
+    except UnsupportedMotoError as exc:
+        reporter.write(f"demo: {exc}")
+        return 2
     except ImportError as exc:
         reporter.write(f"demo: {_NEEDS_EXTRAS} ({exc})")
         return 2

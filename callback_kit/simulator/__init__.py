@@ -8,7 +8,8 @@ services, or invokes a Lambda function, then waits for SendTaskSuccess/SendTaskF
 what the state machine sent to plain ``handler(event, context)`` callables, in the shape Lambda delivers it.
 
 Its rule: code that is right on AWS passes on it, and code that is wrong on AWS fails. Where moto differs from
-AWS, the harness answers as AWS does (checked with moto 5.2.5; the guide is ``docs/simulator.md``):
+AWS, the harness answers as AWS does (moto ``>=5.2.5,<5.2.7``, every touch point in
+:mod:`~callback_kit.simulator.moto_adapter`; the guide is ``docs/simulator.md``):
 
 * Callbacks: the simulator keeps its own ledger of the tokens it issued (:mod:`~callback_kit.simulator.ledger`).
   A closed task's token (answered, timed out, stopped, retried) answers ``TaskTimedOut`` where moto says

@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Literal
 
+from callback_kit.simulator import moto_adapter
 from callback_kit.simulator.ledger import LEDGER, TaskClosedError
 
 __all__ = [
@@ -104,10 +105,8 @@ def strict_backend_method(kind: Kind, original: Callable[..., Any]) -> Callable[
         original: moto's function, called for tokens the simulator did not issue.
 
     Returns:
-        A function with the signature of ``original``; it raises moto's ``AWSError`` with AWS's error code.
+        A function with the signature of ``original``; it raises moto's service error with AWS's error code.
     """
-    from moto.core.exceptions import AWSError
-    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeFailure, CallbackOutcomeSuccess
 
     def send(backend: Any, task_token: str, *args: Any, **kwargs: Any) -> Any:
         output = kwargs.get("outcome", args[0] if args else None) if kind == "success" else None
@@ -116,18 +115,18 @@ def strict_backend_method(kind: Kind, original: Callable[..., Any]) -> Callable[
         try:
             check_request(kind, task_token, output=output, error=error, cause=cause)
         except CallbackRejectedError as rejected:
-            raise AWSError(rejected.message, exception_type=rejected.code) from None
+            raise moto_adapter.service_error(rejected.code, rejected.message) from None
         if not LEDGER.issued(task_token):
             return original(backend, task_token, *args, **kwargs)
         try:
             if kind == "heartbeat":
                 LEDGER.beat(task_token)
             elif kind == "success":
-                LEDGER.answer(task_token, CallbackOutcomeSuccess(callback_id=task_token, output=output or ""))
+                LEDGER.answer(task_token, moto_adapter.outcome_success(task_token, output or ""))
             else:
-                LEDGER.answer(task_token, CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause))
+                LEDGER.answer(task_token, moto_adapter.outcome_failure(task_token, error, cause))
         except TaskClosedError:
-            raise AWSError(_TIMED_OUT, exception_type="TaskTimedOut") from None
+            raise moto_adapter.service_error("TaskTimedOut", _TIMED_OUT) from None
         return None
 
     return send

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from callback_kit.simulator import interpreter
+from callback_kit.simulator import interpreter, moto_adapter
 from callback_kit.simulator.records import CallbackCall, Delivery, token_fingerprint
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SimulatorEngine"]
 
-_MOTO_MISSING = "moto is needed for the local Step Functions simulator: pip install 'callback-kit[test]'"
 _ENV_KEYS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -84,10 +83,9 @@ class SimulatorEngine:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        try:
-            from moto import mock_aws
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(_MOTO_MISSING) from exc
+        moto_adapter.require()  # one line naming the version and the fix, before anything reaches into moto
+        from moto import mock_aws
+
         fake = {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -148,10 +146,7 @@ class SimulatorEngine:
         simple backend. The callback one wraps ``send_task_*`` of the Step Functions backend so that the
         demo can show heartbeats (which never appear in the execution history) from any client.
         """
-        from moto.awslambda_simple.models import lambda_simple_backends
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-        lam = lambda_simple_backends[self.account_id][self.region]
+        lam = moto_adapter.lambda_backend(self.account_id, self.region)
         original_invoke = lam.invoke
 
         # What the layer above takes (see _on_invoke) it answers itself, as Lambda would.
@@ -163,7 +158,7 @@ class SimulatorEngine:
 
         self._set_attr(lam, "invoke", invoke)
 
-        sfn_backend = stepfunctions_parser_backends[self.account_id][self.region]
+        sfn_backend = moto_adapter.stepfunctions_backend(self.account_id, self.region)
         observed: tuple[tuple[str, Literal["success", "failure", "heartbeat"]], ...] = (
             ("send_task_success", "success"),
             ("send_task_failure", "failure"),
@@ -182,7 +177,7 @@ class SimulatorEngine:
             try:
                 result = original(task_token, *args, **kwargs)
             except Exception as exc:
-                code = str(getattr(exc, "error_type", None) or type(exc).__name__)
+                code = moto_adapter.error_code(exc)
                 self._emit_callback(CallbackCall(kind, token_fingerprint(task_token), rejected=code, **extra))
                 raise
             self._emit_callback(CallbackCall(kind, token_fingerprint(task_token), **extra))

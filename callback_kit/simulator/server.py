@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from unittest import mock
 
-from callback_kit.simulator import interpreter
+from callback_kit.simulator import interpreter, moto_adapter
 
 _MOTO_MISSING = "moto[server] is needed for a local endpoint: pip install 'callback-kit[test]'"
 
@@ -34,17 +34,17 @@ def moto_server(*, execute_state_machine: bool = True) -> Iterator[str]:
         ...     boto3.client("stepfunctions", endpoint_url=endpoint).list_state_machines()
     """
     try:
-        from moto.core.config import default_user_config
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401  (the server extra: flask, werkzeug)
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        moto_adapter.require()  # moto itself missing or unsupported: say that, not a deep import error
         raise ImportError(_MOTO_MISSING) from exc
 
+    interpreter.install()  # callbacks answered as on AWS, as in LocalStepFunctions (checks the moto first)
     # patch.dict puts moto's configuration back on exit, as moto's own mock_aws(config=...) does.
-    restore_config = mock.patch.dict(default_user_config)
+    restore_config = mock.patch.dict(moto_adapter.user_config())
     restore_config.start()
-    interpreter.install()  # callbacks answered as on AWS, as in LocalStepFunctions
     saved_port = os.environ.get("MOTO_PORT")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = moto_adapter.threaded_server()
     try:
         server.start()
     except BaseException:
