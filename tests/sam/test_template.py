@@ -330,6 +330,22 @@ def test_event_has_the_shape_lambda_delivers(path: Path) -> None:
         assert {"resource", "path", "httpMethod", "queryStringParameters", "requestContext", "body"} <= event.keys()
         assert event["queryStringParameters"]["token"].startswith("FAKE-TASK-TOKEN-")
         assert event["requestContext"]["resourcePath"] == event["resource"]
+    elif path.name.startswith("ecs_"):
+        # An ECS Task State Change as EventBridge delivers it (AWS's documented example), from a task Step Functions
+        # started, its RunTask overrides holding the token.
+        expected = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+        assert set(event) == expected
+        assert (event["source"], event["detail-type"]) == ("aws.ecs", "ECS Task State Change")
+        detail = event["detail"]
+        assert event["resources"] == [detail["taskArn"]]
+        assert detail["startedBy"] == "AWS Step Functions"
+        assert detail["lastStatus"] in {"PROVISIONING", "PENDING", "RUNNING", "DEPROVISIONING", "STOPPED"}
+        if detail["lastStatus"] == "STOPPED":
+            assert {"stopCode", "stoppedReason", "stoppedAt"} <= detail.keys()
+        assert {"name", "lastStatus"} <= detail["containers"][0].keys()
+        (override,) = detail["overrides"]["containerOverrides"]
+        tokens = [e["value"] for e in override["environment"] if e["value"].startswith("FAKE-TASK-TOKEN-")]
+        assert len(tokens) == 1
     elif path.name.startswith("activity_"):
         assert set(event) == {"taskToken", "input"}
         assert event["taskToken"].startswith("FAKE-TASK-TOKEN-")
