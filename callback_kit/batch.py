@@ -26,7 +26,7 @@ from callback_kit.logs import get_logger
 from callback_kit.runner import Status, TaskResult, TaskRun
 from callback_kit.workers import MAX_POOL_THREADS, WorkerPool, shared_pool
 
-__all__ = ["MAX_POOL_THREADS", "Batch", "WorkerPool", "shared_pool"]
+__all__ = ["MAX_POOL_THREADS", "Batch", "WorkerPool", "invocation_deadline", "shared_pool"]
 #: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
 DEADLINE_POLL = 0.25
 #: A margin that would take more than this fraction of the time the invocation started with (a Lambda timeout at or
@@ -79,7 +79,7 @@ class Batch:
         self.reserve = self.margin * RESERVE_FRACTION
         self.hard_deadline: float | None = None
         if remaining is not None:
-            self.hard_deadline = clock() + remaining - self.reserve
+            self.hard_deadline = _hard_deadline(clock(), remaining, self.reserve)
             for run in runs:
                 run.deadline = self.hard_deadline
 
@@ -188,6 +188,32 @@ class Batch:
         settle_by = deadline + self.reserve / 2
         for run in pending:
             run.done.wait(timeout=max(0.0, settle_by - self.clock()))
+
+
+def invocation_deadline(context: Any, margin: float, clock: Callable[[], float] = time.monotonic) -> float | None:
+    """The ``clock`` time by which every Step Functions call of a Lambda invocation must be over, or ``None``.
+
+    The same hard deadline :class:`Batch` gives its runs: the Lambda's end less a reserve (a quarter of
+    ``margin``, itself cut down for a short Lambda timeout), so that an answer made with
+    :meth:`~callback_kit.completion.Completer.complete` under it is over before the handler must return. For
+    handlers that answer without running a user function (the ECS reaper).
+
+    Example:
+        >>> from callback_kit.testing import FakeLambdaContext
+        >>> deadline = invocation_deadline(FakeLambdaContext(remaining_ms=10_000), 2.0, clock=lambda: 100.0)
+        >>> 109.0 < deadline <= 109.5
+        True
+        >>> invocation_deadline(None, 2.0) is None
+        True
+    """
+    remaining = _remaining(context)
+    if remaining is None:
+        return None
+    return _hard_deadline(clock(), remaining, _effective_margin(margin, remaining) * RESERVE_FRACTION)
+
+
+def _hard_deadline(now: float, remaining: float, reserve: float) -> float:
+    return now + remaining - reserve
 
 
 def _effective_margin(margin: float, remaining: float) -> float:

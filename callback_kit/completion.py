@@ -127,6 +127,9 @@ class Completer:
         client: a boto3 ``stepfunctions`` client (or a fake with the same methods); by default one shared,
             lazily built client (see :func:`default_client`).
         policy: the retry policy.
+        closed_is_expected: log a task found already closed at INFO rather than WARNING. For a caller that
+            answers after someone else normally has (the ECS reaper, after a container that answered and exited),
+            where "already closed" is the usual end and a warning for it would only be noise.
 
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
@@ -138,6 +141,7 @@ class Completer:
 
     client: Any = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    closed_is_expected: bool = False
 
     def _client(self) -> SFNClient:
         return self.client if self.client is not None else default_client()
@@ -260,9 +264,8 @@ class Completer:
                             extra={"token_fp": fingerprint(token)},
                         )
                         return Delivery.DELIVERED
-                    log.warning(
-                        f"{api}: the task is already closed", extra={"token_fp": fingerprint(token), "code": code}
-                    )
+                    report = log.info if self.closed_is_expected else log.warning
+                    report(f"{api}: the task is already closed", extra={"token_fp": fingerprint(token), "code": code})
                     return Delivery.ALREADY_CLOSED
                 if code == INVALID_TOKEN_CODE:
                     log.error(

@@ -27,6 +27,9 @@ ERROR_WORKER_SHUTDOWN = "CallbackKit.WorkerShutdown"
 ERROR_COMMAND_FAILED = "CallbackKit.CommandFailed"
 #: ``callback-kit run``: the command succeeded but its stdout (or output file) is not JSON, or is missing.
 ERROR_INVALID_COMMAND_OUTPUT = "CallbackKit.InvalidCommandOutput"
+#: The reaper (:mod:`callback_kit.reaper`): the ECS task of an ``ecs:runTask.waitForTaskToken`` state stopped and
+#: its container had not answered (it never started, or it was killed or exited first).
+ERROR_CONTAINER_STOPPED = "CallbackKit.ContainerStopped"
 
 RESERVED_ERROR_PREFIX = "States."
 MAX_ERROR_CHARS = 256

@@ -10,11 +10,11 @@ from typing import Any
 
 from callback_kit.check.asl import StateRef, callback_kind, walk
 from callback_kit.check.findings import Finding
-from callback_kit.check.links import event_targets, invoked_async, workers
+from callback_kit.check.links import ecs_stop_targets, event_targets, invoked_async, workers
 from callback_kit.check.loader import UnreadableInputError, kind_of, load_file
 from callback_kit.check.machines import Machine
 from callback_kit.check.rules_infra import async_rules, queue_rules
-from callback_kit.check.rules_states import Worker, callback_rules
+from callback_kit.check.rules_states import Worker, callback_rules, is_container_task
 from callback_kit.check.template import Template, read_template
 
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
@@ -96,6 +96,32 @@ def check_template(template: Template, heartbeat_interval: float | None = None) 
     for raw in (*queue_rules(template), *async_rules(template, all_workers, async_callers, token_targets)):
         if raw.code not in _ignored_in_metadata(template, raw.resource):
             yield Finding(template.path, raw.where, raw.code, raw.level, raw.message, raw.fix, raw.resource)
+    yield from _reaper_rule(template)
+
+
+def _reaper_rule(template: Template) -> Iterator[Finding]:
+    """CK012: container tasks whose stops no rule routes to a reaper (their container alone can answer them)."""
+    if ecs_stop_targets(template):
+        return
+    for machine in template.machines:
+        if machine.logical_id is not None and "CK012" in _ignored_in_metadata(template, machine.logical_id):
+            continue
+        inline = machine.path == template.path
+        for ref in _states(machine):
+            if not is_container_task(ref.state) or "CK012" in _ignored(ref.state.get("Comment")):
+                continue
+            yield Finding(
+                machine.path,
+                f"{machine.logical_id}/{ref.name}" if inline else ref.name,
+                "CK012",
+                "warning",
+                "an ecs:runTask.waitForTaskToken task, and no EventBridge rule in the template routes ECS Task State "
+                "Change events to a reaper: a container that never starts or is killed before it answers leaves the "
+                "task waiting until TimeoutSeconds",
+                "add a rule on source aws.ecs, detail-type ECS Task State Change, lastStatus STOPPED targeting a "
+                "function whose handler is callback_kit.reaper.handler (see docs/activity.md, Containers)",
+                machine.logical_id,
+            )
 
 
 def check_machine(machine: Machine, template: Template | None, heartbeat_interval: float | None) -> Iterator[Finding]:

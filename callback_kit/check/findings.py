@@ -42,6 +42,8 @@ RULES: dict[str, Rule] = {
         Rule("CK009", "warning", "an EventBridge target or asynchronously invoked worker without a DLQ/destination"),
         Rule("CK010", "warning", "a callback task in a Map without MaxConcurrency, or above the SendTask* quota"),
         Rule("CK011", "error", "a callback task in an Express workflow, which does not support callbacks"),
+        Rule("CK012", "warning", "an ecs:runTask.waitForTaskToken task and no rule routing ECS stops to a reaper"),
+        Rule("CK013", "error", "a Retry or Catch on Ecs.* errors in an ecs:runTask.waitForTaskToken task"),
     )
 }
 

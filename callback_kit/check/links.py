@@ -76,6 +76,27 @@ def event_targets(state: Mapping[str, Any], template: Template) -> list[RuleTarg
     ]
 
 
+#: What ECS puts on the default bus when a task changes state (the stop of a container task among them).
+ECS_TASK_STATE_CHANGE = {"Source": "aws.ecs", "DetailType": "ECS Task State Change"}
+
+
+def ecs_stop_targets(template: Template) -> list[RuleTarget]:
+    """The rule targets that receive ECS Task State Change events: where a stranded-token reaper listens.
+
+    Example:
+        >>> from callback_kit.check.template import read_template
+        >>> rule = {"Type": "EventBridgeRule", "Properties": {"Pattern": {"source": ["aws.ecs"]}}}
+        >>> w = {"Type": "AWS::Serverless::Function", "Properties": {"Events": {"Stopped": rule}}}
+        >>> [t.where for t in ecs_stop_targets(read_template({"Resources": {"Reaper": w}}, "t.yaml"))]
+        ['Reaper/Events/Stopped']
+    """
+    return [
+        target
+        for target in template.rule_targets
+        if _bus(target.bus) == "default" and _matches(target.pattern, ECS_TASK_STATE_CHANGE)
+    ]
+
+
 def _event_consumers(entry: Mapping[str, Any], template: Template) -> Iterator[str]:
     bus = _bus(entry.get("EventBusName", "default"))
     for target in template.rule_targets:

@@ -1,4 +1,4 @@
-"""The rules about callback tasks themselves: CK001-CK005, CK008, CK010 and CK011.
+"""The rules about callback tasks themselves: CK001-CK005, CK008, CK010, CK011 and CK013.
 
 Each rule is a function of one state (with what encloses it) that yields ``(code, level, message, fix)``;
 :mod:`callback_kit.check.engine` turns those into findings with the file and state they belong to.
@@ -50,6 +50,8 @@ def callback_rules(ref: StateRef, machine: Mapping[str, Any], worker: Worker | N
     if kind == "token":
         yield from _token_passed(ref)
     yield from _catch(ref)
+    if is_container_task(ref.state):
+        yield from _ecs_errors(ref)
     yield from _map_concurrency(ref)
     if ref.express:
         yield (
@@ -200,6 +202,36 @@ def _catch(ref: StateRef) -> Iterator[Raw]:
             "instead of reaching a state that cleans up or reports it",
             'add "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "<handler>"}]',
         )
+
+
+def is_container_task(state: Mapping[str, Any]) -> bool:
+    """Whether a state is an ``ecs:runTask.waitForTaskToken`` task: its token is in a container's environment.
+
+    Example:
+        >>> is_container_task({"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.waitForTaskToken"})
+        True
+        >>> is_container_task({"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync"})
+        False
+    """
+    return callback_kind(state) == "token" and ":ecs:runTask." in str(state.get("Resource", ""))
+
+
+def _ecs_errors(ref: StateRef) -> Iterator[Raw]:
+    """CK013: ``Ecs.*`` errors are raised for ``ecs:runTask.sync`` only; on a token task they never match."""
+    for field in ("Retry", "Catch"):
+        for rule in ref.state.get(field) or ():
+            names = rule.get("ErrorEquals") if isinstance(rule, Mapping) else None
+            ecs = sorted({str(n) for n in names or () if str(n).startswith("Ecs.")})
+            if ecs:
+                yield (
+                    "CK013",
+                    "error",
+                    f"a {field} on {', '.join(ecs)}: Step Functions raises Ecs.* errors only for ecs:runTask.sync, "
+                    "never for .waitForTaskToken, so it never fires, and a container that never starts leaves the "
+                    "task waiting until TimeoutSeconds",
+                    "match CallbackKit.ContainerStopped (sent by callback_kit.reaper for a container that stopped "
+                    "unanswered) and States.Timeout instead, or use ecs:runTask.sync if the container need not answer",
+                )
 
 
 def _map_concurrency(ref: StateRef) -> Iterator[Raw]:

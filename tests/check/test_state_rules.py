@@ -1,4 +1,4 @@
-"""The rules about callback tasks (CK001-CK005, CK008, CK010, CK011), each positive and negative, on ASL files."""
+"""The rules about callback tasks (CK001-CK005, CK008, CK010, CK011, CK013), each positive and negative, in ASL."""
 
 from __future__ import annotations
 
@@ -339,3 +339,54 @@ def test_ck010_nested_concurrency_multiplies(check_asl: CheckAsl) -> None:
 def test_ck011_callback_in_express_distributed_map_children(check_asl: CheckAsl) -> None:
     findings = check_asl(machine({"Each": distributed(task(), "EXPRESS", MaxConcurrency=10)}))
     assert [(f.code, f.level) for f in findings] == [("CK011", "error")]
+
+
+# -- CK013 -----------------------------------------------------------------------------------------------------
+def container_task(**fields: Any) -> dict[str, Any]:
+    """The AWS Developer Guide's ecs:runTask.waitForTaskToken example, with a timeout, a heartbeat and a Catch."""
+    params = {
+        "LaunchType": "FARGATE",
+        "Cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/jobs",
+        "TaskDefinition": "job-id",
+        "Overrides": {
+            "ContainerOverrides": [
+                {"Name": "container-name", "Environment": [{"Name": "TASK_TOKEN", "Value.$": "$$.Task.Token"}]}
+            ]
+        },
+    }
+    return task(Resource="arn:aws:states:::ecs:runTask.waitForTaskToken", Parameters=params, **fields)
+
+
+@pytest.mark.parametrize(
+    ("field", "errors"),
+    [
+        ("Retry", ["Ecs.TaskFailedToStartException"]),
+        ("Catch", ["Ecs.AmazonECSException", "States.ALL"]),
+    ],
+)
+def test_ck013_ecs_errors_on_a_container_callback_task(check_asl: CheckAsl, field: str, errors: list[str]) -> None:
+    # GIVEN a container task waiting for its token, whose Retry or Catch names an Ecs.* error
+    rule: dict[str, Any] = {"ErrorEquals": errors}
+    if field == "Catch":
+        rule["Next"] = "Failed"
+    state = container_task(**{field: [rule, *(container_task().get(field) or [])]})
+    # WHEN checked
+    findings = check_asl(machine({"Run job": state}))
+    # THEN CK013 is an error on that state: the rule can never fire
+    assert [(f.code, f.level, f.where) for f in findings] == [("CK013", "error", "Run job")]
+    assert field in findings[0].message
+    assert "CallbackKit.ContainerStopped" in findings[0].fix
+
+
+def test_ck013_does_not_apply_to_sync_or_other_errors(check_asl: CheckAsl) -> None:
+    # GIVEN the same Retry on an ecs:runTask.sync task (where ECS errors are raised), and a token task without it
+    retry = [{"ErrorEquals": ["Ecs.TaskFailedToStartException"], "MaxAttempts": 2}]
+    sync = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::ecs:runTask.sync",
+        "Retry": retry,
+        "Next": "Run job",
+    }
+    states = {"Sync job": sync, "Run job": container_task(Retry=[{"ErrorEquals": ["States.Timeout"]}])}
+    # WHEN checked  THEN nothing is found (and CK012, which needs a template, is not reported for an ASL file)
+    assert check_asl(machine(states)) == []

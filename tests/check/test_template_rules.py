@@ -1,5 +1,5 @@
 """Templates: how state machines are found and resolved, and the rules about what surrounds them (CK004's worker
-half, CK006, CK007, CK009, CK011, CK000)."""
+half, CK006, CK007, CK009, CK011, CK012, CK000)."""
 
 from __future__ import annotations
 
@@ -399,3 +399,112 @@ def test_a_worker_that_hands_off_needs_no_heartbeat(check_template: CheckTemplat
     findings = check_template(sam(queue(), beat=90), files)
     assert codes(findings) == ["CK004"]
     assert "hands the token off" in findings[0].message
+
+
+# -- CK012 -----------------------------------------------------------------------------------------------------
+CONTAINER_ASL = json.dumps(
+    machine(
+        {
+            "Run job": task(
+                Resource="arn:aws:states:::ecs:runTask.waitForTaskToken",
+                Parameters={
+                    "LaunchType": "FARGATE",
+                    "Cluster": "${ClusterArn}",
+                    "TaskDefinition": "${JobTaskDefinition}",
+                    "Overrides": {
+                        "ContainerOverrides": [
+                            {"Name": "job", "Environment": [{"Name": "TASK_TOKEN", "Value.$": "$$.Task.Token"}]}
+                        ]
+                    },
+                },
+            )
+        }
+    )
+)
+REAPER_PY = "from callback_kit.reaper import handler\n"
+CONTAINER_FILES = {"statemachine/jobs.asl.json": CONTAINER_ASL, "src/reaper.py": REAPER_PY}
+
+
+def container_template(reaper_pattern: dict[str, Any] | None = None, bus: Any = None) -> str:
+    """A SAM application in the shape of the AWS samples: a cluster, a task definition, a state machine that runs
+    it with ecs:runTask.waitForTaskToken, and (given a pattern) a reaper function on an EventBridge rule."""
+    resources: dict[str, Any] = {
+        "Cluster": {"Type": "AWS::ECS::Cluster"},
+        "JobTaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Family": "job"}},
+        "Jobs": {
+            "Type": "AWS::Serverless::StateMachine",
+            "Properties": {
+                "DefinitionUri": "statemachine/jobs.asl.json",
+                "DefinitionSubstitutions": {
+                    "ClusterArn": arn("Cluster"),
+                    "JobTaskDefinition": ref("JobTaskDefinition"),
+                },
+            },
+        },
+        "Dlq": {"Type": "AWS::SQS::Queue"},
+    }
+    if reaper_pattern is not None:
+        rule: dict[str, Any] = {"Pattern": reaper_pattern}
+        if bus is not None:
+            rule["EventBusName"] = bus
+        resources["Reaper"] = {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "Handler": "reaper.handler",
+                "CodeUri": "src/",
+                "EventInvokeConfig": {"DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": arn("Dlq")}}},
+                "Events": {"Stopped": {"Type": "EventBridgeRule", "Properties": rule}},
+            },
+        }
+    return json.dumps({"Transform": "AWS::Serverless-2016-10-31", "Resources": resources})
+
+
+REAPER_PATTERN = {
+    "source": ["aws.ecs"],
+    "detail-type": ["ECS Task State Change"],
+    "detail": {"clusterArn": [arn("Cluster")], "lastStatus": ["STOPPED"], "startedBy": ["AWS Step Functions"]},
+}
+
+
+def test_ck012_a_container_task_with_no_reaper(check_template: CheckTemplate) -> None:
+    # GIVEN a state machine that runs a container with ecs:runTask.waitForTaskToken, and no rule for ECS stops
+    findings = check_template(container_template(), CONTAINER_FILES)
+    # THEN CK012 is a warning on the task, pointing at the reaper
+    assert [(f.code, f.level, f.where, f.resource) for f in findings] == [("CK012", "warning", "Run job", "Jobs")]
+    assert "callback_kit.reaper" in findings[0].fix
+
+
+def test_ck012_a_rule_routing_ecs_stops_to_a_reaper_satisfies_it(check_template: CheckTemplate) -> None:
+    # GIVEN the same application with a reaper on the default bus's ECS Task State Change events
+    # WHEN checked  THEN nothing is found
+    assert check_template(container_template(REAPER_PATTERN), CONTAINER_FILES) == []
+    # AND a rule on source alone (every ECS event) routes them too
+    assert check_template(container_template({"source": ["aws.ecs"]}), CONTAINER_FILES) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "bus"),
+    [
+        ({"source": ["aws.ecs"], "detail-type": ["ECS Container Instance State Change"]}, None),
+        ({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"]}, None),
+        (REAPER_PATTERN, "jobs-bus"),
+    ],
+    ids=["other-ecs-events", "other-source", "custom-bus"],
+)
+def test_ck012_rules_that_never_see_a_task_stop_do_not_count(
+    check_template: CheckTemplate, pattern: dict[str, Any], bus: str | None
+) -> None:
+    # GIVEN a rule that never receives an ECS Task State Change (other events, or a bus ECS does not send to)
+    findings = check_template(container_template(pattern, bus), CONTAINER_FILES)
+    # THEN the container task still has no reaper
+    assert codes(findings) == ["CK012"]
+
+
+def test_ck012_can_be_silenced_on_the_state_or_the_state_machine(check_template: CheckTemplate) -> None:
+    # GIVEN a container task whose Comment, or whose state machine's Metadata, silences CK012
+    commented = CONTAINER_ASL.replace('"Type": "Task"', '"Comment": "callback-kit: ignore CK012", "Type": "Task"')
+    silenced = json.loads(container_template())
+    silenced["Resources"]["Jobs"]["Metadata"] = {"callback-kit": {"ignore": ["CK012"]}}
+    # WHEN checked  THEN nothing is found
+    assert check_template(container_template(), {**CONTAINER_FILES, "statemachine/jobs.asl.json": commented}) == []
+    assert check_template(json.dumps(silenced), CONTAINER_FILES) == []

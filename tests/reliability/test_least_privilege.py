@@ -135,6 +135,7 @@ def _function_needs(
     if log_group is not None:
         needs |= {(a, _target(log_group, template)) for a in LOGS}
     answers = logical_id in callbacks
+    reaps = False
     for event in (props.get("Events") or {}).values():
         event_props = event.get("Properties", {})
         if event["Type"] == "SQS":
@@ -143,6 +144,8 @@ def _function_needs(
             answers |= queue in callbacks
         if event["Type"] in ("EventBridgeRule", "CloudWatchEvent"):
             answers |= _target(event_props.get("EventBusName"), template) in callbacks
+            # The reaper: ECS tasks' stops, whose tokens are the state machine's container tasks (it fails them).
+            reaps |= (event_props.get("Pattern") or {}).get("detail-type") == ["ECS Task State Change"]
     on_failure = props.get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
     if on_failure:
         needs.add((DESTINATION[on_failure["Type"]], _target(on_failure["Destination"], template)))
@@ -152,9 +155,11 @@ def _function_needs(
             needs |= {(a, target) for a in IDEMPOTENCY_TABLE}  # callback_kit.idempotency's table
         if template["Resources"].get(target, {}).get("Type") == "AWS::SNS::Topic":
             needs.add(("sns:Publish", target))  # a topic it is told to publish to (a hand-off's notification)
+    machines = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::StateMachine"]
     if answers:
-        machines = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::StateMachine"]
         needs |= {(a, m) for a in SEND_TASK for m in machines}
+    elif reaps:
+        needs |= {("states:SendTaskFailure", m) for m in machines}
     return needs
 
 
@@ -276,6 +281,12 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "worker-that-cannot-answer": (
         lambda t: _statement(t["Resources"]["AgeCheckRole"]).pop(0),
         "may not call SendTask*",
+    ),
+    "reaper-that-may-succeed-tasks": (
+        lambda t: _statement(t["Resources"]["ReaperRole"])[0].update(
+            Action=["states:SendTaskFailure", "states:SendTaskSuccess"]
+        ),
+        "states:SendTaskSuccess on CallbacksStateMachine is more than ['ReaperFunction'] need",
     ),
     "send-task-to-a-non-worker": (
         lambda t: t["Resources"]["OrderCheckFunction"]["Properties"].pop("Events"),

@@ -57,10 +57,12 @@ class Case:
     expect: dict[str, Any]  # SUCCEEDED: items the output must contain; FAILED: {"error": name}
     activity: bool = False
     #: "task": a worker answering its task; "hand-off": a notifier that hands the token off and answers nothing;
-    #: "api": the approval API, completing a handed-off task and answering in HTTP (``expect["statusCode"]``).
+    #: "api": the approval API, completing a handed-off task and answering in HTTP (``expect["statusCode"]``);
+    #: "reaper": the ECS reaper, which answers only for a stopped task (``RUNNING``: the task must still wait).
     kind: str = "task"
 
 
+REAPED = {"error": "CallbackKit.ContainerStopped"}
 CASES = [
     Case("OrderCheckFunction", "sqs_order_check.json", "SUCCEEDED", {"status": "approved", "ageCheck": "online"}),
     Case("OrderCheckFunction", "sqs_order_check_rejected.json", "FAILED", {"error": "Order.Rejected"}),
@@ -73,6 +75,13 @@ CASES = [
     Case("RequestApprovalFunction", "direct_request_approval.json", "RUNNING", {}, kind="hand-off"),
     Case("ApprovalDecisionFunction", "apigateway_approve.json", "SUCCEEDED", {"approved": True}, kind="api"),
     Case("ApprovalDecisionFunction", "apigateway_reject.json", "FAILED", {"error": "Order.NotApproved"}, kind="api"),
+    # The reaper: a stopped ECS task whose container never answered fails its task; one that is still running, or
+    # whose token is in a variable the reaper does not read, leaves it waiting.
+    Case("ReaperFunction", "ecs_task_failed_to_start.json", "FAILED", REAPED, kind="reaper"),
+    Case("ReaperFunction", "ecs_task_out_of_memory.json", "FAILED", REAPED, kind="reaper"),
+    Case("ReaperFunction", "ecs_task_exited_0.json", "FAILED", REAPED, kind="reaper"),
+    Case("ReaperFunction", "ecs_task_running.json", "RUNNING", {"result": "not_stopped"}, kind="reaper"),
+    Case("ReaperFunction", "ecs_task_job_token.json", "RUNNING", {"result": "no_token"}, kind="reaper"),
 ]
 
 
@@ -274,6 +283,14 @@ def test_built_function_answers_its_task(
         assert report["result"] == {"batchItemFailures": []}
     elif case.kind == "api":
         assert report["result"]["statusCode"] == 200, report["result"]
+    elif case.kind == "reaper":
+        assert report["result"] == {"result": case.expect.get("result", "failed")}, report["result"]
+        if case.status == "RUNNING":
+            time.sleep(1.0)
+            sfn, _ = _clients(moto_endpoint)
+            assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+            sfn.stop_execution(executionArn=execution)
+            return
     else:
         assert report["result"] is None
     if inbox is not None:

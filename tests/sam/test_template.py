@@ -53,11 +53,15 @@ def ref_target(value: Any) -> str:
     return json.dumps(value)
 
 
+def handler_source(props: dict[str, Any]) -> str:
+    """The text of a function's handler module (``CodeUri/module.py``)."""
+    module = str(props["Handler"]).rsplit(".", 1)[0].replace(".", "/")
+    return (ROOT / str(props["CodeUri"]) / f"{module}.py").read_text(encoding="utf-8")
+
+
 def hands_off(template: dict[str, Any], function: str) -> bool:
     """Whether a function's handler hands its task's token off (``ck.hand_off()``): someone else completes it."""
-    props = resources_of(template, "AWS::Serverless::Function")[function]
-    code = ROOT / props["CodeUri"] / (props["Handler"].rsplit(".", 1)[0].replace(".", "/") + ".py")
-    return "ck.hand_off()" in code.read_text(encoding="utf-8")
+    return "ck.hand_off()" in handler_source(resources_of(template, "AWS::Serverless::Function")[function])
 
 
 def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -99,7 +103,7 @@ def role_actions(template: dict[str, Any], role: str) -> set[str]:
 def test_is_a_sam_template_on_a_current_python(template: dict[str, Any]) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     functions = resources_of(template, "AWS::Serverless::Function")
-    assert len(functions) == 5
+    assert len(functions) == 6
     for name, props in functions.items():
         assert props["Runtime"] in {"python3.12", "python3.13"}, name
         assert props["Layers"], f"{name} has no callback_kit layer"
@@ -134,14 +138,44 @@ def test_eventbridge_worker_has_a_rule_async_retries_and_an_on_failure_dlq(templ
             continue
         eventbridge_workers += 1
         (rule,) = rules
-        assert ref_target(rule["Properties"]["EventBusName"]) in buses
-        assert {"source", "detail-type"} <= rule["Properties"]["Pattern"].keys()
+        pattern = rule["Properties"]["Pattern"]
+        if pattern["source"] == ["aws.ecs"]:
+            assert "EventBusName" not in rule["Properties"], "AWS services send their events to the default bus"
+        else:
+            assert ref_target(rule["Properties"]["EventBusName"]) in buses
+        assert {"source", "detail-type"} <= pattern.keys()
         invoke = props["EventInvokeConfig"]
         assert 0 <= int(invoke["MaximumRetryAttempts"]) <= 2
         on_failure = invoke["DestinationConfig"]["OnFailure"]
         assert on_failure["Type"] == "SQS"
         assert ref_target(on_failure["Destination"]) in queues, name
-    assert eventbridge_workers == 1
+    assert eventbridge_workers == 2
+
+
+def test_reaper_hears_only_stopped_tasks_step_functions_started_on_the_apps_cluster(template: dict[str, Any]) -> None:
+    # GIVEN the reaper function (the one whose handler is callback_kit.reaper's)
+    functions = resources_of(template, "AWS::Serverless::Function")
+    (props,) = [p for p in functions.values() if "callback_kit.reaper" in handler_source(p)]
+    (rule,) = props["Events"].values()
+    # THEN its rule takes ECS Task State Change events of the cluster parameter, STOPPED, started by Step Functions
+    assert rule["Properties"]["Pattern"] == {
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Task State Change"],
+        "detail": {
+            "clusterArn": [{"Ref": "ContainerClusterArn"}],
+            "lastStatus": ["STOPPED"],
+            "startedBy": ["AWS Step Functions"],
+        },
+    }
+    # AND it reads the token from the variable callback-kit run reads it from by default
+    from callback_kit.container import DEFAULT_TOKEN_ENV
+    from callback_kit.reaper import ENV_TOKEN_ENV
+
+    assert props["Environment"]["Variables"][ENV_TOKEN_ENV] == DEFAULT_TOKEN_ENV
+    # AND with no cluster given, none of its resources is created
+    reaper = {name for name, r in template["Resources"].items() if r.get("Condition") == "HasContainerCluster"}
+    assert {"ReaperFunction", "ReaperRole", "ReaperLogGroup", "ReaperDeadLetterQueue"} == reaper
+    assert template["Parameters"]["ContainerClusterArn"]["Default"] == ""
 
 
 def test_parameters_reach_every_function_as_environment(template: dict[str, Any]) -> None:
@@ -199,6 +233,9 @@ def test_functions_may_only_answer_tasks_and_serve_their_trigger(template: dict[
         if any(event["Type"] == "Api" for event in events):
             # The approval API completes handed-off tasks: success or failure, never a heartbeat.
             assert actions & SEND_TASK_ACTIONS == {"states:SendTaskSuccess", "states:SendTaskFailure"}, name
+        elif "callback_kit.reaper" in handler_source(props):
+            # The reaper only fails the tasks of containers that stopped unanswered.
+            assert actions & SEND_TASK_ACTIONS == {"states:SendTaskFailure"}, name
         else:
             assert actions >= SEND_TASK_ACTIONS, name
 
@@ -330,6 +367,22 @@ def test_event_has_the_shape_lambda_delivers(path: Path) -> None:
         assert {"resource", "path", "httpMethod", "queryStringParameters", "requestContext", "body"} <= event.keys()
         assert event["queryStringParameters"]["token"].startswith("FAKE-TASK-TOKEN-")
         assert event["requestContext"]["resourcePath"] == event["resource"]
+    elif path.name.startswith("ecs_"):
+        # An ECS Task State Change as EventBridge delivers it (AWS's documented example), from a task Step Functions
+        # started, its RunTask overrides holding the token.
+        expected = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+        assert set(event) == expected
+        assert (event["source"], event["detail-type"]) == ("aws.ecs", "ECS Task State Change")
+        detail = event["detail"]
+        assert event["resources"] == [detail["taskArn"]]
+        assert detail["startedBy"] == "AWS Step Functions"
+        assert detail["lastStatus"] in {"PROVISIONING", "PENDING", "RUNNING", "DEPROVISIONING", "STOPPED"}
+        if detail["lastStatus"] == "STOPPED":
+            assert {"stopCode", "stoppedReason", "stoppedAt"} <= detail.keys()
+        assert {"name", "lastStatus"} <= detail["containers"][0].keys()
+        (override,) = detail["overrides"]["containerOverrides"]
+        tokens = [e["value"] for e in override["environment"] if e["value"].startswith("FAKE-TASK-TOKEN-")]
+        assert len(tokens) == 1
     elif path.name.startswith("activity_"):
         assert set(event) == {"taskToken", "input"}
         assert event["taskToken"].startswith("FAKE-TASK-TOKEN-")

@@ -19,6 +19,8 @@ from callback_kit.check.cfn_lint_rules.rules import (
     CallbackKitCK009,
     CallbackKitCK010,
     CallbackKitCK011,
+    CallbackKitCK012,
+    CallbackKitCK013,
     rule_id,
 )
 
@@ -36,5 +38,7 @@ __all__ = [
     "CallbackKitCK009",
     "CallbackKitCK010",
     "CallbackKitCK011",
+    "CallbackKitCK012",
+    "CallbackKitCK013",
     "rule_id",
 ]
