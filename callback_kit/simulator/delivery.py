@@ -194,7 +194,9 @@ class Delivering(CloudResources):
         messages = self.sqs.receive_message(
             QueueUrl=route.queue.url,
             MaxNumberOfMessages=route.batch_size,
-            MessageSystemAttributeNames=["All"],
+            # AttributeNames, not its successor MessageSystemAttributeNames: every botocore from 1.34.0 (the
+            # floor, and older than some Lambda runtimes' botocore) knows it, and SQS still honours it.
+            AttributeNames=["All"],
             MessageAttributeNames=["All"],
             **kwargs,
         ).get("Messages", [])
