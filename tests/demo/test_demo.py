@@ -120,3 +120,24 @@ def test_demo_exits_non_zero_with_a_clear_message_when_an_execution_does_not_end
     assert status == 1, text
     assert "the execution did not end within 0.3s" in text
     assert "demo FAILED: 5 of 5 cases did not end as expected (online, instore, rejected, approved, declined)" in text
+
+
+def test_demo_names_an_unsupported_moto_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an installed moto that no longer has something the simulator relies on
+    from callback_kit.simulator import moto_adapter
+
+    gone = moto_adapter.Contract("callback-wait", "moto:NoSuchThing", "a task waits in NoSuchThing")
+    monkeypatch.setattr(moto_adapter, "CONTRACTS", (*moto_adapter.CONTRACTS, gone))
+    monkeypatch.setattr(moto_adapter, "_checked", False)
+    out = io.StringIO()
+
+    # WHEN the demo runs
+    status = run([*FAST, "--root", str(ROOT)], out=out)
+
+    # THEN it exits 2 with one line: the installed version, what changed, the supported range, the fix
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("demo:")]
+    assert status == 2
+    assert len(lines) == 1
+    assert "is not supported by callback-kit's simulator" in lines[0]
+    assert "changed: callback-wait" in lines[0]
+    assert moto_adapter.FIX_COMMAND in lines[0]
