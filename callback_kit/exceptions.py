@@ -104,7 +104,8 @@ class InvalidOutputError(CallbackKitError, ValueError):
 
 
 class NotInTaskError(CallbackKitError, RuntimeError):
-    """``current_task()``, ``heartbeat()`` or ``is_cancelled()`` was called outside a running task."""
+    """``current_task()`` or ``hand_off()`` was called outside a running task (``heartbeat()`` and ``is_cancelled()``
+    work there: a no-op and ``False``)."""
 
 
 def validate_error_name(error: str) -> str:

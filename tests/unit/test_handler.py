@@ -311,10 +311,23 @@ def test_current_task_inside_and_outside(sfn: FakeStepFunctions) -> None:
     assert token not in repr(info)
     with pytest.raises(ck.NotInTaskError):
         ck.current_task()
-    with pytest.raises(ck.NotInTaskError):
-        ck.is_cancelled()
-    with pytest.raises(ck.NotInTaskError):
-        ck.heartbeat()
+
+
+def test_a_function_that_checks_cancellation_can_be_called_directly() -> None:
+    # GIVEN a function that heartbeats and checks cancellation, as docs/activity.md advises
+    def handle(job: dict[str, Any]) -> dict[str, Any]:
+        for _ in job["steps"]:
+            ck.heartbeat()
+            if ck.is_cancelled():
+                return {"stopped": True}
+        return {"done": True}
+
+    # WHEN a test calls it directly, outside any task
+    result = handle({"steps": [1, 2]})
+
+    # THEN it runs as a plain function: no heartbeat is sent and nothing is cancelled
+    assert result == {"done": True}
+    assert ck.is_cancelled() is False
 
 
 def test_heartbeats_run_while_the_function_runs(sfn: FakeStepFunctions) -> None:
