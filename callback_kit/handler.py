@@ -18,6 +18,7 @@ started are handed back for redelivery), and every call of the invocation ends b
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -36,7 +37,7 @@ from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.outcome import ErrorMap
 from callback_kit.runner import RunOptions, Status, TaskRun
 from callback_kit.sources import SOURCES, Source, parse_event
-from callback_kit.validation import check_function, check_options
+from callback_kit.validation import check_function, check_option_names, check_options
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -103,6 +104,10 @@ class HandlerOptions:
             error_map=error_map,
             **rest,
         )
+
+
+#: The options :func:`callback_handler` and :func:`process_event` take.
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(HandlerOptions))
 
 
 class CallbackHandler(Generic[P, R]):
@@ -199,6 +204,7 @@ def callback_handler(
         ... def handle_order(order: dict) -> dict:
         ...     return {"approved": order["total"] < 100}
     """
+    check_option_names(options, OPTION_NAMES, "callback_handler()")
     check_options(options)  # a model pydantic cannot use, error_map keys that are not exceptions: fail at import
     HandlerOptions.resolve(**options)  # fail at import time on a bad option, not at the first event
     if fn is not None:
@@ -218,6 +224,7 @@ def process_event(
         >>> def lambda_handler(event, context):
         ...     return ck.process_event(event, context, check, heartbeat_interval=20)
     """
+    check_option_names(options, OPTION_NAMES, "process_event()")
     resolved = HandlerOptions.resolve(**options)
     return _process(event, context, fn, resolved, *_task_parts(resolved))
 
