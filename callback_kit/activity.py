@@ -143,8 +143,9 @@ class ActivityWorker:
 
     Args:
         activity_arn: the activity to poll.
-        fn: a plain function of the payload (the decoded task input), or a ``@ck.callback_handler`` (its function,
-            ``model`` and ``error_map`` are used), so one function serves Lambda and activities.
+        fn: a plain function of the payload (the decoded task input), or a ``@ck.callback_handler``: its function,
+            ``model``, ``error_map``, ``payload_path`` and ``heartbeat_interval`` are used unless given here, so one
+            decorated function serves Lambda and activities.
         concurrency: slots: open polls and tasks running at once (at most 1,000 polls per ARN across workers).
         heartbeat_interval: seconds between heartbeats, 0 for none. Default ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
             or 30.
@@ -189,8 +190,14 @@ class ActivityWorker:
         if shutdown_grace_seconds < 0:
             raise ValueError("shutdown_grace_seconds must be >= 0")
         if isinstance(fn, CallbackHandler):
-            model = model if model is not None else fn.options.model
-            error_map = error_map if error_map is not None else fn.options.error_map
+            # The handler's options come along, so that one decorated function serves Lambda and activities; an
+            # argument given here wins. (token_path, source and the batch options mean nothing to an activity.)
+            handler = fn.options
+            model = model if model is not None else handler.model
+            error_map = error_map if error_map is not None else handler.error_map
+            payload_path = payload_path if payload_path is not None else handler.payload_path
+            if heartbeat_interval is None:
+                heartbeat_interval = handler.heartbeat_interval or 0  # resolved: None means off
             fn = fn.fn
         check_worker(fn, model=model, error_map=error_map)  # refuse at construction what would fail every task
         interval = _interval(heartbeat_interval)

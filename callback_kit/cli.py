@@ -3,7 +3,7 @@
 Commands::
 
     callback-kit activity ARN module:function [--concurrency N] [--heartbeat-interval S] [--max-task-seconds S]
-                                              [--worker-name W] [--shutdown-grace-seconds S]
+                                              [--worker-name W] [--shutdown-grace-seconds S] [--payload-path P]
     callback-kit send-success [TOKEN] [--output JSON | --output-file FILE]
     callback-kit send-failure [TOKEN] --error NAME [--cause TEXT]
     callback-kit send-heartbeat [TOKEN]
@@ -159,10 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("activity_arn", metavar="ARN", help="the activity ARN (arn:aws:states:REGION:ACCOUNT:activity:NAME)")
     p.add_argument("target", metavar="module:function", help="the function to run (a @callback_handler works too)")
     p.add_argument("--concurrency", type=int, default=1, help="open polls and tasks run at once (default 1)")
-    p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats, 0 for none (default 30)")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        help="seconds between heartbeats, 0 for none (default: the handler's, else 30)",
+    )
     p.add_argument("--max-task-seconds", type=float, help="fail a task running longer with CallbackKit.TaskTimeout")
     p.add_argument("--worker-name", help="the name shown in the execution history (default host:pid)")
     p.add_argument("--shutdown-grace-seconds", type=float, default=25.0, help="time in-flight tasks get on stop")
+    p.add_argument(
+        "--payload-path",
+        metavar="PATH",
+        help="dotted path of the payload inside the task input (default: the handler's payload_path, else the input)",
+    )
     p.set_defaults(run=_activity)
 
     p = sub.add_parser(
@@ -259,6 +268,7 @@ def _activity(args: argparse.Namespace, io: _IO, client: Any) -> int:
         worker_name=args.worker_name,
         max_task_seconds=args.max_task_seconds,
         shutdown_grace_seconds=args.shutdown_grace_seconds,
+        payload_path=args.payload_path,
     )
     stats = worker.run()
     io.print_err(

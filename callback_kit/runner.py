@@ -13,7 +13,7 @@ import functools
 import inspect
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from callback_kit.latch import Latch
 from callback_kit.ledger import Ledger, ledger_for
 from callback_kit.logs import debug_enabled, fingerprint, get_logger
 from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
+from callback_kit.payload import mismatch_message, validate
 from callback_kit.sources import TaskRecord
 
 
@@ -335,7 +336,7 @@ class TaskRun:
             try:
                 payload = validate(model, payload)
             except Exception as exc:
-                return failure(ERROR_INVALID_PAYLOAD, _validation_message(exc), error_type=ERROR_INVALID_PAYLOAD)
+                return failure(ERROR_INVALID_PAYLOAD, mismatch_message(exc, payload), error_type=ERROR_INVALID_PAYLOAD)
         try:
             value = self.fn(payload)
             if type(value) not in _PLAIN and inspect.isawaitable(value):
@@ -455,29 +456,3 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return min(a, b)
-
-
-def validate(model: Any, payload: Any) -> Any:
-    """Validate ``payload`` into ``model``: a pydantic model class, or any type pydantic can validate."""
-    validate_python: Callable[[Any], Any] = getattr(model, "model_validate", None) or _adapter(model).validate_python
-    return validate_python(payload)
-
-
-@functools.lru_cache(maxsize=64)
-def _adapter(model: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model)
-
-
-def _validation_message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            # include_input=False: payload values may be personal data and must not land in a cause or log.
-            items: list[Mapping[str, Any]] = errors(include_input=False, include_url=False)
-            parts = [".".join(str(p) for p in e.get("loc", ())) + ": " + str(e.get("msg", "")) for e in items]
-            return f"the payload does not match the model: {'; '.join(parts)}"
-        except TypeError:
-            pass
-    return f"the payload does not match the model: {exc}"
