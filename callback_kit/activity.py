@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import socket
@@ -482,11 +483,10 @@ class ActivityWorker:
                 self._stats.duplicates += 1
             else:
                 self._stats.undeliverable += 1
-        fp = fingerprint(result.record.token)
         if status in (Status.UNDELIVERABLE, Status.NO_TOKEN):
-            get_logger().error("activity task could not be answered", extra={"token_fp": fp, "detail": result.detail})
+            result.log_end("activity task could not be answered", level=logging.ERROR)
         else:
-            get_logger().info("activity task answered", extra={"token_fp": fp, "status": status.value})
+            result.log_end("activity task answered")
 
     def _count_beat(self) -> None:
         with self._lock:

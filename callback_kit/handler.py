@@ -246,6 +246,8 @@ def _process(
     _link_duplicates(runs)
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
     results = Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
+    for result in results:
+        result.log_end()  # settled now: one line per record, whichever of the function or the guard ended it
     if not records or records[0].source == "sqs":  # no records: an empty SQS batch
         return {
             "batchItemFailures": [{"itemIdentifier": r.record.record_id or ""} for r in results if r.status.redeliver]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +74,34 @@ class TaskResult:
     record: TaskRecord
     error: str | None = None
     detail: str | None = None
+
+    def log_end(self, message: str = "task ended", *, level: int = logging.INFO) -> None:
+        """Log this end (at INFO by default): status, error name, token fingerprint (never the token), source, record.
+
+        Called once per task by whoever owns its fate (the Lambda handler once the batch is settled, the activity
+        worker as it records the answer), so that the logs alone tell how each task ended and why it failed.
+
+        Example:
+            >>> from callback_kit.sources import TaskRecord
+            >>> TaskResult(Status.FAILED, TaskRecord("direct", "t"), error="Order.Invalid").log_end()
+        """
+        record = self.record
+        extra: dict[str, Any] = {
+            "token_fp": fingerprint(record.token),
+            "status": self.status.value,
+            "error": self.error,
+            "source": record.source,
+        }
+        if record.record_id is not None:
+            extra["record_id"] = record.record_id
+        if record.execution_arn is not None:
+            extra["execution_arn"] = record.execution_arn
+        if self.detail is not None:
+            extra["detail"] = self.detail
+        logger = get_logger()
+        (logger.error if level >= logging.ERROR else logger.warning if level >= logging.WARNING else logger.info)(
+            message, extra=extra
+        )
 
 
 @dataclass(frozen=True)
@@ -345,11 +374,16 @@ class TaskRun:
             raise
         except BaseException as exc:
             log = get_logger().info if isinstance(exc, Exception) else get_logger().error
+            answer = from_exception(exc, self.options.error_map)
             log(
                 "user function raised",
-                extra={"token_fp": fingerprint(self.record.token), "exception": type(exc).__name__},
+                extra={
+                    "token_fp": fingerprint(self.record.token),
+                    "exception": type(exc).__name__,
+                    "error": answer.error,
+                },
             )
-            return from_exception(exc, self.options.error_map)
+            return answer
         return encode_output(value)
 
     def _finish(self, outcome: Outcome) -> TaskResult | None:
