@@ -11,7 +11,9 @@ What the worker adds on top of the runner:
 * **Polling.** The poll client has a 70 s read timeout (Step Functions holds a poll up to 60 s) and botocore's
   retries off. An empty ``taskToken`` means no work. Errors (``ActivityWorkerLimitExceeded``,
   ``ThrottlingException``, connection errors, anything else) are counted and followed by an exponential backoff
-  with jitter; the worker never dies of them and never polls in a tight loop.
+  with jitter, and polling goes on; the worker never polls in a tight loop. Only an AWS configuration that cannot
+  work (no region, no or rejected credentials: :func:`~callback_kit.awsconfig.configuration_problem`) stops it,
+  since waiting never heals that: it drains, and :meth:`ActivityWorker.run` raises the error.
 * **Time limit.** A task that runs longer than ``max_task_seconds`` is answered with
   ``CallbackKit.TaskTimeout`` (:data:`~callback_kit.exceptions.ERROR_TASK_TIMEOUT`); its heartbeats stop and
   ``ck.is_cancelled()`` turns true. Python cannot kill a thread, so the slot stays taken until the function
@@ -247,6 +249,10 @@ class ActivityWorker:
         """Poll and run tasks until SIGTERM/SIGINT (or :meth:`stop`), drain, and return the final counters.
 
         Signal handlers are installed only when called on the main thread, and restored on return.
+
+        Raises:
+            Exception: the poll error that stopped the worker when the AWS configuration cannot work (no region,
+                no or rejected credentials; see :attr:`configuration_error`), after the drain.
         """
         previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
