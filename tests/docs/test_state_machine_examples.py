@@ -4,6 +4,7 @@ A reader copies these examples into real state machines, so an example without `
 hang the checker exists to catch. The examples are ASL JSON blocks (whole machines, or one named state such as
 ``"Ask approver": {...}``) and the ``definition = {...}`` dicts of the Python examples. In docs/check.md each rule
 shows a "Before" that breaks it and an "After" that fixes it: a "Before" must be reported, everything else must pass.
+An abridged example (``"...": "..."`` for the fields left out) is judged on its section's rule alone.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Example:
     where: str
     definition: dict[str, Any]
     before: str | None  # shown as the wrong way for this rule (CK001, ...): the checker must report that code
+    section: str  # the heading it is under: for a rule's examples, its code
+    abridged: bool  # a "...": "..." stands for fields left out: only the section's rule can be judged
     heartbeat_interval: float | None  # the example's own worker's, when its code sets one
 
 
@@ -116,10 +119,10 @@ def examples() -> list[Example]:
                         continue
                 machine = as_machine(value)
                 if machine is not None:
-                    found.append(Example(where, machine, before, None))
+                    found.append(Example(where, machine, before, heading, '"..."' in text, None))
             elif lang == "python":
                 machines, interval = python_examples(text)
-                found.extend(Example(where, m, before, interval) for m in machines)
+                found.extend(Example(where, m, before, heading, False, interval) for m in machines)
     return found
 
 
@@ -151,8 +154,10 @@ def test_every_state_machine_example_passes_the_checker(example: Example, tmp_pa
     codes = [f["code"] for f in json.loads(out.getvalue())]
 
     # THEN it passes (no error-level finding), unless the document shows it as the wrong way: then the rule it
-    # illustrates reports it
+    # illustrates reports it. Of an abridged example only that rule can be judged: the fields left out are not there.
     if example.before is not None:
         assert example.before in codes, f"{example.where} is shown breaking {example.before} but is not reported"
+    elif example.abridged:
+        assert example.section not in codes, f"{example.where}:\n{out.getvalue()}"
     else:
         assert code == 0, f"{example.where}:\n{out.getvalue()}"
