@@ -11,7 +11,9 @@ What the worker adds on top of the runner:
 * **Polling.** The poll client has a 70 s read timeout (Step Functions holds a poll up to 60 s) and botocore's
   retries off. An empty ``taskToken`` means no work. Errors (``ActivityWorkerLimitExceeded``,
   ``ThrottlingException``, connection errors, anything else) are counted and followed by an exponential backoff
-  with jitter; the worker never dies of them and never polls in a tight loop.
+  with jitter, and polling goes on; the worker never polls in a tight loop. Only an AWS configuration that cannot
+  work (no region, no or rejected credentials: :func:`~callback_kit.awsconfig.configuration_problem`) stops it,
+  since waiting never heals that: it drains, and :meth:`ActivityWorker.run` raises the error.
 * **Time limit.** A task that runs longer than ``max_task_seconds`` is answered with
   ``CallbackKit.TaskTimeout`` (:data:`~callback_kit.exceptions.ERROR_TASK_TIMEOUT`); its heartbeats stop and
   ``ck.is_cancelled()`` turns true. Python cannot kill a thread, so the slot stays taken until the function
@@ -34,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import socket
@@ -143,8 +146,9 @@ class ActivityWorker:
 
     Args:
         activity_arn: the activity to poll.
-        fn: a plain function of the payload (the decoded task input), or a ``@ck.callback_handler`` (its function,
-            ``model`` and ``error_map`` are used), so one function serves Lambda and activities.
+        fn: a plain function of the payload (the decoded task input), or a ``@ck.callback_handler``: its function,
+            ``model``, ``error_map``, ``payload_path`` and ``heartbeat_interval`` are used unless given here, so one
+            decorated function serves Lambda and activities.
         concurrency: slots: open polls and tasks running at once (at most 1,000 polls per ARN across workers).
         heartbeat_interval: seconds between heartbeats, 0 for none. Default ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
             or 30.
@@ -189,8 +193,14 @@ class ActivityWorker:
         if shutdown_grace_seconds < 0:
             raise ValueError("shutdown_grace_seconds must be >= 0")
         if isinstance(fn, CallbackHandler):
-            model = model if model is not None else fn.options.model
-            error_map = error_map if error_map is not None else fn.options.error_map
+            # The handler's options come along, so that one decorated function serves Lambda and activities; an
+            # argument given here wins. (token_path, source and the batch options mean nothing to an activity.)
+            handler = fn.options
+            model = model if model is not None else handler.model
+            error_map = error_map if error_map is not None else handler.error_map
+            payload_path = payload_path if payload_path is not None else handler.payload_path
+            if heartbeat_interval is None:
+                heartbeat_interval = handler.heartbeat_interval or 0  # resolved: None means off
             fn = fn.fn
         check_worker(fn, model=model, error_map=error_map)  # refuse at construction what would fail every task
         interval = _interval(heartbeat_interval)
@@ -239,6 +249,10 @@ class ActivityWorker:
         """Poll and run tasks until SIGTERM/SIGINT (or :meth:`stop`), drain, and return the final counters.
 
         Signal handlers are installed only when called on the main thread, and restored on return.
+
+        Raises:
+            Exception: the poll error that stopped the worker when the AWS configuration cannot work (no region,
+                no or rejected credentials; see :attr:`configuration_error`), after the drain.
         """
         previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -475,11 +489,10 @@ class ActivityWorker:
                 self._stats.duplicates += 1
             else:
                 self._stats.undeliverable += 1
-        fp = fingerprint(result.record.token)
         if status in (Status.UNDELIVERABLE, Status.NO_TOKEN):
-            get_logger().error("activity task could not be answered", extra={"token_fp": fp, "detail": result.detail})
+            result.log_end("activity task could not be answered", level=logging.ERROR)
         else:
-            get_logger().info("activity task answered", extra={"token_fp": fp, "status": status.value})
+            result.log_end("activity task answered")
 
     def _count_beat(self) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 Commands::
 
     callback-kit activity ARN module:function [--concurrency N] [--heartbeat-interval S] [--max-task-seconds S]
-                                              [--worker-name W] [--shutdown-grace-seconds S]
+                                              [--worker-name W] [--shutdown-grace-seconds S] [--payload-path P]
     callback-kit send-success [TOKEN] [--output JSON | --output-file FILE]
     callback-kit send-failure [TOKEN] --error NAME [--cause TEXT]
     callback-kit send-heartbeat [TOKEN]
@@ -17,7 +17,7 @@ it out to read ``$CALLBACK_KIT_TASK_TOKEN``. AWS settings come from the usual en
 
 ``-v``/``--verbose`` goes before or after the command; ``--version`` prints the version.
 
-Exit codes:
+Exit codes (``activity`` and ``run`` have their own: see their ``--help``):
     0   done (for ``invoke``: every task got its one callback)
     1   the task was already closed: timed out, its execution stopped, or already answered (for ``invoke``: a
         record got no callback and would be redelivered)
@@ -37,7 +37,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from callback_kit import __version__
 from callback_kit.awsconfig import configuration_problem, region_from_arn
@@ -46,6 +46,9 @@ from callback_kit.check.command import run as run_check
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
+
+if TYPE_CHECKING:
+    from callback_kit.activity import ActivityWorker
 
 ENV_TOKEN = "CALLBACK_KIT_TASK_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 EXIT_OK, EXIT_CLOSED, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
@@ -61,6 +64,15 @@ INVOKE_EXIT_CODES = """exit codes:
   0  every task in the event got exactly one callback (success or failure)
   1  a record got no callback: Lambda would redeliver it (no token, or the handler raised)
   2  usage error: bad arguments, unreadable or invalid event file, handler not found"""
+ACTIVITY_EXIT_CODES = """exit codes:
+  0  stopped on SIGTERM/SIGINT after draining the tasks in flight (those still running at the end of the grace
+     period are failed with CallbackKit.WorkerShutdown)
+  2  usage error: bad ARN, function not found or not usable as a task function, bad option; nothing was polled
+  3  AWS configuration unusable (no region, no or rejected credentials, unknown profile, expired SSO session):
+     no poll can succeed, so the worker stops and drains instead of backing off forever; the message says what
+     to set
+Any other poll error (throttling, ActivityWorkerLimitExceeded, 5xx, connection errors, AccessDenied) does not
+stop the worker: it is counted and followed by a backoff, and polling goes on."""
 _TOKEN_HELP = f"the task token; '-' reads it from stdin; omitted: ${ENV_TOKEN}"
 _CLOSED_MESSAGE = (
     "the task is already closed: it timed out, its execution stopped, or it was already answered "
@@ -153,16 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an activity worker until SIGTERM/SIGINT",
         description="Poll an activity with GetActivityTask and run module:function on each task; stop cleanly on "
         "SIGTERM/SIGINT (tasks still running after the grace period are failed with CallbackKit.WorkerShutdown).",
-        epilog="exit codes:\n  0  stopped cleanly\n  2  usage error (bad ARN, function not found, bad option)",
+        epilog=ACTIVITY_EXIT_CODES,
         formatter_class=fmt,
     )
     p.add_argument("activity_arn", metavar="ARN", help="the activity ARN (arn:aws:states:REGION:ACCOUNT:activity:NAME)")
     p.add_argument("target", metavar="module:function", help="the function to run (a @callback_handler works too)")
     p.add_argument("--concurrency", type=int, default=1, help="open polls and tasks run at once (default 1)")
-    p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats, 0 for none (default 30)")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        help="seconds between heartbeats, 0 for none (default: the handler's, else 30)",
+    )
     p.add_argument("--max-task-seconds", type=float, help="fail a task running longer with CallbackKit.TaskTimeout")
     p.add_argument("--worker-name", help="the name shown in the execution history (default host:pid)")
     p.add_argument("--shutdown-grace-seconds", type=float, default=25.0, help="time in-flight tasks get on stop")
+    p.add_argument(
+        "--payload-path",
+        metavar="PATH",
+        help="dotted path of the payload inside the task input (default: the handler's payload_path, else the input)",
+    )
     p.set_defaults(run=_activity)
 
     p = sub.add_parser(
@@ -244,22 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- commands ---------------------------------------------------------------------------------------------------
 def _activity(args: argparse.Namespace, io: _IO, client: Any) -> int:
-    from callback_kit.activity import ActivityWorker
-
     if not args.activity_arn.startswith("arn:") or ":activity:" not in args.activity_arn:
         raise UsageError(f"not an activity ARN: {args.activity_arn!r}")
     if client is None:
         _use_region_of(args.activity_arn, io)
-    worker = ActivityWorker(
-        args.activity_arn,
-        load_target(args.target),
-        concurrency=args.concurrency,
-        heartbeat_interval=args.heartbeat_interval,
-        client=client,
-        worker_name=args.worker_name,
-        max_task_seconds=args.max_task_seconds,
-        shutdown_grace_seconds=args.shutdown_grace_seconds,
-    )
+    target = load_target(args.target)
+    try:
+        worker = _build_worker(args, target, client)
+    except TypeError as exc:  # a function or option that cannot serve (see callback_kit.validation): usage
+        raise UsageError(str(exc)) from None
     stats = worker.run()
     io.print_err(
         f"callback-kit activity: stopped; started {stats.started}, succeeded {stats.succeeded}, "
@@ -267,6 +281,22 @@ def _activity(args: argparse.Namespace, io: _IO, client: Any) -> int:
         f"already closed {stats.closed}, undeliverable {stats.undeliverable}, poll errors {stats.poll_errors}"
     )
     return EXIT_OK
+
+
+def _build_worker(args: argparse.Namespace, target: Callable[[Any], Any], client: Any) -> ActivityWorker:
+    from callback_kit.activity import ActivityWorker
+
+    return ActivityWorker(
+        args.activity_arn,
+        target,
+        concurrency=args.concurrency,
+        heartbeat_interval=args.heartbeat_interval,
+        client=client,
+        worker_name=args.worker_name,
+        max_task_seconds=args.max_task_seconds,
+        shutdown_grace_seconds=args.shutdown_grace_seconds,
+        payload_path=args.payload_path,
+    )
 
 
 def _send_success(args: argparse.Namespace, io: _IO, client: Any) -> int:

@@ -1,7 +1,9 @@
 """What a running user function can ask about its task: ``current_task()``, ``heartbeat()``, ``is_cancelled()``.
 
 The state lives in a ContextVar set by the runner around the user function, as Temporal's ``activity.info()``
-does, so the function needs no extra parameter and stays callable directly in tests.
+does, so the function needs no extra parameter and stays callable directly in tests. For that reason the two
+calls a function makes in passing work outside a task too: ``is_cancelled()`` is ``False`` and ``heartbeat()``
+does nothing. ``current_task()`` and ``hand_off()`` have no sensible answer there and raise ``NotInTaskError``.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def heartbeat() -> None:
     """Ask for a heartbeat to be sent for the current task now, instead of at the next interval.
 
     Heartbeats are automatic; call this after a long step to tell Step Functions early that the work goes on.
-    It does not block: the process's one heartbeat thread sends it (at most one per second per task).
+    It does not block: the process's one heartbeat thread sends it (at most one per second per task). Outside a
+    task (a test calling the function directly) it does nothing.
 
     Example:
         >>> import callback_kit as ck
@@ -87,12 +90,11 @@ def heartbeat() -> None:
         ...         ...  # long work
         ...         ck.heartbeat()
         ...     return {"done": True}
-
-    Raises:
-        NotInTaskError: called outside a task run by callback-kit.
+        >>> handle({"parts": [1, 2]})  # called directly, outside a task: the heartbeats are no-ops
+        {'done': True}
     """
-    state = _state()
-    if state.beat is not None:
+    state = _current.get()
+    if state is not None and state.beat is not None:
         state.beat()
 
 
@@ -101,7 +103,8 @@ def is_cancelled() -> bool:
 
     It turns true when a heartbeat is answered "task closed" or when callback-kit gave up on the task (the Lambda
     deadline, an activity's ``max_task_seconds``, worker shutdown). Once it is true, callback-kit sends no
-    completion for the task, so the function may as well stop.
+    completion for the task, so the function may as well stop. Outside a task (a test calling the function
+    directly) it is ``False``: nothing has closed a task that does not exist.
 
     Example:
         >>> import callback_kit as ck
@@ -110,11 +113,11 @@ def is_cancelled() -> bool:
         ...         if ck.is_cancelled():
         ...             return {"stopped": True}  # nobody is waiting for this any more
         ...     return {"done": True}
-
-    Raises:
-        NotInTaskError: called outside a task run by callback-kit.
+        >>> handle({"steps": [1, 2]})  # called directly, outside a task
+        {'done': True}
     """
-    return _state().cancelled.is_set()
+    state = _current.get()
+    return state is not None and state.cancelled.is_set()
 
 
 def hand_off() -> str:

@@ -43,7 +43,8 @@ class TaskFailed(CallbackKitError):
     """Raised by a user function to fail its task with a chosen error name.
 
     The state machine sees ``error`` as the task's error name (what ``Retry``/``Catch`` match) and ``cause``
-    (default: the message) as its cause.
+    (default: the message) as its cause, as plain text: no stack trace, since this is an answer the function
+    chose, not a crash. Without ``error``, the error name is ``TaskFailed`` (or what ``error_map`` maps it to).
 
     Example:
         >>> import callback_kit as ck
@@ -107,7 +108,8 @@ class InvalidOutputError(CallbackKitError, ValueError):
 
 
 class NotInTaskError(CallbackKitError, RuntimeError):
-    """``current_task()``, ``heartbeat()`` or ``is_cancelled()`` was called outside a running task."""
+    """``current_task()`` or ``hand_off()`` was called outside a running task (``heartbeat()`` and ``is_cancelled()``
+    work there: a no-op and ``False``)."""
 
 
 def validate_error_name(error: str) -> str:

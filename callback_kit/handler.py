@@ -19,96 +19,57 @@ started are handed back for redelivery), and every call of the invocation ends b
 from __future__ import annotations
 
 import functools
-import math
-import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from callback_kit.batch import Batch
 from callback_kit.completion import Completer, RetryPolicy, expect_concurrent_calls
-from callback_kit.exceptions import (
-    CallbackDeliveryError,
-    MissingTokenError,
-    validate_error_name,
-)
+from callback_kit.exceptions import CallbackDeliveryError, MissingTokenError
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
+from callback_kit.options import (
+    DEFAULT_DEADLINE_MARGIN,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_MAX_CONCURRENCY,
+    ENV_DEADLINE_MARGIN,
+    ENV_HEARTBEAT_INTERVAL,
+    ENV_MAX_CONCURRENCY,
+    OPTION_NAMES,
+    HandlerOptions,
+    environment_key,
+)
 from callback_kit.outcome import ErrorMap
 from callback_kit.runner import RunOptions, Status, TaskRun
-from callback_kit.sources import SOURCES, Source, parse_event
-from callback_kit.validation import check_function, check_options
+from callback_kit.sources import parse_event
+from callback_kit.validation import check_function, check_option_names, check_options
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
     from callback_kit.idempotency import Idempotency
 
-ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
-ENV_DEADLINE_MARGIN = "CALLBACK_KIT_DEADLINE_MARGIN"
-ENV_MAX_CONCURRENCY = "CALLBACK_KIT_MAX_CONCURRENCY"
-DEFAULT_HEARTBEAT_INTERVAL = 30.0
-DEFAULT_DEADLINE_MARGIN = 2.0
-DEFAULT_MAX_CONCURRENCY = 10
-
 P = TypeVar("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class HandlerOptions:
-    """The options of :func:`callback_handler`, with environment defaults resolved (see its docstring)."""
-
-    model: Any = None
-    token_path: str | None = None
-    payload_path: str | None = None
-    heartbeat_interval: float | None = None
-    source: Source | None = None
-    client: Any = None
-    error_map: ErrorMap | None = None
-    deadline_margin: float = DEFAULT_DEADLINE_MARGIN
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    retry: RetryPolicy | None = None
-    scheduler: HeartbeatScheduler | None = None
-    idempotency: Idempotency | None = None
-
-    @classmethod
-    def resolve(
-        cls,
-        *,
-        heartbeat_interval: float | None = None,
-        deadline_margin: float | None = None,
-        max_concurrency: int | None = None,
-        source: str | None = None,
-        error_map: ErrorMap | None = None,
-        **rest: Any,
-    ) -> HandlerOptions:
-        """Fill unset options from the environment, then from the defaults; reject bad values early."""
-        # Each error names the option, the value and where it came from (the argument or its variable).
-        interval = _env_float(
-            ENV_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL, heartbeat_interval, "heartbeat_interval"
-        )
-        margin = _env_float(ENV_DEADLINE_MARGIN, DEFAULT_DEADLINE_MARGIN, deadline_margin, "deadline_margin")
-        concurrency = _env_float(
-            ENV_MAX_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, max_concurrency, "max_concurrency", minimum=1, whole=True
-        )
-        if source is not None and source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
-        for name in (error_map or {}).values():
-            validate_error_name(name)
-        return cls(
-            heartbeat_interval=interval or None,
-            deadline_margin=margin,
-            max_concurrency=int(concurrency),
-            source=source,
-            error_map=error_map,
-            **rest,
-        )
+__all__ = [
+    "DEFAULT_DEADLINE_MARGIN",
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_MAX_CONCURRENCY",
+    "ENV_DEADLINE_MARGIN",
+    "ENV_HEARTBEAT_INTERVAL",
+    "ENV_MAX_CONCURRENCY",
+    "CallbackHandler",
+    "HandlerOptions",
+    "callback_handler",
+    "process_event",
+]
 
 
 class CallbackHandler(Generic[P, R]):
     """A Lambda handler made by :func:`callback_handler`: call it as ``handler(event, context)``.
 
     The undecorated function stays reachable as ``.fn`` (and ``__wrapped__``), so tests can call it directly.
+    Options left unset follow their ``CALLBACK_KIT_*`` variables as they are at each invocation.
     """
 
     __wrapped__: Callable[[P], R]
@@ -119,24 +80,57 @@ class CallbackHandler(Generic[P, R]):
         check_function(fn)  # refuse at decoration what cannot take the payload (see callback_kit.validation)
         self.fn = fn
         self._options = dict(options)
-        self._resolved: HandlerOptions | None = None
-        # What every invocation shares, built once from the options: the completer and the runner's options.
-        self._parts: tuple[HandlerOptions, Completer, RunOptions] | None = None
+        # What the invocations of one environment share, built once: the resolved options, the completer and the
+        # runner's options, under the environment key they were resolved for. One tuple, replaced whole, so that
+        # concurrent invocations never see half of an update.
+        self._parts: tuple[tuple[str | None, ...], HandlerOptions, Completer, RunOptions] | None = None
         functools.update_wrapper(self, fn)
 
     @property
     def options(self) -> HandlerOptions:
-        """The options in force (environment variables are read on first use)."""
-        if self._resolved is None:
-            self._resolved = HandlerOptions.resolve(**self._options)
-        return self._resolved
+        """The options in force now: those given, the rest from the environment as it is now, else the defaults."""
+        return self._current()[1]
+
+    def with_options(self, **changes: Any) -> CallbackHandler[P, R]:
+        """A new handler of the same function with some options changed; this one is left as it was.
+
+        For tests: point a module's handler at a fake Step Functions, or turn its heartbeats off, without
+        touching the module. Takes the options of :func:`callback_handler` and checks them the same way.
+
+        Example:
+            >>> import callback_kit as ck
+            >>> from callback_kit.testing import FakeStepFunctions
+            >>> @ck.callback_handler(heartbeat_interval=20)
+            ... def handler(order: dict) -> dict:
+            ...     return {"approved": order["total"] < 100}
+            >>> fake = FakeStepFunctions()
+            >>> under_test = handler.with_options(client=fake, heartbeat_interval=0)
+            >>> token = fake.open_task()
+            >>> under_test({"TaskToken": token, "total": 12})
+            >>> fake.outcome(token), handler.options.heartbeat_interval, handler.options.client is None
+            (('success', {'approved': True}), 20.0, True)
+
+        Raises:
+            TypeError: an option :func:`callback_handler` does not take (the closest one is suggested).
+            ValueError: a bad value, as for :func:`callback_handler`.
+        """
+        check_option_names(changes, OPTION_NAMES, "with_options()")
+        options = {**self._options, **changes}
+        check_options(options)
+        HandlerOptions.resolve(**options)
+        return CallbackHandler(self.fn, options)
 
     def __call__(self, event: Any, context: Any = None) -> PartialItemFailureResponse | None:
-        options = self.options
+        _, options, completer, run_options = self._current()
+        return _process(event, context, self.fn, options, completer, run_options)
+
+    def _current(self) -> tuple[tuple[str | None, ...], HandlerOptions, Completer, RunOptions]:
+        key = environment_key(self._options)
         parts = self._parts
-        if parts is None or parts[0] is not options:
-            parts = self._parts = (options, *_task_parts(options))
-        return _process(event, context, self.fn, options, parts[1], parts[2])
+        if parts is None or parts[0] != key:
+            options = HandlerOptions.resolve(**self._options)
+            parts = self._parts = (key, options, *_task_parts(options))
+        return parts
 
 
 @overload
@@ -199,6 +193,7 @@ def callback_handler(
         ... def handle_order(order: dict) -> dict:
         ...     return {"approved": order["total"] < 100}
     """
+    check_option_names(options, OPTION_NAMES, "callback_handler()")
     check_options(options)  # a model pydantic cannot use, error_map keys that are not exceptions: fail at import
     HandlerOptions.resolve(**options)  # fail at import time on a bad option, not at the first event
     if fn is not None:
@@ -218,6 +213,7 @@ def process_event(
         >>> def lambda_handler(event, context):
         ...     return ck.process_event(event, context, check, heartbeat_interval=20)
     """
+    check_option_names(options, OPTION_NAMES, "process_event()")
     resolved = HandlerOptions.resolve(**options)
     return _process(event, context, fn, resolved, *_task_parts(resolved))
 
@@ -250,6 +246,8 @@ def _process(
     _link_duplicates(runs)
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
     results = Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
+    for result in results:
+        result.log_end()  # settled now: one line per record, whichever of the function or the guard ended it
     if not records or records[0].source == "sqs":  # no records: an empty SQS batch
         return {
             "batchItemFailures": [{"itemIdentifier": r.record.record_id or ""} for r in results if r.status.redeliver]
@@ -279,25 +277,3 @@ def _is_fifo(event: Mapping[str, Any]) -> bool:
     first = records[0] if records else {}
     arn = first.get("eventSourceARN") if isinstance(first, Mapping) else None
     return isinstance(arn, str) and arn.endswith(".fifo")
-
-
-def _env_float(
-    name: str, default: float, given: float | None, option: str, *, minimum: float = 0.0, whole: bool = False
-) -> float:
-    """``given``, else ``$name``, else ``default``; refuses a bad value naming the option, value and source."""
-    raw_value: float | str
-    if given is not None:
-        source, raw_value = option, given
-    else:
-        raw = os.environ.get(name)
-        if raw is None or raw.strip() == "":
-            return float(default)
-        source, raw_value = f"{option} (from ${name})", raw
-    try:
-        value = float(raw_value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{source} must be a number, not {raw_value!r}") from None
-    if not math.isfinite(value) or value < minimum or (whole and not value.is_integer()):
-        kind = "a whole number" if whole else "a number of seconds"
-        raise ValueError(f"{source} must be {kind} >= {minimum:g}, not {raw_value!r}")
-    return value

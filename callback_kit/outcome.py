@@ -8,13 +8,15 @@ function's work is done:
 * ``output``: valid JSON, at most 262,144 bytes; otherwise the task fails with
   ``CallbackKit.OutputTooLarge`` or ``CallbackKit.OutputNotSerializable``.
 * ``error``: at most 256 characters, never starting with ``States.``.
-* ``cause``: at most 32,768 characters; it follows Lambda's own error convention (a JSON object with
-  ``errorMessage``, ``errorType`` and ``stackTrace``) and is cut so that it stays valid JSON.
+* ``cause``: at most 32,768 characters. A ``TaskFailed``'s cause is its text (``cause=``, else the message); any
+  other exception's follows Lambda's own error convention (a JSON object with ``errorMessage``, ``errorType`` and
+  ``stackTrace``, the user's frames only) and is cut so that it stays valid JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -131,19 +133,25 @@ def safe_error_name(name: str) -> str:
 def from_exception(exc: BaseException, error_map: ErrorMap | None = None) -> Failure:
     """Map an exception raised by a user function to a SendTaskFailure.
 
-    Never raises, whatever ``exc`` does: an exception whose ``__str__`` raises is described by its class name.
-    The members of an exception group are listed in the cause (``"exceptions"``), nested groups included.
+    A :class:`~callback_kit.exceptions.TaskFailed` gives its cause as plain text: its ``cause=``, else its message.
+    Any other exception gives Lambda's JSON cause (``errorMessage``, ``errorType``, ``stackTrace``; see
+    :func:`stack_trace` for which frames). Never raises, whatever ``exc`` does: an exception whose ``__str__``
+    raises is described by its class name. The members of an exception group are listed in the cause
+    (``"exceptions"``), nested groups included.
 
     Example:
         >>> f = from_exception(ValueError("bad order"))
         >>> f.error, json.loads(f.cause)["errorMessage"]
         ('ValueError', 'bad order')
+        >>> from_exception(TaskFailed("negative total", error="Order.Invalid"))
+        Failure(error='Order.Invalid', cause='negative total')
     """
     name = error_name(exc, error_map)
     if isinstance(exc, TaskFailed):
-        if exc.cause is not None:
-            return Failure(name, truncate_text(exc.cause, MAX_CAUSE_CHARS))
-        return failure(name, exc.message, error_type=type(exc).__name__, exc=exc)
+        # A business failure the function chose: the state machine's Catch reads its cause, which is the message
+        # (or the cause given), never a stack trace of where it was raised.
+        cause = exc.cause if exc.cause is not None else exc.message
+        return Failure(name, truncate_text(cause, MAX_CAUSE_CHARS))
     return failure(name, describe(exc), error_type=type(exc).__name__, exc=exc)
 
 
@@ -171,14 +179,46 @@ def failure(error: str, message: str, *, error_type: str | None = None, exc: Bas
         >>> failure("CallbackKit.InvalidPayload", "total: field required").cause
         '{"errorMessage": "total: field required", "errorType": "CallbackKit.InvalidPayload"}'
     """
-    stack = _stack(exc) if exc is not None else None
+    stack = stack_trace(exc) if exc is not None else None
     members = _group_members(exc) if exc is not None else None
     return Failure(safe_error_name(error), lambda_error_cause(message, error_type or error, stack, members))
 
 
-def _stack(exc: BaseException) -> list[str] | None:
+#: callback-kit's own directory: its frames (the runner that called the function) say nothing about the failure.
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: The standard library's event loop frames that carry an ``async def`` function: as little use as the runner's.
+_ASYNCIO_DIR = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "asyncio") + os.sep
+
+
+def stack_trace(exc: BaseException) -> list[str] | None:
+    """The frames of ``exc``'s traceback as the cause's ``stackTrace`` shows them (``None`` if they cannot be read).
+
+    The execution history is read by whoever runs the state machine, so it gets the user's frames only: none of
+    callback-kit's own (nor the event loop's around an ``async def`` function), and file paths relative to the
+    code root (``$LAMBDA_TASK_ROOT`` in Lambda, else the working directory), as Lambda shows its own errors.
+    Files outside the root (installed libraries) keep their full path.
+
+    Example:
+        >>> def check(order: dict) -> None:
+        ...     raise KeyError("total")
+        >>> try:
+        ...     check({})
+        ... except KeyError as exc:
+        ...     print(stack_trace(exc)[-1].splitlines()[0].split(",", 1)[1])
+         line 2, in check
+    """
     try:
-        return traceback.format_tb(exc.__traceback__)
+        frames = traceback.extract_tb(exc.__traceback__)
+        root = os.path.abspath(os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()) + os.sep
+        kept = traceback.StackSummary()
+        for frame in frames:
+            path = os.path.abspath(frame.filename) if frame.filename and not frame.filename.startswith("<") else ""
+            if path.startswith(_OWN_DIR) or (path.startswith(_ASYNCIO_DIR) and not kept):
+                continue
+            if path.startswith(root):
+                frame.filename = path[len(root) :]
+            kept.append(frame)
+        return kept.format()
     except Exception:  # a traceback that cannot be formatted is not worth losing the answer over
         return None
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from callback_kit.latch import Latch
 from callback_kit.ledger import Ledger, ledger_for
 from callback_kit.logs import debug_enabled, fingerprint, get_logger
 from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
+from callback_kit.payload import mismatch_message, validate
 from callback_kit.sources import TaskRecord
 
 
@@ -72,6 +74,34 @@ class TaskResult:
     record: TaskRecord
     error: str | None = None
     detail: str | None = None
+
+    def log_end(self, message: str = "task ended", *, level: int = logging.INFO) -> None:
+        """Log this end (at INFO by default): status, error name, token fingerprint (never the token), source, record.
+
+        Called once per task by whoever owns its fate (the Lambda handler once the batch is settled, the activity
+        worker as it records the answer), so that the logs alone tell how each task ended and why it failed.
+
+        Example:
+            >>> from callback_kit.sources import TaskRecord
+            >>> TaskResult(Status.FAILED, TaskRecord("direct", "t"), error="Order.Invalid").log_end()
+        """
+        record = self.record
+        extra: dict[str, Any] = {
+            "token_fp": fingerprint(record.token),
+            "status": self.status.value,
+            "error": self.error,
+            "source": record.source,
+        }
+        if record.record_id is not None:
+            extra["record_id"] = record.record_id
+        if record.execution_arn is not None:
+            extra["execution_arn"] = record.execution_arn
+        if self.detail is not None:
+            extra["detail"] = self.detail
+        logger = get_logger()
+        (logger.error if level >= logging.ERROR else logger.warning if level >= logging.WARNING else logger.info)(
+            message, extra=extra
+        )
 
 
 @dataclass(frozen=True)
@@ -335,7 +365,7 @@ class TaskRun:
             try:
                 payload = validate(model, payload)
             except Exception as exc:
-                return failure(ERROR_INVALID_PAYLOAD, _validation_message(exc), error_type=ERROR_INVALID_PAYLOAD)
+                return failure(ERROR_INVALID_PAYLOAD, mismatch_message(exc, payload), error_type=ERROR_INVALID_PAYLOAD)
         try:
             value = self.fn(payload)
             if type(value) not in _PLAIN and inspect.isawaitable(value):
@@ -344,11 +374,16 @@ class TaskRun:
             raise
         except BaseException as exc:
             log = get_logger().info if isinstance(exc, Exception) else get_logger().error
+            answer = from_exception(exc, self.options.error_map)
             log(
                 "user function raised",
-                extra={"token_fp": fingerprint(self.record.token), "exception": type(exc).__name__},
+                extra={
+                    "token_fp": fingerprint(self.record.token),
+                    "exception": type(exc).__name__,
+                    "error": answer.error,
+                },
             )
-            return from_exception(exc, self.options.error_map)
+            return answer
         return encode_output(value)
 
     def _finish(self, outcome: Outcome) -> TaskResult | None:
@@ -455,29 +490,3 @@ def _earliest(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return min(a, b)
-
-
-def validate(model: Any, payload: Any) -> Any:
-    """Validate ``payload`` into ``model``: a pydantic model class, or any type pydantic can validate."""
-    validate_python: Callable[[Any], Any] = getattr(model, "model_validate", None) or _adapter(model).validate_python
-    return validate_python(payload)
-
-
-@functools.lru_cache(maxsize=64)
-def _adapter(model: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(model)
-
-
-def _validation_message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            # include_input=False: payload values may be personal data and must not land in a cause or log.
-            items: list[Mapping[str, Any]] = errors(include_input=False, include_url=False)
-            parts = [".".join(str(p) for p in e.get("loc", ())) + ": " + str(e.get("msg", "")) for e in items]
-            return f"the payload does not match the model: {'; '.join(parts)}"
-        except TypeError:
-            pass
-    return f"the payload does not match the model: {exc}"

@@ -17,13 +17,14 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from callback_kit.exceptions import validate_error_name
 
-__all__ = ["check_error_map", "check_function", "check_model", "check_options", "check_worker"]
+__all__ = ["check_error_map", "check_function", "check_model", "check_option_names", "check_options", "check_worker"]
 
 _PROCESS_EVENT_HINT = (
     "write 'def handler(payload)', or, to keep the (event, context) form, call "
@@ -144,6 +145,28 @@ def check_error_map(error_map: Any) -> None:
             validate_error_name(value)
         except ValueError as exc:
             raise ValueError(f"error_map[{key.__name__}]: {exc}") from None
+
+
+def check_option_names(options: Mapping[str, Any], known: Collection[str], call: str) -> None:
+    """Refuse an option ``call`` does not take, naming the public call and the closest option it does take.
+
+    Without it, a misspelt option surfaces as a ``TypeError`` about an internal class's ``__init__``.
+
+    Raises:
+        TypeError: an option name not in ``known``.
+
+    Example:
+        >>> check_option_names({"heartbeat_intervl": 5}, ["heartbeat_interval", "model"], "callback_handler()")
+        Traceback (most recent call last):
+        ...
+        TypeError: callback_handler() got an unexpected option 'heartbeat_intervl'; did you mean 'heartbeat_interval'?
+    """
+    for name in options:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; it takes {', '.join(sorted(known))}"
+        raise TypeError(f"{call} got an unexpected option {name!r}{hint}")
 
 
 def check_options(options: Mapping[str, Any]) -> None:

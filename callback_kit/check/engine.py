@@ -20,6 +20,11 @@ from callback_kit.check.template import Template, read_template
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
 #: callback-kit's heartbeat interval when a worker does not set one (callback_kit.handler's default).
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
+#: Where the interval came from when nothing told it (shown in the finding).
+ASSUMED_DEFAULT = (
+    f"callback-kit's default of {DEFAULT_HEARTBEAT_INTERVAL:g} s, assumed since no heartbeat interval was given: "
+    "pass --heartbeat-interval if the worker beats at another rate"
+)
 #: What a directory is searched for.
 _TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
 _ASL_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml")
@@ -40,7 +45,8 @@ def check_paths(
             ``template.yaml|yml|json`` and ASL files; an ASL file a template loads is checked with it, once).
         ignore: rule codes not to report.
         heartbeat_interval: the heartbeat interval of workers the template does not show (activity workers,
-            standalone ASL files); ``None`` leaves CK004's interval check to the workers a template defines.
+            standalone ASL files); ``None`` assumes callback-kit's default of 30 s for them, and CK004's message
+            says so. Workers a template shows that are not written with callback-kit are not guessed at.
 
     Raises:
         UnreadableInputError: a path is missing, unparseable, or neither a template nor a state machine.
@@ -154,10 +160,13 @@ def _states(machine: Machine) -> Iterator[StateRef]:
 
 
 def _worker(ref: StateRef, template: Template | None, heartbeat_interval: float | None) -> Worker | None:
-    """The heartbeat interval of the task's worker: a callback-kit function of the template, or the one given."""
+    """The heartbeat interval of the task's worker: a callback-kit function of the template, the one given, or
+    callback-kit's default when nothing shows the worker (``None``: the template's workers are not callback-kit)."""
+    shown: set[str] = set()
     if template is not None:
         intervals: list[Worker] = []
-        for name in sorted(workers(ref.state, template)):
+        shown = workers(ref.state, template)
+        for name in sorted(shown):
             function = template.functions[name]
             if not function.callback_kit:
                 continue
@@ -173,7 +182,11 @@ def _worker(ref: StateRef, template: Template | None, heartbeat_interval: float 
             return max(intervals, key=lambda w: w.interval)
     if heartbeat_interval is not None:
         return Worker(heartbeat_interval, "the heartbeat interval given")
-    return None
+    if shown:
+        return None  # the template shows workers, none written with callback-kit: their schedule is not guessed
+    # Nothing tells the interval: a callback-kit worker beats every 30 s unless told otherwise, and a
+    # HeartbeatSeconds that is safe only for a faster worker must not pass unnoticed. The finding says so.
+    return Worker(DEFAULT_HEARTBEAT_INTERVAL, ASSUMED_DEFAULT)
 
 
 def _ignored(comment: Any) -> set[str]:

@@ -90,25 +90,31 @@ class FakeStepFunctions(ActivityFake):
         botocore.exceptions.ClientError: An error occurred (ThrottlingException) when calling the SendTaskSuccess ...
     """
 
-    calls: list[Call] = field(default_factory=list)
-    tasks: dict[str, _Task] = field(default_factory=dict)
+    # The constructor takes the four settings below; everything else is state the fake keeps (init=False), so that
+    # help() and signature() show what a test may pass and nothing of the inside.
+    #: Seconds every callback call takes (real time, through ``sleep``); with :meth:`with_timeout`, a slow call.
     latency: float = 0.0
+    #: How ``latency`` is waited (inject a fake one to run slow calls without waiting).
     sleep: Callable[[float], None] = time.sleep
-    _faults: list[_Fault] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
     #: How long :meth:`get_activity_task` holds a poll when there is no work (AWS: 60 s); keep it short in tests.
     activity_poll_seconds: float = 60.0
     #: The clock activity task timeouts are measured on; inject a fake one to expire tasks without waiting.
     clock: Callable[[], float] = time.monotonic
+    #: Every request received, in order.
+    calls: list[Call] = field(default_factory=list, init=False)
+    #: The tasks by token (opened, answered, closed).
+    tasks: dict[str, _Task] = field(default_factory=dict, init=False)
     #: Polls that returned, with or without a task, and the most that were ever open at once.
-    activity_polls: int = 0
-    max_open_polls: int = 0
-    _activity_queues: dict[str, deque[_ActivityTask]] = field(default_factory=dict)
-    _timeouts: dict[str, _Timeouts] = field(default_factory=dict)
-    _open_polls: int = 0
-    _poll_cond: threading.Condition = field(init=False, repr=False)
+    activity_polls: int = field(default=0, init=False)
+    max_open_polls: int = field(default=0, init=False)
     #: The timeout of every call made through :meth:`with_timeout`, in order.
-    timeouts: list[float] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list, init=False)
+    _faults: list[_Fault] = field(default_factory=list, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _activity_queues: dict[str, deque[_ActivityTask]] = field(default_factory=dict, init=False, repr=False)
+    _timeouts: dict[str, _Timeouts] = field(default_factory=dict, init=False, repr=False)
+    _open_polls: int = field(default=0, init=False, repr=False)
+    _poll_cond: threading.Condition = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._poll_cond = threading.Condition(self._lock)
@@ -170,18 +176,41 @@ class FakeStepFunctions(ActivityFake):
 
     # -- inspection -----------------------------------------------------------------------------------------
     def outcome(self, token: str) -> tuple[Any, ...] | None:
-        """``("success", output)`` or ``("failure", error, cause)``, or ``None`` while unanswered."""
+        """How the task was answered: ``("success", output)``, ``("failure", error, cause)``, or ``None`` while not.
+
+        JSON that was sent is decoded, text is left as text: the output is always decoded (it is JSON); the cause
+        is decoded when it is a JSON object (callback-kit's Lambda-style cause of an unexpected exception:
+        ``errorMessage``, ``errorType``, ``stackTrace``) and is the text as sent otherwise (a ``TaskFailed``
+        message, a ``cause=``). :meth:`outputs` and :meth:`failures` decode the same way.
+
+        Example:
+            >>> sfn = FakeStepFunctions()
+            >>> ok, bad, odd = sfn.open_task(), sfn.open_task(), sfn.open_task()
+            >>> _ = sfn.send_task_success(taskToken=ok, output='{"approved": true}')
+            >>> _ = sfn.send_task_failure(taskToken=bad, error="Order.Invalid", cause="negative total")
+            >>> _ = sfn.send_task_failure(taskToken=odd, error="KeyError", cause='{"errorMessage": "total"}')
+            >>> sfn.outcome(ok)
+            ('success', {'approved': True})
+            >>> sfn.outcome(bad)
+            ('failure', 'Order.Invalid', 'negative total')
+            >>> sfn.outcome(odd)
+            ('failure', 'KeyError', {'errorMessage': 'total'})
+        """
         task = self.tasks.get(token)
-        return task.outcome if task else None
+        if task is None or task.outcome is None:
+            return None
+        if task.outcome[0] == "failure":
+            return ("failure", task.outcome[1], decode_cause(task.outcome[2]))
+        return task.outcome
 
     def outputs(self) -> list[Any]:
         """The decoded outputs of every delivered success, in order."""
         return [json.loads(c.params["output"]) for c in self.calls if c.api == "SendTaskSuccess" and c.result == "ok"]
 
-    def failures(self) -> list[tuple[str, str]]:
-        """``(error, cause)`` of every delivered failure, in order."""
+    def failures(self) -> list[tuple[str, Any]]:
+        """``(error, cause)`` of every delivered failure, in order; the cause decoded as by :meth:`outcome`."""
         return [
-            (c.params["error"], c.params["cause"])
+            (c.params["error"], decode_cause(c.params["cause"]))
             for c in self.calls
             if c.api == "SendTaskFailure" and c.result == "ok"
         ]
@@ -286,6 +315,25 @@ class TimedFake:
         with self.fake._lock:
             self.fake.timeouts.append(self.timeout)
         return self.fake._handle(api, token, params, self.timeout)
+
+
+def decode_cause(cause: str) -> Any:
+    """A failure's cause as :meth:`FakeStepFunctions.outcome` shows it: a JSON object decoded, any other text as is.
+
+    Example:
+        >>> decode_cause('{"errorMessage": "boom", "errorType": "ValueError"}')["errorType"]
+        'ValueError'
+        >>> decode_cause("negative total"), decode_cause("42")
+        ('negative total', '42')
+    """
+    if cause.startswith("{"):
+        try:
+            value = json.loads(cause)
+        except ValueError:
+            return cause
+        if isinstance(value, dict):
+            return value
+    return cause
 
 
 def field_error(api: str, params: Mapping[str, Any]) -> str | None:

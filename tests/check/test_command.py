@@ -138,3 +138,20 @@ def test_the_projects_template_is_really_linked_to_its_workers(tmp_path: Path) -
         ("CK004", "NotifyCustomer"),
         ("CK004", "VerifyAgeOnline"),
     ]
+
+
+def test_without_an_interval_the_library_default_is_assumed_and_said(tmp_path: Path) -> None:
+    # GIVEN a state machine alone whose HeartbeatSeconds equals callback-kit's default interval of 30 s
+    path = tmp_path / "beat.asl.json"
+    path.write_text(json.dumps(machine({"Ask": task(HeartbeatSeconds=30)})))
+
+    # WHEN it is checked without --heartbeat-interval
+    code, out, _ = run([str(path)])
+
+    # THEN CK004 reports it against the default, and says that the default was assumed
+    assert code == 1
+    assert " CK004 error: HeartbeatSeconds 30 is less than twice the worker's heartbeat interval of 30 s" in out
+    assert "callback-kit's default of 30 s, assumed" in out
+    assert "--heartbeat-interval" in out
+    # AND an interval given still decides
+    assert run([str(path), "--heartbeat-interval", "10"])[0] == 0

@@ -70,8 +70,8 @@ def test_asl_in_yaml_is_checked(tmp_path: Path) -> None:
             Type: Task
             Resource: arn:aws:states:::lambda:invoke.waitForTaskToken
             Arguments: {FunctionName: f, Payload: "{% $states.input %}"}
-            TimeoutSeconds: 60
-            HeartbeatSeconds: 20
+            TimeoutSeconds: 300
+            HeartbeatSeconds: 90
             Catch: [{ErrorEquals: [States.ALL], Next: Done}]
             Next: Done
           Done: {Type: Succeed}

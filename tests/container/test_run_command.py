@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import signal
@@ -48,7 +47,7 @@ def cause_message(sfn: FakeStepFunctions, token: str) -> str:
     outcome = sfn.outcome(token)
     assert outcome is not None
     assert outcome[0] == "failure"
-    message: str = json.loads(outcome[2])["errorMessage"]
+    message: str = outcome[2]["errorMessage"]
     return message
 
 

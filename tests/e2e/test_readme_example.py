@@ -25,6 +25,7 @@ def test_order_state_machine(local_sfn: LocalStepFunctions) -> None:
                     "MessageBody": {"TaskToken.$": "$$.Task.Token", "total.$": "$.total"},
                 },
                 "HeartbeatSeconds": 10,
+                "TimeoutSeconds": 60,
                 "End": True,
             }
         },

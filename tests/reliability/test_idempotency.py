@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -155,7 +154,7 @@ def test_a_function_that_raised_runs_again_on_redelivery(table: str) -> None:
     outcome = fake.outcome(token)
     assert outcome is not None
     assert outcome[:2] == ("failure", "Payment.Declined")
-    assert json.loads(outcome[2])["errorMessage"] == "card declined"
+    assert outcome[2] == "card declined"
     assert work.runs == 2
     assert [(c.api, c.result) for c in second.calls] == [("SendTaskFailure", "TaskTimedOut")]
     assert check_task_invariant(fake, token, [first, second], [False, False]) == "failure"

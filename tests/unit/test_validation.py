@@ -269,3 +269,25 @@ def test_a_bad_environment_value_names_the_variable(
     # WHEN a handler is decorated / THEN the error names the option, the variable and the value
     with pytest.raises(ValueError, match=re.escape(expected)):
         ck.callback_handler(lambda p: p)
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (
+            lambda: ck.callback_handler(heartbeat_intervl=5),  # type: ignore[call-overload]
+            "callback_handler() got an unexpected option 'heartbeat_intervl'; did you mean 'heartbeat_interval'?",
+        ),
+        (
+            lambda: ck.process_event({}, None, lambda p: p, paylod_path="document"),
+            "process_event() got an unexpected option 'paylod_path'; did you mean 'payload_path'?",
+        ),
+    ],
+)
+def test_a_misspelt_option_names_the_public_call_and_the_closest_option(call: Any, expected: str) -> None:
+    # GIVEN / WHEN an option name with a typo
+    with pytest.raises(TypeError) as raised:
+        call()
+    # THEN the error names the call the user wrote and suggests the option meant, not an internal class
+    assert str(raised.value) == expected
+    assert "HandlerOptions" not in str(raised.value)
