@@ -282,13 +282,15 @@ def _truth(trace: Trace, token: str) -> list[str]:
             return ["succeeded"]
         extra = {ERROR_TASK_TIMEOUT: ["timed_out"], ERROR_WORKER_SHUTDOWN: ["shut_down"]}.get(c.error or "", [])
         return ["failed", *extra]
+    if any(c.completion for c in calls):
+        # The worker sent an answer, so it did not count the task handed off, even if the function handed the
+        # token off before a time limit or shutdown claimed it: it counts the answer's fate.
+        return ["closed"] if any(c.result in CLOSED for c in calls) else ["undeliverable"]
     index = trace.tokens.index(token)
     if any(r.how == "handed_off" for r in trace.runs.by_record.get(index, [])):
         return ["handed_off"]
     if any(c.result in CLOSED for c in calls):
         return ["closed"]
-    if any(c.completion for c in calls):
-        return ["undeliverable"]
     return []
 
 

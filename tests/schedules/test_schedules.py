@@ -30,6 +30,7 @@ PINNED = {
     105: "2: asyncio.CancelledError and an exception whose __str__ raises left activity tasks unanswered",
     107: "2: FIFO: one group's failure stopped a healthy group",
     110: "5: max_task_seconds expiry raced the function's end: stats closed=2, failed=0 after a delivered TaskTimeout",
+    91823: "5: ck.hand_off() after max_task_seconds claimed a closed task: counted closed, taken for handed off",
 }
 
 
