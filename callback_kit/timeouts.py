@@ -196,7 +196,10 @@ def _warn_if_unbounded(client: Any, seconds: float) -> None:
         return
     if worst <= seconds:
         return
-    _warned.add(client)
+    with _recipes_lock:  # once per client, even when a batch's calls all find it at once
+        if client in _warned:
+            return
+        _warned.add(client)
     config = client.meta.config
     get_logger().warning(
         "the Step Functions client passed as client= can take longer than the time this call has: callback-kit "
