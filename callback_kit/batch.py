@@ -131,8 +131,9 @@ class Batch:
             if self.stop.is_set():
                 return
             if run.record.group_id in stopped:
-                # Handed back unstarted, and settled now: a later record of its token (in another group of this
-                # lane) then ends as it does, at once, rather than waiting for a run that will never start.
+                # Handed back unstarted. A later record of its token in a group that still runs takes the task
+                # over: a healthy group is not stopped by another group's failure.
+                _pass_on(run, lane, stopped)
                 run.cancel_unstarted()
                 continue
             result = self._context.copy().run(run.run)
@@ -214,6 +215,21 @@ class Batch:
         settle_by = deadline + self.reserve / 2
         for run in pending:
             run.done.wait(timeout=max(0.0, settle_by - self.clock()))
+
+
+def _pass_on(run: TaskRun, lane: Sequence[TaskRun], stopped: set[str | None]) -> None:
+    """Make the first later record of ``run``'s token in a running group its owner, and the others its twins.
+
+    Only the lane's own thread calls this, before any of those records has started: nothing else reads ``twin``.
+    """
+    heir: TaskRun | None = None
+    for later in lane:
+        if later.twin is not run:
+            continue
+        if heir is None and later.record.group_id not in stopped:
+            heir, later.twin = later, None
+        elif heir is not None:
+            later.twin = heir
 
 
 def invocation_deadline(context: Any, margin: float, clock: Callable[[], float] = time.monotonic) -> float | None:
