@@ -101,20 +101,44 @@ class Batch:
         return TaskResult(Status.NOT_STARTED, run.record)  # a FIFO stop, or the deadline came first
 
     def _lanes(self) -> list[list[TaskRun]]:
+        """The records in the order their lanes run them: one lane per record, or per FIFO message group.
+
+        A later record of a token waits for its first record (``TaskRun.twin``). Standard queue: that one is in an
+        earlier lane, so it has started before the wait begins. FIFO: the groups of the two are run as one lane,
+        in event order, so that the first record has ended by then; kept apart, a worker could wait in one group
+        for a record of another group that no free worker is left to start, until the deadline.
+        """
         if not self.fifo:
             return [[run] for run in self.runs]
+        joined: dict[str | None, str | None] = {}  # group -> a group it shares a token with (union-find)
+
+        def root(group: str | None) -> str | None:
+            while joined.get(group, group) != group:
+                group = joined[group]
+            return group
+
+        for run in self.runs:
+            if run.twin is not None:
+                joined[root(run.record.group_id)] = root(run.twin.record.group_id)
         lanes: dict[str | None, list[TaskRun]] = {}
         for run in self.runs:
-            lanes.setdefault(run.record.group_id, []).append(run)
+            lanes.setdefault(root(run.record.group_id), []).append(run)
         return list(lanes.values())
 
     def _run_lane(self, lane: Sequence[TaskRun]) -> None:
+        stopped: set[str | None] = set()  # FIFO groups that stopped at a record that must be redelivered
         for run in lane:
             if self.stop.is_set():
                 return
+            if run.record.group_id in stopped:
+                # Handed back unstarted. A later record of its token in a group that still runs takes the task
+                # over: a healthy group is not stopped by another group's failure.
+                _pass_on(run, lane, stopped)
+                run.cancel_unstarted()
+                continue
             result = self._context.copy().run(run.run)
             if result.status.redeliver and self.fifo:
-                return  # this group stops here; its later records are handed back unstarted
+                stopped.add(run.record.group_id)  # its group's later records are handed back unstarted
 
     def _run_pool(self) -> None:
         lanes = collections.deque(self._lanes())
@@ -178,16 +202,34 @@ class Batch:
         if self.hard_deadline is not None:
             deadline = min(deadline, self.hard_deadline)
         pending = [run for run in self.runs if not run.done.is_set()]
-        # Fail every running task at once: one after another, ten slow calls would overrun the deadline.
+        # Records that never started are settled here and now: they need no call. Only the running tasks get a
+        # pooled job (no more than the lanes that run), all at once: one after another, ten slow calls would
+        # overrun the deadline; one job per record would start a thread for each that found no idle one.
         for run in pending:
-            shared_pool().submit(
-                functools.partial(run.expire, ERROR_LAMBDA_DEADLINE, MESSAGE_DEADLINE, deadline=deadline)
-            )
+            if not run.cancel_unstarted():
+                shared_pool().submit(
+                    functools.partial(run.expire, ERROR_LAMBDA_DEADLINE, MESSAGE_DEADLINE, deadline=deadline)
+                )
         # Each answer, the guard's or that of a task that finished just now, is bounded by the deadline; give the
         # runs half the reserve beyond it to settle after their last call's timeout (still well before the end).
         settle_by = deadline + self.reserve / 2
         for run in pending:
             run.done.wait(timeout=max(0.0, settle_by - self.clock()))
+
+
+def _pass_on(run: TaskRun, lane: Sequence[TaskRun], stopped: set[str | None]) -> None:
+    """Make the first later record of ``run``'s token in a running group its owner, and the others its twins.
+
+    Only the lane's own thread calls this, before any of those records has started: nothing else reads ``twin``.
+    """
+    heir: TaskRun | None = None
+    for later in lane:
+        if later.twin is not run:
+            continue
+        if heir is None and later.record.group_id not in stopped:
+            heir, later.twin = later, None
+        elif heir is not None:
+            later.twin = heir
 
 
 def invocation_deadline(context: Any, margin: float, clock: Callable[[], float] = time.monotonic) -> float | None:

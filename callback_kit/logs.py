@@ -136,25 +136,42 @@ BOTOCORE_LOGGERS: tuple[str, ...] = (
     "urllib3.connectionpool",
 )
 
-# A token value after a taskToken key, in the forms botocore's logs show: a dict repr ('taskToken': '...'), a JSON
-# body inside a bytes repr (b'{"taskToken": "..."}'), or a query/form field (taskToken=...).
-# Any run of quotes and backslashes may open the value: a token someone quoted (JSON.stringify), inside a JSON body,
-# inside a bytes repr, is written '\\"AQB...\\"'.
-_TOKEN_VALUE = re.compile(r"""(?P<key>task_?token\\?["']?\s*[:=]\s*[\\"']*)(?P<value>[^"'\\\s,&}]+)""", re.IGNORECASE)
+# A token value after a token key, in the forms botocore's logs show: a dict repr ('taskToken': '...'), a JSON
+# body inside a bytes repr (b'{"taskToken": "..."}'), or a query/form field (taskToken=...). The keys are the
+# spellings a task token travels under (sources.tokens.TOKEN_KEYS, any case, with or without "_"): taskToken,
+# TaskToken, MyTaskToken, task_token, and a bare Token, as in an activity input's context.Task.Token. A key that
+# only ends in "token" (nextToken, X-Amz-Security-Token) is not one of them.
+# Any run of quotes and backslashes may surround the key and open the value: a token someone quoted
+# (JSON.stringify), inside a JSON string inside a JSON body inside a bytes repr, is written '\\"AQB...\\"'.
+_TOKEN_VALUE = re.compile(
+    r"""(?P<key>(?<![\w-])(?:my_?)?(?:task_?)?token[\\"']*\s*[:=]\s*[\\"']*)(?P<value>[^"'\\\s,&}]+)""",
+    re.IGNORECASE,
+)
+#: A token found after a key is also masked wherever else it appears in the same record (an activity's input may
+#: carry it under any key); shorter values are masked where they were found only, as they may be common words.
+_MIN_COPY_CHARS = 20
 
 
 def redact_tokens(text: str) -> str:
-    """Replace every task token value that follows a ``taskToken`` key in ``text`` by its fingerprint.
+    """Replace every task token value that follows a token key in ``text``, and every other copy of it, by its
+    fingerprint.
 
     Example:
         >>> redact_tokens("params: {'taskToken': 'AAAAKgAAAAIAAAAAAAAAA', 'output': '{}'}")
         "params: {'taskToken': 'tok-b81e622a5310', 'output': '{}'}"
+        >>> redact_tokens("{'taskToken': 'AAAAKgAAAAIAAAAAAAAAA', 'input': '{cb: AAAAKgAAAAIAAAAAAAAAA}'}")
+        "{'taskToken': 'tok-b81e622a5310', 'input': '{cb: tok-b81e622a5310}'}"
     """
-    return _TOKEN_VALUE.sub(lambda m: m.group("key") + fingerprint(m.group("value")), text)
+    values = {m.group("value") for m in _TOKEN_VALUE.finditer(text)}
+    text = _TOKEN_VALUE.sub(lambda m: m.group("key") + fingerprint(m.group("value")), text)
+    copies = sorted((value for value in values if len(value) >= _MIN_COPY_CHARS), key=len, reverse=True)
+    if copies:
+        text = re.sub("|".join(map(re.escape, copies)), lambda m: fingerprint(m.group()), text)
+    return text
 
 
 class TokenRedactingFilter(logging.Filter):
-    """A logging filter that rewrites records so that no task token written after a ``taskToken`` key remains.
+    """A logging filter that rewrites records so that no task token written after a token key remains.
 
     botocore's DEBUG logging prints request parameters and bodies unmasked, and the token is a bearer credential.
     :func:`install_token_redaction` attaches it to botocore's loggers; attach it to your own handlers too if they

@@ -16,12 +16,21 @@ function's work is done:
 from __future__ import annotations
 
 import json
-import os
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from callback_kit.causes import (
+    MAX_CAUSE_CHARS,
+    MAX_GROUP_DEPTH,
+    MAX_GROUP_MEMBERS,
+    MAX_LISTED_MEMBERS,
+    describe,
+    group_members,
+    lambda_error_cause,
+    stack_trace,
+    truncate_text,
+)
 from callback_kit.exceptions import (
     ERROR_OUTPUT_NOT_SERIALIZABLE,
     ERROR_OUTPUT_TOO_LARGE,
@@ -31,10 +40,27 @@ from callback_kit.exceptions import (
 )
 
 MAX_OUTPUT_BYTES = 262_144
-MAX_CAUSE_CHARS = 32_768
-#: How many members, and how many levels, of an exception group the cause lists.
-MAX_GROUP_MEMBERS = 20
-MAX_GROUP_DEPTH = 3
+
+__all__ = [
+    "MAX_CAUSE_CHARS",
+    "MAX_GROUP_DEPTH",
+    "MAX_GROUP_MEMBERS",
+    "MAX_LISTED_MEMBERS",
+    "MAX_OUTPUT_BYTES",
+    "ErrorMap",
+    "Failure",
+    "Outcome",
+    "Success",
+    "describe",
+    "encode_output",
+    "error_name",
+    "failure",
+    "from_exception",
+    "lambda_error_cause",
+    "safe_error_name",
+    "stack_trace",
+    "truncate_text",
+]
 
 ErrorMap: TypeAlias = Mapping[type[BaseException], str]
 
@@ -113,7 +139,7 @@ def error_name(exc: BaseException, error_map: ErrorMap | None = None) -> str:
         >>> error_name(KeyError("x"), {LookupError: "Lookup.Failed"})
         'Lookup.Failed'
     """
-    if isinstance(exc, TaskFailed) and exc.error:
+    if isinstance(exc, TaskFailed) and isinstance(exc.error, str) and exc.error:
         return safe_error_name(exc.error)
     if error_map:
         for klass in type(exc).__mro__:
@@ -134,10 +160,12 @@ def from_exception(exc: BaseException, error_map: ErrorMap | None = None) -> Fai
     """Map an exception raised by a user function to a SendTaskFailure.
 
     A :class:`~callback_kit.exceptions.TaskFailed` gives its cause as plain text: its ``cause=``, else its message.
+    A cause or message that is not a string (``TaskFailed(cause={"sku": 7})``) is sent as its JSON text.
     Any other exception gives Lambda's JSON cause (``errorMessage``, ``errorType``, ``stackTrace``; see
     :func:`stack_trace` for which frames). Never raises, whatever ``exc`` does: an exception whose ``__str__``
-    raises is described by its class name. The members of an exception group are listed in the cause
-    (``"exceptions"``), nested groups included.
+    raises is described by its class name, and one whose attributes raise is described by its class name alone.
+    The members of an exception group are listed in the cause (``"exceptions"``), nested groups included, each
+    group once however often it is shared, and at most ``MAX_LISTED_MEMBERS`` in all.
 
     Example:
         >>> f = from_exception(ValueError("bad order"))
@@ -145,31 +173,32 @@ def from_exception(exc: BaseException, error_map: ErrorMap | None = None) -> Fai
         ('ValueError', 'bad order')
         >>> from_exception(TaskFailed("negative total", error="Order.Invalid"))
         Failure(error='Order.Invalid', cause='negative total')
-    """
-    name = error_name(exc, error_map)
-    if isinstance(exc, TaskFailed):
-        # A business failure the function chose: the state machine's Catch reads its cause, which is the message
-        # (or the cause given), never a stack trace of where it was raised.
-        cause = exc.cause if exc.cause is not None else exc.message
-        return Failure(name, truncate_text(cause, MAX_CAUSE_CHARS))
-    return failure(name, describe(exc), error_type=type(exc).__name__, exc=exc)
-
-
-def describe(exc: BaseException) -> str:
-    """``str(exc)``, or a stand-in when the exception's own ``__str__`` raises (a hostile or broken class).
-
-    Example:
-        >>> class Hostile(Exception):
-        ...     def __str__(self) -> str:
-        ...         raise RuntimeError("no")
-        >>> describe(Hostile())
-        '<Hostile: str() raised RuntimeError>'
+        >>> from_exception(TaskFailed("bad", cause={"sku": 7}))
+        Failure(error='TaskFailed', cause='{"sku": 7}')
     """
     try:
-        text = str(exc)
-    except BaseException as err:
-        return f"<{type(exc).__name__}: str() raised {type(err).__name__}>"
-    return text if isinstance(text, str) else f"<{type(exc).__name__}>"
+        name = error_name(exc, error_map)
+        if isinstance(exc, TaskFailed):
+            # A business failure the function chose: the state machine's Catch reads its cause, which is the
+            # message (or the cause given), never a stack trace of where it was raised.
+            cause = exc.cause if exc.cause is not None else exc.message
+            return Failure(name, truncate_text(_text(cause), MAX_CAUSE_CHARS))
+        return failure(name, describe(exc), error_type=type(exc).__name__, exc=exc)
+    except Exception:
+        # An exception that fights being read (a property that raises, an error_map that cannot be searched)
+        # still fails its task: an answer with less in it beats a task that runs again on every delivery.
+        kind = type(exc).__name__
+        return failure(kind, f"<{kind}: the exception could not be read>")
+
+
+def _text(value: object) -> str:
+    """A cause as text: a string as it is, anything else as its JSON (or, failing that, a stand-in)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except Exception:  # RecursionError, a __str__ that raises, a key that is not a string
+        return f"<{type(value).__name__}>"
 
 
 def failure(error: str, message: str, *, error_type: str | None = None, exc: BaseException | None = None) -> Failure:
@@ -180,138 +209,5 @@ def failure(error: str, message: str, *, error_type: str | None = None, exc: Bas
         '{"errorMessage": "total: field required", "errorType": "CallbackKit.InvalidPayload"}'
     """
     stack = stack_trace(exc) if exc is not None else None
-    members = _group_members(exc) if exc is not None else None
+    members = group_members(exc) if exc is not None else None
     return Failure(safe_error_name(error), lambda_error_cause(message, error_type or error, stack, members))
-
-
-#: callback-kit's own directory: its frames (the runner that called the function) say nothing about the failure.
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-#: The standard library's event loop frames that carry an ``async def`` function: as little use as the runner's.
-_ASYNCIO_DIR = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "asyncio") + os.sep
-
-
-def stack_trace(exc: BaseException) -> list[str] | None:
-    """The frames of ``exc``'s traceback as the cause's ``stackTrace`` shows them (``None`` if they cannot be read).
-
-    The execution history is read by whoever runs the state machine, so it gets the user's frames only: none of
-    callback-kit's own (nor the event loop's around an ``async def`` function), and file paths relative to the
-    code root (``$LAMBDA_TASK_ROOT`` in Lambda, else the working directory), as Lambda shows its own errors.
-    Files outside the root (installed libraries) keep their full path.
-
-    Example:
-        >>> def check(order: dict) -> None:
-        ...     raise KeyError("total")
-        >>> try:
-        ...     check({})
-        ... except KeyError as exc:
-        ...     print(stack_trace(exc)[-1].splitlines()[0].split(",", 1)[1])
-         line 2, in check
-    """
-    try:
-        frames = traceback.extract_tb(exc.__traceback__)
-        root = os.path.abspath(os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()) + os.sep
-        kept = traceback.StackSummary()
-        for frame in frames:
-            path = os.path.abspath(frame.filename) if frame.filename and not frame.filename.startswith("<") else ""
-            if path.startswith(_OWN_DIR) or (path.startswith(_ASYNCIO_DIR) and not kept):
-                continue
-            if path.startswith(root):
-                frame.filename = path[len(root) :]
-            kept.append(frame)
-        return kept.format()
-    except Exception:  # a traceback that cannot be formatted is not worth losing the answer over
-        return None
-
-
-def _group_members(exc: BaseException, depth: int = 0) -> list[dict[str, Any]] | None:
-    """The members of an exception group as ``{"errorType", "errorMessage"}`` (nested groups: ``"exceptions"``)."""
-    members = getattr(exc, "exceptions", None)
-    if not isinstance(members, tuple) or depth > MAX_GROUP_DEPTH:
-        return None
-    items: list[dict[str, Any]] = []
-    for member in members[:MAX_GROUP_MEMBERS]:
-        if not isinstance(member, BaseException):
-            continue
-        item: dict[str, Any] = {
-            "errorType": type(member).__name__[:MAX_ERROR_CHARS],
-            "errorMessage": describe(member)[:MAX_CAUSE_CHARS],
-        }
-        nested = _group_members(member, depth + 1)
-        if nested is not None:
-            item["exceptions"] = nested
-        items.append(item)
-    return items
-
-
-def lambda_error_cause(
-    message: str, error_type: str, stack: list[str] | None = None, members: list[dict[str, Any]] | None = None
-) -> str:
-    """Serialise an error as Lambda does (errorMessage, errorType, stackTrace) within the cause limit.
-
-    The result is always a valid JSON object of at most 32,768 ASCII characters. When it would be longer, the
-    oldest stack frames are dropped first, then the members of an exception group, then the message is cut, and
-    ``"truncated": true`` is added. The work is linear in the size of the input, however large the message.
-
-    Example:
-        >>> len(lambda_error_cause("x" * 100_000, "ValueError")) <= MAX_CAUSE_CHARS
-        True
-    """
-    # No prefix longer than the limit can fit (JSON escaping only lengthens it): cut before encoding anything.
-    message = message[: MAX_CAUSE_CHARS + 1]
-    doc: dict[str, Any] = {"errorMessage": message, "errorType": error_type[:MAX_ERROR_CHARS]}
-    if stack is not None:
-        doc["stackTrace"] = [frame[:MAX_CAUSE_CHARS] for frame in stack]
-    if members is not None:
-        doc["exceptions"] = members
-    text = _dump(doc)
-    if len(text) <= MAX_CAUSE_CHARS:
-        return text
-    doc["truncated"] = True
-    frames: list[str] = doc.get("stackTrace", [])
-    if frames:
-        # The frames nearest the raise are the informative ones: keep the innermost that fit, in one pass.
-        room = MAX_CAUSE_CHARS - len(_dump({**doc, "stackTrace": []}))
-        kept: list[str] = []
-        for frame in reversed(frames):
-            cost = len(_dump([frame])) - 2 + (2 if kept else 0)  # the frame's JSON plus ", "
-            if cost > room:
-                break
-            kept.append(frame)
-            room -= cost
-        doc["stackTrace"] = kept[::-1]
-    if len(_dump(doc)) <= MAX_CAUSE_CHARS:
-        return _dump(doc)
-    if "exceptions" in doc:
-        doc["exceptions"] = doc["exceptions"][:1]
-        if len(_dump(doc)) > MAX_CAUSE_CHARS:
-            del doc["exceptions"]
-        if len(_dump(doc)) <= MAX_CAUSE_CHARS:
-            return _dump(doc)
-    doc["errorMessage"] = ""
-    budget = MAX_CAUSE_CHARS - len(_dump(doc))
-    doc["errorMessage"] = _longest_prefix_within(message, budget)
-    return _dump(doc)
-
-
-def truncate_text(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` UTF-8 bytes without splitting a character."""
-    # "replace" turns lone surrogates, which no UTF-8 API accepts, into "?".
-    raw = text.encode("utf-8", errors="replace")
-    return raw[:limit].decode("utf-8", errors="ignore")
-
-
-def _dump(doc: Any) -> str:
-    # ensure_ascii makes characters and UTF-8 bytes the same count, so one limit covers both readings.
-    return json.dumps(doc, ensure_ascii=True)
-
-
-def _longest_prefix_within(message: str, budget: int) -> str:
-    """The longest prefix of ``message`` whose JSON string encoding (quotes excluded) fits ``budget``."""
-    lo, hi = 0, min(len(message), budget)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if len(json.dumps(message[:mid], ensure_ascii=True)) - 2 <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return message[:lo]

@@ -244,6 +244,22 @@ class TaskRun:
         get_logger().warning(message, extra={"token_fp": fingerprint(self.record.token), "error": error})
         return self._settle(self._deliver(failure(error, message), _earliest(deadline, self.deadline)))
 
+    def cancel_unstarted(self) -> bool:
+        """Settle the run as never started if its function has not been called; True unless it needs :meth:`expire`.
+
+        For records that must not start any more (the deadline guard, a stopped FIFO group): no call is made and
+        no thread is needed. False means the function runs (or its twin wait does) and only :meth:`expire` can
+        answer it; True also when the run was already claimed, since then its claimer settles it.
+        """
+        with self._lock:
+            if self._claimed:
+                return True
+            if self._started:
+                return False
+            self._claimed = True
+        self._settle(TaskResult(Status.NOT_STARTED, self.record))
+        return True
+
     def _claim(self) -> bool:
         with self._lock:
             if self._claimed:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import collections
 import enum
 import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +15,7 @@ from types import FrameType
 from typing import IO, Any
 
 from callback_kit.completion import Completer, Delivery, RetryPolicy
+from callback_kit.container.streams import StderrRelay, read_capped
 from callback_kit.exceptions import (
     ERROR_COMMAND_FAILED,
     ERROR_INVALID_COMMAND_OUTPUT,
@@ -28,8 +27,9 @@ from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure, Outcome, encode_output, failure
 
-#: How much of the end of the command's stderr goes into a failure cause.
-STDERR_TAIL_CHARS = 4000
+#: How much of the command's stdout (or output file) is read. More than Step Functions' limit: whitespace and
+#: formatting do not count, since the output is judged by its compact JSON as a Lambda function's return value is.
+MAX_RAW_OUTPUT_BYTES = 4 * MAX_OUTPUT_BYTES
 #: Seconds the command gets to finish after SIGTERM before it is killed and the task failed (ECS's default
 #: stopTimeout is 30 s: this leaves time to send the failure before ECS's own SIGKILL).
 DEFAULT_SHUTDOWN_GRACE = 20.0
@@ -105,16 +105,14 @@ class CommandRun:
         if token_env is not None:
             child_env.pop(token_env, None)  # the command never needs the token: callback-kit answers for it
         self.env = child_env
-        self._stderr = stderr
+        self._stderr = StderrRelay(token, stderr)
         self._clock = clock
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
         self._stop_signal: int | None = None
         self._stopped_at: float | None = None
         self._closed = threading.Event()
-        self._tail: collections.deque[str] = collections.deque()
-        self._tail_chars = 0
-        self._stdout: list[bytes] = []
+        self._stdout = b""
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Forward ``signum`` to the command (now, or as soon as it has started): the runner is shutting down."""
@@ -144,7 +142,7 @@ class CommandRun:
             pending = self._stop_signal
         if pending is not None:  # a stop came while the command was being started
             child.send_signal(pending)
-        readers = [threading.Thread(target=self._read_stderr, args=(child.stderr,), daemon=True)]
+        readers = [threading.Thread(target=self._stderr.relay, args=(child.stderr,), daemon=True)]
         if child.stdout is not None:
             readers.append(threading.Thread(target=self._read_stdout, args=(child.stdout,), daemon=True))
         for reader in readers:
@@ -197,22 +195,29 @@ class CommandRun:
         if self.output_file is not None:
             try:
                 with open(self.output_file, "rb") as f:
-                    raw = f.read(MAX_OUTPUT_BYTES + 1)
+                    raw = f.read(MAX_RAW_OUTPUT_BYTES + 1)
             except OSError as exc:
                 return failure(ERROR_INVALID_COMMAND_OUTPUT, f"the output file could not be read: {exc}")
             where = f"the output file {self.output_file}"
         else:
-            raw, where = b"".join(self._stdout), "the command's stdout"
-        if len(raw) > MAX_OUTPUT_BYTES:
-            return failure(ERROR_OUTPUT_TOO_LARGE, f"{where} is over {MAX_OUTPUT_BYTES} bytes, Step Functions' limit")
+            raw, where = self._stdout, "the command's stdout"
+        if len(raw) > MAX_RAW_OUTPUT_BYTES:
+            return failure(
+                ERROR_OUTPUT_TOO_LARGE,
+                f"{where} is over {MAX_RAW_OUTPUT_BYTES} bytes; Step Functions takes {MAX_OUTPUT_BYTES} of JSON",
+            )
         text = raw.decode("utf-8", errors="replace").strip()
         if not text:
             return encode_output({})
         try:
             value = json.loads(text)
+        except RecursionError:
+            return failure(ERROR_INVALID_COMMAND_OUTPUT, f"{where} is JSON nested too deeply to read")
         except ValueError as exc:
             shown = text[:200].replace(self.token, fingerprint(self.token))
             return failure(ERROR_INVALID_COMMAND_OUTPUT, f"{where} is not JSON ({exc}); it starts: {shown!r}")
+        # Judged by its compact JSON, as a Lambda function's return value is: print()'s newline, indentation and
+        # escapes do not count against Step Functions' limit.
         return encode_output(value)
 
     def _answer(self, outcome: Outcome, returncode: int | None) -> CommandResult:
@@ -229,24 +234,10 @@ class CommandRun:
         return CommandResult(RunStatus.FAILED if error else RunStatus.SUCCEEDED, returncode, error)
 
     def _read_stdout(self, stream: IO[bytes]) -> None:
-        size = 0
-        for chunk in iter(lambda: stream.read(65536), b""):
-            if size <= MAX_OUTPUT_BYTES:  # keep one byte over the limit to know it was exceeded; drain the rest
-                self._stdout.append(chunk[: MAX_OUTPUT_BYTES + 1 - size])
-                size += len(chunk)
-
-    def _read_stderr(self, stream: IO[bytes]) -> None:
-        out = self._stderr
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace").replace(self.token, fingerprint(self.token))
-            print(line, end="", file=out if out is not None else sys.stderr, flush=True)
-            self._tail.append(line)
-            self._tail_chars += len(line)
-            while self._tail_chars > STDERR_TAIL_CHARS and len(self._tail) > 1:
-                self._tail_chars -= len(self._tail.popleft())
+        self._stdout = read_capped(stream, MAX_RAW_OUTPUT_BYTES)
 
     def _tail_text(self) -> str:
-        tail = "".join(self._tail)[-STDERR_TAIL_CHARS:].rstrip()
+        tail = self._stderr.tail()
         return f"; the end of its stderr:\n{tail}" if tail else "; its stderr was empty"
 
 

@@ -22,7 +22,9 @@ from unittest import mock
 
 from callback_kit.simulator import interpreter, moto_adapter
 
-_MOTO_MISSING = "moto[server] is needed for a local endpoint: pip install 'callback-kit[test]'"
+_MOTO_MISSING = (
+    f"moto's server extra is needed for a local endpoint: pip install 'moto[server]{moto_adapter.SUPPORTED_MOTO}'"
+)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from typing import Any
 
 from callback_kit.sources.envelopes import is_eventbridge_event
 from callback_kit.sources.records import Source
-from callback_kit.sources.tokens import TOKEN_KEYS, find_token_path, is_mapping
+from callback_kit.sources.tokens import MISSING, TOKEN_KEYS, find_token_path, get_path, is_mapping
 
 #: How many top-level keys :func:`describe_event` names (an event can be large; the log line should not be).
 MAX_KEYS_SHOWN = 20
@@ -19,6 +19,11 @@ def detect_source(event: Any, *, token_path: str | None = None) -> Source | None
     object with a task token in one of the places looked at, see :mod:`callback_kit.sources.tokens`), and last an
     empty ``Records`` list, which is an empty SQS batch.
 
+    A ``token_path`` that resolves in the event as it stands comes first: the user said where the token is, and
+    it is there, so the event is the message (a direct payload), whatever other keys it has. A payload may carry
+    ``source`` and ``detail-type`` fields of its own; only when the path does not resolve at the top is it looked
+    up inside an envelope's message (an EventBridge ``detail``, an SQS body), as an SQS body is read.
+
     Example:
         >>> detect_source({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]})
         'sqs'
@@ -30,9 +35,13 @@ def detect_source(event: Any, *, token_path: str | None = None) -> Source | None
         'direct'
         >>> detect_source({"order": 7}) is None
         True
+        >>> detect_source({"TaskToken": "t", "source": "shop", "detail-type": "order"}, token_path="TaskToken")
+        'direct'
     """
     if not is_mapping(event):
         return None
+    if token_path and get_path(event, token_path) is not MISSING:
+        return "direct"
     records = event.get("Records")
     if isinstance(records, list) and records:
         if all(is_mapping(r) and r.get("eventSource") == "aws:sqs" for r in records):

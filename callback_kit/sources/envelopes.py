@@ -8,10 +8,10 @@ payload are looked for in the message the state machine sent.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from callback_kit.sources.depth import loads
 from callback_kit.sources.records import Envelope
 from callback_kit.sources.tokens import is_mapping
 
@@ -64,10 +64,8 @@ def unwrap(body: Any) -> Unwrapped:
         True
     """
     if is_sns_notification(body):
-        try:
-            return Unwrapped(json.loads(body["Message"]), "sns")
-        except ValueError as exc:
-            return Unwrapped(None, "sns", problem=f"the SNS notification's Message is not valid JSON: {exc}")
+        message, problem = loads(body["Message"], "the SNS notification's Message")
+        return Unwrapped(message, "sns", problem=problem)
     if is_eventbridge_event(body):
         arn = execution_from_resources(body.get("resources"))
         if "detail" not in body:

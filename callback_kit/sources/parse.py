@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from callback_kit.exceptions import MalformedEventError
+from callback_kit.sources.depth import MessageTooDeepError, loads
 from callback_kit.sources.detect import describe_event, detect_source
 from callback_kit.sources.envelopes import Unwrapped, execution_from_resources, unwrap
 from callback_kit.sources.records import SOURCES, Envelope, Source, TaskRecord
@@ -73,10 +73,9 @@ def parse_activity_task(
         {'age': 30}
     """
     token, problem = check_token(task_token)
-    try:
-        message = json.loads(task_input) if task_input else {}
-    except ValueError as exc:
-        return TaskRecord("activity", token, problem=f"the activity input is not valid JSON: {exc}")
+    message, unreadable = loads(task_input, "the activity input") if task_input else ({}, None)
+    if unreadable:
+        return TaskRecord("activity", token, problem=unreadable)
     # The token came beside the input, not inside it: the input is handed over whole (or at payload_path), with
     # any copy of the token the state machine put in it removed.
     payload = message if payload_path is None else get_path(message, payload_path)
@@ -112,14 +111,18 @@ def parse_message(
         problem = f"no task token found (looked for {token_path or ', '.join(TOKEN_KEYS)})"
     if execution_arn is None:
         execution_arn = _str_or_none(get_path(message, "context.Execution.Id"))
-    if payload_path is None:
-        payload = without_token(message, path, token, raw=raw)
-    else:
-        payload = get_path(message, payload_path)
-        if payload is MISSING:
-            payload = None
-            problem = problem or f"payload_path {payload_path!r} is not in the message"
-        payload = without_token(payload, None, token)
+    try:
+        if payload_path is None:
+            payload = without_token(message, path, token, raw=raw)
+        else:
+            payload = get_path(message, payload_path)
+            if payload is MISSING:
+                payload = None
+                problem = problem or f"payload_path {payload_path!r} is not in the message"
+            payload = without_token(payload, None, token)
+    except MessageTooDeepError as exc:
+        # The token is readable (it sits near the top), so the task is answered with this reason.
+        payload, problem = None, problem or str(exc)
     return TaskRecord(source, token, payload, record_id, group_id, execution_arn, problem, envelope)
 
 
@@ -185,10 +188,7 @@ def _sns_record(record: Any, token_path: str | None, payload_path: str | None) -
 def _json_string(text: Any, what: str) -> tuple[Any, str | None]:
     if not isinstance(text, str):
         return None, f"{what} is not a string"
-    try:
-        return json.loads(text), None
-    except ValueError as exc:
-        return None, f"{what} is not valid JSON: {exc}"
+    return loads(text, what)
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import reprlib
+from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeAlias
+
+from callback_kit.logs import fingerprint
 
 Source: TypeAlias = Literal["sqs", "sns", "eventbridge", "direct", "activity"]
 SOURCES: tuple[Source, ...] = ("sqs", "sns", "eventbridge", "direct", "activity")
@@ -12,7 +15,7 @@ SOURCES: tuple[Source, ...] = ("sqs", "sns", "eventbridge", "direct", "activity"
 Envelope: TypeAlias = Literal["sns", "eventbridge"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TaskRecord:
     """One task to run, as found in an event.
 
@@ -28,10 +31,15 @@ class TaskRecord:
         envelope: what was unwrapped to reach the message inside an SQS body (``"sns"``: an SNS notification,
             ``"eventbridge"``: an EventBridge event), or ``None``.
 
+    The repr shows the token's fingerprint, never the token (a bearer credential), and a payload of any size or
+    depth shortened.
+
     Example:
         >>> TaskRecord("sqs", "tok", {"n": 1}, record_id="m-1", envelope="sns").envelope
         'sns'
-    """
+        >>> TaskRecord("direct", "tok", {"n": 1})
+        TaskRecord(source='direct', token_fp='tok-1a7674eb4ee7', payload={'n': 1}, record_id=None, group_id=None, execution_arn=None, problem=None, envelope=None)
+    """  # noqa: E501 - the doctest shows the repr as one line
 
     source: Source
     token: str | None
@@ -41,3 +49,15 @@ class TaskRecord:
     execution_arn: str | None = None
     problem: str | None = None
     envelope: Envelope | None = None
+
+    def __repr__(self) -> str:
+        parts = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name == "token":
+                parts.append(f"token_fp={fingerprint(value) if value is not None else None!r}")
+            elif field.name == "payload":
+                parts.append(f"payload={reprlib.repr(value)}")  # depth- and size-limited: any payload can be shown
+            else:
+                parts.append(f"{field.name}={value!r}")
+        return f"TaskRecord({', '.join(parts)})"

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from callback_kit.sources.depth import MAX_DEPTH, MessageTooDeepError
+
 #: The spellings looked for when no ``token_path`` is given, in the order they are tried (see the module
 #: docstring: names match regardless of case and ``_``, so these stand for every spelling of their family).
 TOKEN_KEYS: tuple[str, ...] = (
@@ -132,6 +134,10 @@ def without_token(message: Any, path: tuple[str, ...] | None, token: str | None,
     ``raw``, the JSON text the message was decoded from, saves the search for other copies when it holds the
     token only once (the copy at ``path``).
 
+    Raises:
+        MessageTooDeepError: the search for other copies went more than ``MAX_DEPTH`` levels down (a message that
+            nests so deeply is not read, see :mod:`callback_kit.sources.depth`).
+
     Example:
         >>> without_token({"TaskToken": "t", "context": {"Task": {"Token": "t"}}, "token": "card"},
         ...               ("TaskToken",), "t")
@@ -183,17 +189,20 @@ def _without_path(message: Any, path: tuple[str, ...]) -> Any:
 _LEAVES = frozenset({int, float, bool, type(None)})
 
 
-def _strip(obj: Any, token: str) -> Any:
+def _strip(obj: Any, token: str, depth: int = 1) -> Any:
     """``obj`` without the mapping entries whose value is ``token``, at any depth; unchanged parts are shared."""
     kind = type(obj)
-    if kind is dict:
-        return _strip_mapping(obj, token)
+    if kind is not dict and kind is not list and not is_mapping(obj):
+        return obj
+    if depth > MAX_DEPTH:
+        # Refused here rather than met as a RecursionError, whose depth depends on the caller's stack.
+        raise MessageTooDeepError()
     if kind is list:
-        return _strip_list(obj, token)
-    return _strip_mapping(obj, token) if is_mapping(obj) else obj
+        return _strip_list(obj, token, depth)
+    return _strip_mapping(obj, token, depth)
 
 
-def _strip_mapping(obj: Mapping[Any, Any], token: str) -> Any:
+def _strip_mapping(obj: Mapping[Any, Any], token: str, depth: int) -> Any:
     out: dict[Any, Any] | None = None  # a copy, made at the first change
     for key, value in obj.items():
         kind = type(value)
@@ -202,7 +211,7 @@ def _strip_mapping(obj: Mapping[Any, Any], token: str) -> Any:
         elif kind in _LEAVES:
             new = value
         else:
-            new = _strip(value, token)
+            new = _strip(value, token, depth + 1)
         if out is None:
             if new is value:
                 continue
@@ -216,11 +225,11 @@ def _strip_mapping(obj: Mapping[Any, Any], token: str) -> Any:
     return obj if out is None else out
 
 
-def _strip_list(obj: list[Any], token: str) -> list[Any]:
+def _strip_list(obj: list[Any], token: str, depth: int) -> list[Any]:
     out: list[Any] | None = None
     for index, item in enumerate(obj):
         kind = type(item)
-        new = item if kind is str or kind in _LEAVES else _strip(item, token)
+        new = item if kind is str or kind in _LEAVES else _strip(item, token, depth + 1)
         if out is None and new is not item:
             out = obj[:index]
         if out is not None:

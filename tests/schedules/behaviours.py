@@ -31,6 +31,28 @@ class HostileError(Exception):
         raise RuntimeError("__repr__ of a hostile exception")
 
 
+class MembersRaise(Exception):
+    """An exception that looks like a group but whose ``exceptions`` raises when read."""
+
+    @property
+    def exceptions(self) -> tuple[BaseException, ...]:
+        raise RuntimeError("exceptions of a hostile group")
+
+
+class _Group(Exception):
+    def __init__(self, message: str, members: list[BaseException]) -> None:
+        super().__init__(message)
+        self.exceptions = tuple(members)
+
+
+def _shared_groups() -> BaseException:
+    """Five objects, 160,000 paths: four groups each holding the one below twenty times."""
+    node: BaseException = ValueError("leaf")
+    for level in range(4):
+        node = _Group(f"level {level}", [node] * 20)
+    return node
+
+
 @dataclass
 class FunctionRun:
     """What one record's function did (real monotonic times)."""
@@ -78,6 +100,9 @@ def _exception(behaviour: str) -> BaseException | None:
         "cancelled_error": asyncio.CancelledError,
         "system_exit": lambda: SystemExit(3),
         "keyboard_interrupt": KeyboardInterrupt,
+        "task_failed_object": lambda: ck.TaskFailed("bad order", error="Order.Invalid", cause={"sku": 7}),  # type: ignore[arg-type]
+        "members_raise": MembersRaise,
+        "shared_groups": _shared_groups,
     }
     make = table.get(behaviour)
     return make() if make is not None else None

@@ -153,7 +153,10 @@ def _check_fifo(trace: Trace) -> list[Violation]:
                 out.append(Violation(2, "FIFO: record after a handed-back one ran", f"record {i} ({group})"))
             continue
         if i in trace.handed_back:
-            own = r.kind in ("missing", "invalid") or i in trace.runs.by_record or bool(_calls(trace, trace.tokens[i]))
+            # Its own failure: no token, a token Step Functions refused, a message too deep to read, or a run or a
+            # call of its own token.
+            unreadable = r.kind in ("missing", "invalid") or r.shape == "deep"
+            own = unreadable or i in trace.runs.by_record or bool(_calls(trace, trace.tokens[i]))
             if not own and not guard_fired:
                 out.append(
                     Violation(

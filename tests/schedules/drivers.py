@@ -101,10 +101,25 @@ def _open(fake: ScheduleFake, s: Schedule, tokens: list[str | None]) -> None:
             )
 
 
-def _message(i: int, token: str | None) -> dict[str, Any]:
+#: How deep a ``deep`` message nests: past callback-kit's bound, and within what json.dumps can write.
+DEEP = 600
+
+
+def _message(i: int, token: str | None, shape: str = "plain") -> dict[str, Any]:
     message: dict[str, Any] = {"i": i, "order": {"id": f"o-{i}", "total": 12}}
     if token is not None:
         message["TaskToken"] = token
+    return _shaped(message, token, shape)
+
+
+def _shaped(message: dict[str, Any], token: str | None, shape: str) -> dict[str, Any]:
+    if shape == "huge":
+        message["blob"] = "x" * 300_000
+    elif shape == "deep":
+        nested: dict[str, Any] = {"TaskToken": token} if token is not None else {}
+        for _ in range(DEEP):
+            nested = {"a": nested}
+        message["nested"] = nested
     return message
 
 
@@ -174,7 +189,7 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
     _open(fake, s, tokens)
     runs = Runs()
     fn = dispatcher(s.records, scale, runs)
-    event = _event(s, [_message(i, t) for i, t in enumerate(tokens)])
+    event = _event(s, [_message(i, t, r.shape) for i, (t, r) in enumerate(zip(tokens, s.records, strict=True))])
     options: dict[str, Any] = {
         "heartbeat_interval": (s.heartbeat_interval or 0) * scale,
         "deadline_margin": s.margin * scale,
@@ -241,7 +256,10 @@ def run_activity(s: Schedule, scale: float) -> Trace:
     _open(fake, s, tokens)
     for i, token in enumerate(tokens):
         if token is not None:
-            fake.add_activity_task(token, json.dumps({"i": i, "order": {"id": f"o-{i}"}}))
+            message: dict[str, Any] = {"i": i, "order": {"id": f"o-{i}"}}
+            if s.token_in_input:
+                message["context"] = {"Task": {"Token": token}}
+            fake.add_activity_task(token, json.dumps(_shaped(message, token, s.records[i].shape)))
     runs = Runs()
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     work = sum(r.duration for r in s.records) + len(s.records) * s.max_delay * s.max_attempts

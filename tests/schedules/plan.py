@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
 from callback_kit.sources import SOURCES
@@ -97,6 +97,10 @@ class RecordPlan:
     close_code: str = "TaskTimedOut"
     completions: tuple[CallPlan, ...] = ()
     heartbeats: tuple[CallPlan, ...] = ()
+    #: The message itself: ``plain``; ``deep``, holding its token again under objects nested past any reader's
+    #: depth (its SQS or SNS text cannot be read: handed back; a decoded event or an activity input with a
+    #: readable token: answered MalformedMessage); ``huge``, carrying a 300 kB field.
+    shape: Literal["plain", "deep", "huge"] = "plain"
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Schedule:
     real_client: bool = False
     #: Or a botocore client the user built and passed as ``client=`` (one of USER_CLIENTS), against the endpoint.
     user_client: str | None = None
+    #: Activity inputs carry the token too, at ``context.Task.Token`` (a state machine passing ``"context.$": "$$"``).
+    token_in_input: bool = False
     tags: tuple[str, ...] = field(default=())
 
     @property
@@ -147,9 +153,16 @@ class Schedule:
             f"faults={faults} closed_mid_run={closes}",
             "functions=" + ",".join(f"{k}:{v}" for k, v in sorted(kinds.items())),
         ]
-        odd = [r.kind for r in self.records if r.kind != "real"]
+        odd = [r.kind for r in self.records if r.kind != "real"] + [r.shape for r in self.records if r.shape != "plain"]
         if odd:
             parts.append("records=" + ",".join(sorted(set(odd))))
+        twins = [
+            i for i, r in enumerate(self.records) if r.dup_of is not None and r.group != self.records[r.dup_of].group
+        ]
+        if twins:
+            parts.append(f"twins across groups={len(twins)}")
+        if self.token_in_input:
+            parts.append("token in the input")
         if self.driver == "activity":
             parts.append(
                 f"slots={self.concurrency} max_task={self.max_task_seconds} stop_at={self.stop_at} "
@@ -208,8 +221,43 @@ def _batch_size(rng: random.Random) -> int:
     return rng.randint(1, 3) if r < 0.5 else rng.randint(4, 12) if r < 0.9 else rng.randint(13, 100)
 
 
+#: Functions whose exception fights being read (see ``behaviours.py``), drawn by :func:`_hostile` only.
+HOSTILE_BEHAVIOURS: tuple[str, ...] = ("task_failed_object", "members_raise", "shared_groups")
+
+
 def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
     """The schedule of ``seed`` (the same seed always gives the same schedule)."""
+    return _hostile(_generate(seed, driver=driver))
+
+
+def _hostile(s: Schedule) -> Schedule:
+    """Add hostile input to some schedules: deep and huge messages, FIFO twins across groups, hostile exceptions.
+
+    Drawn from a generator of its own, so that every other draw of a seed, and what older seeds mean, stay as
+    they were.
+    """
+    rng = random.Random(f"hostile-{s.seed}")
+    records = list(s.records)
+    if rng.random() < 0.15:
+        for i, r in enumerate(records):
+            if rng.random() < 0.3:
+                records[i] = replace(r, shape=rng.choice(("deep", "huge")))
+    if rng.random() < 0.05:
+        for i in range(len(records)):
+            if rng.random() < 0.5:
+                records[i] = replace(records[i], behaviour=rng.choice(HOSTILE_BEHAVIOURS))
+    if s.driver == "fifo" and len(records) > 1 and rng.random() < 0.25:
+        # The same token in two message groups: a record repeats an earlier one's token under another group.
+        src = rng.randrange(len(records) - 1)
+        dst = rng.randrange(src + 1, len(records))
+        if records[src].kind == "real":
+            other = rng.choice([g for g in ("g0", "g1", "g2", "g3") if g != records[src].group])
+            records[dst] = replace(records[dst], kind="duplicate", dup_of=src, group=other)
+    token_in_input = s.driver == "activity" and rng.random() < 0.5
+    return replace(s, records=tuple(records), token_in_input=token_in_input)
+
+
+def _generate(seed: int, *, driver: Driver | None = None) -> Schedule:
     rng = random.Random(seed)
     chosen: Driver = driver or rng.choices(DRIVERS, weights=(5, 5, 5, 5, 5, 4))[0]
     if chosen == "sns" and not SNS_SUPPORTED:

@@ -92,6 +92,19 @@ def test_a_moto_that_broke_a_contract_is_refused_in_one_line(monkeypatch: pytest
     assert moto_adapter.FIX_COMMAND in message
 
 
+def test_a_contract_of_a_moto_extra_the_user_lacks_is_left_to_its_feature(
+    monkeypatch: pytest.MonkeyPatch, unchecked: None
+) -> None:
+    # GIVEN a contract on a moto extra that is not installed (local_sfn needs no moto server, and no flask)
+    server_only = Contract("threaded-server", "moto:NoSuchServer", "the server", needs="no_such_module_for_test")
+    monkeypatch.setattr(moto_adapter, "CONTRACTS", (*CONTRACTS, server_only))
+
+    # WHEN the simulator checks the installed moto
+    # THEN it does not refuse it for a feature the user does not use
+    moto_adapter.require()
+    assert moto_adapter.check_contracts() == []
+
+
 def test_a_moto_outside_the_tested_range_warns_once_but_runs(monkeypatch: pytest.MonkeyPatch, unchecked: None) -> None:
     # GIVEN a moto release newer than the tested range whose private API still holds every contract
     monkeypatch.setattr(moto_adapter, "installed_version", lambda: "5.9.0")
