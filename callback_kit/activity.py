@@ -61,6 +61,7 @@ from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, C
 from callback_kit.handler import CallbackHandler
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger
+from callback_kit.observe import MetricsRecorder, span_scope
 from callback_kit.outcome import ErrorMap, Failure, describe, failure
 from callback_kit.poller import (
     MAX_OPEN_POLLS,
@@ -90,6 +91,9 @@ DEFAULT_SHUTDOWN_GRACE = 25.0
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
 #: At the end of the grace period, how long to wait for a completion call that a finishing task already started.
 FINAL_DELIVERY_WAIT = 10.0
+#: Seconds between two flushes of ``metrics=`` (CloudWatch keeps standard metrics per minute; a worker flushes on
+#: stop too).
+METRICS_FLUSH_SECONDS = 60.0
 
 
 @dataclass
@@ -160,6 +164,8 @@ class ActivityWorker:
         shutdown_grace_seconds: how long in-flight tasks may run on after a stop.
         error_map: exception class -> error name, as for the Lambda decorator.
         payload_path: dotted path of the payload inside the task input.
+        metrics: a powertools ``Metrics``: task counts and timings (docs/observability.md) with ``Source=activity``,
+            flushed once a minute and when the worker stops.
         scheduler, retry, backoff, clock, sleep, tick: injection points for tests (heartbeat scheduler,
             completion retry policy, poll backoff, monotonic clock, the pause after a failed poll, the
             supervisor's check period).
@@ -179,6 +185,7 @@ class ActivityWorker:
         shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE,
         error_map: ErrorMap | None = None,
         payload_path: str | None = None,
+        metrics: Any = None,
         scheduler: HeartbeatScheduler | None = None,
         retry: RetryPolicy | None = None,
         backoff: PollBackoff | None = None,
@@ -214,7 +221,12 @@ class ActivityWorker:
         self._options = RunOptions(model, error_map, interval or None)
         self._client = client
         self._poller: Any = None
-        self._completer = _CountingCompleter(client, retry or RetryPolicy(), on_beat=self._count_beat)
+        self._recorder = MetricsRecorder(metrics) if metrics is not None else None
+        self._completer = _CountingCompleter(
+            client, retry or RetryPolicy(), observer=self._recorder, on_beat=self._count_beat
+        )
+        # The spans of this worker's tasks name the activity (callback_kit.observe.tracing).
+        self._span_scope = {"aws.step_functions.activity.arn": activity_arn}
         if client is None:
             expect_concurrent_calls(concurrency)  # the default client's connections (built on first use)
         self._scheduler = scheduler
@@ -301,9 +313,11 @@ class ActivityWorker:
             self._in_flight[id(entry)] = entry
             self._stats.started += 1
         get_logger().info("activity task started", extra={"token_fp": fingerprint(record.token)})
+        scope = span_scope.set(self._span_scope)
         try:
             result = run.run()
         finally:
+            span_scope.reset(scope)
             with self._lock:
                 self._in_flight.pop(id(entry), None)
         # NOT_STARTED: the supervisor expired it in the instant before it began, and answered it itself.
@@ -414,9 +428,13 @@ class ActivityWorker:
 
     # -- supervisor -----------------------------------------------------------------------------------------
     def _supervise(self) -> None:
+        flushed = self._clock()
         try:
             while not self._stopping.is_set():
                 self._expire_overdue()
+                if self._recorder is not None and self._clock() - flushed >= METRICS_FLUSH_SECONDS:
+                    flushed = self._clock()
+                    self._recorder.flush("activity")
                 self._stopping.wait(self._tick)
             get_logger().info("activity worker stopping: no new polls", extra={"in_flight": self.stats.running})
             deadline = self._clock() + self.shutdown_grace_seconds
@@ -427,6 +445,8 @@ class ActivityWorker:
                     break
                 self._hurry.wait(self._tick)
         finally:
+            if self._recorder is not None:
+                self._recorder.flush("activity")  # every task is answered now: the last counts go out
             self._finished.set()
             get_logger().info("activity worker stopped", extra={"stats": dataclasses.asdict(self.stats)})
 
@@ -489,6 +509,8 @@ class ActivityWorker:
                 self._stats.duplicates += 1
             else:
                 self._stats.undeliverable += 1
+        if self._recorder is not None:
+            self._recorder.record(result)
         if status in (Status.UNDELIVERABLE, Status.NO_TOKEN):
             result.log_end("activity task could not be answered", level=logging.ERROR)
         else:

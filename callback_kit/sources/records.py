@@ -27,6 +27,8 @@ class TaskRecord:
         problem: why the record cannot run; with a token, it is answered with a failure callback.
         envelope: what was unwrapped to reach the message inside an SQS body (``"sns"``: an SNS notification,
             ``"eventbridge"``: an EventBridge event), or ``None``.
+        trace_header: the SQS record's ``AWSTraceHeader`` attribute (X-Ray format), which its span links to.
+        traceparent: a W3C ``traceparent`` the message carries (a ``traceparent`` key, or an SQS message attribute).
 
     Example:
         >>> TaskRecord("sqs", "tok", {"n": 1}, record_id="m-1", envelope="sns").envelope
@@ -41,3 +43,5 @@ class TaskRecord:
     execution_arn: str | None = None
     problem: str | None = None
     envelope: Envelope | None = None
+    trace_header: str | None = None
+    traceparent: str | None = None
