@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callback_kit.awsconfig import configuration_problem
 from callback_kit.completion import (
@@ -61,7 +61,7 @@ from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, C
 from callback_kit.handler import CallbackHandler
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger
-from callback_kit.observe import MetricsRecorder, span_scope
+from callback_kit.observe import span_scope
 from callback_kit.outcome import ErrorMap, Failure, describe, failure
 from callback_kit.poller import (
     MAX_OPEN_POLLS,
@@ -73,6 +73,9 @@ from callback_kit.poller import (
 from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import TaskRecord, parse_activity_task
 from callback_kit.validation import check_worker
+
+if TYPE_CHECKING:
+    from callback_kit.observe.metrics import MetricsRecorder
 
 __all__ = [
     "MAX_OPEN_POLLS",
@@ -221,7 +224,11 @@ class ActivityWorker:
         self._options = RunOptions(model, error_map, interval or None)
         self._client = client
         self._poller: Any = None
-        self._recorder = MetricsRecorder(metrics) if metrics is not None else None
+        self._recorder: MetricsRecorder | None = None
+        if metrics is not None:
+            from callback_kit.observe.metrics import MetricsRecorder
+
+            self._recorder = MetricsRecorder(metrics)
         self._completer = _CountingCompleter(
             client, retry or RetryPolicy(), observer=self._recorder, on_beat=self._count_beat
         )

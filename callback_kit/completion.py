@@ -60,7 +60,7 @@ from callback_kit.timeouts import MIN_TIMEOUT, bounded, build_client
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-    from callback_kit.observe import MetricsRecorder
+    from callback_kit.observe.metrics import MetricsRecorder
 
 __all__ = [
     "CLOSED_CODES",

@@ -26,7 +26,7 @@ from callback_kit.batch import Batch
 from callback_kit.completion import Completer, RetryPolicy, expect_concurrent_calls
 from callback_kit.exceptions import CallbackDeliveryError, MissingTokenError
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
-from callback_kit.observe import MetricsRecorder, span_scope, tracing
+from callback_kit.observe import span_scope, tracing
 from callback_kit.options import (
     DEFAULT_DEADLINE_MARGIN,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -228,7 +228,11 @@ def _task_parts(options: HandlerOptions) -> tuple[Completer, RunOptions]:
     """The completer and runner options of every invocation under ``options`` (both stateless)."""
     if options.client is None:
         expect_concurrent_calls(options.max_concurrency)  # the default client's connections (built on first use)
-    recorder = MetricsRecorder(options.metrics) if options.metrics is not None else None
+    recorder = None
+    if options.metrics is not None:
+        from callback_kit.observe.metrics import MetricsRecorder
+
+        recorder = MetricsRecorder(options.metrics)
     completer = Completer(options.client, options.retry or RetryPolicy(), observer=recorder)
     return completer, RunOptions(options.model, options.error_map, options.heartbeat_interval)
 

@@ -10,7 +10,20 @@ See docs/observability.md for the names, which dashboards and alarms rely on.
 
 from __future__ import annotations
 
-from callback_kit.observe.metrics import MetricsRecorder
+from typing import TYPE_CHECKING, Any
+
 from callback_kit.observe.tracing import TASK_SPAN, span_scope, tracer
 
+if TYPE_CHECKING:
+    from callback_kit.observe.metrics import MetricsRecorder
+
 __all__ = ["TASK_SPAN", "MetricsRecorder", "span_scope", "tracer"]
+
+
+def __getattr__(name: str) -> Any:
+    # The metrics module is imported only by handlers and workers given metrics=: a cold start without pays nothing.
+    if name == "MetricsRecorder":
+        from callback_kit.observe.metrics import MetricsRecorder
+
+        return MetricsRecorder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,9 +13,11 @@ from typing import Any
 #: ``(trace_id, span_id, sampled)``, the ids as integers, as OpenTelemetry's ``SpanContext`` takes them.
 Upstream = tuple[int, int, bool]
 
-_XRAY_ROOT = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
-_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+# Patterns as text, compiled (and cached by ``re``) on first use: most processes never see a trace header, and
+# compiling at import would cost every cold start.
+_XRAY_ROOT = r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})"
+_HEX16 = r"[0-9a-fA-F]{16}"
+_TRACEPARENT = r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?"
 
 
 def from_xray(header: Any) -> Upstream | None:
@@ -35,9 +37,9 @@ def from_xray(header: Any) -> Upstream | None:
     if not isinstance(header, str):
         return None
     fields = dict(part.strip().partition("=")[::2] for part in header.split(";"))
-    root = _XRAY_ROOT.fullmatch(fields.get("Root", ""))
+    root = re.fullmatch(_XRAY_ROOT, fields.get("Root", ""))
     parent = fields.get("Parent", "")
-    if root is None or not _HEX16.fullmatch(parent):
+    if root is None or not re.fullmatch(_HEX16, parent):
         return None
     trace_id, span_id = int(root.group(1) + root.group(2), 16), int(parent, 16)
     if not trace_id or not span_id:
@@ -57,7 +59,7 @@ def from_traceparent(value: Any) -> Upstream | None:
     """
     if not isinstance(value, str):
         return None
-    match = _TRACEPARENT.fullmatch(value.strip())
+    match = re.fullmatch(_TRACEPARENT, value.strip())
     if match is None or match.group(1) == "ff" or (match.group(1) == "00" and match.group(5)):
         return None
     trace_id, span_id = int(match.group(2), 16), int(match.group(3), 16)
