@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +40,9 @@ MAX_MESSAGE_CHARS = 4096
 span_scope: ContextVar[dict[str, str] | None] = ContextVar("callback_kit_span_scope", default=None)
 
 _cache: tuple[Any, Tracer] | None = None
+#: The OpenTelemetry API modules, imported by :func:`tracer` the first time it finds tracing configured (they are
+#: in memory by then: whoever configured the provider imported them): no import statement on the per-task path.
+_api: Any = None
 _NULL: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
@@ -59,8 +62,13 @@ def tracer() -> Tracer | None:
         return None
     cache = _cache
     if cache is None or cache[0] is not provider:
+        global _api
+        import opentelemetry.context
+        import opentelemetry.trace
+
         from callback_kit import __version__
 
+        _api = opentelemetry
         cache = _cache = (provider, provider.get_tracer("callback_kit", __version__))
     return cache[1]
 
@@ -70,8 +78,7 @@ def start_task(record: TaskRecord) -> Span | None:
     tracer_ = tracer()
     if tracer_ is None:
         return None
-    from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
-
+    api = _api.trace
     attributes: dict[str, str] = {
         "callback_kit.source": record.source,
         "callback_kit.token.fingerprint": fingerprint(record.token),
@@ -84,9 +91,9 @@ def start_task(record: TaskRecord) -> Span | None:
             attributes["aws.step_functions.state_machine.arn"] = machine
     links = []
     for trace_id, span_id, sampled in link_contexts(record):
-        flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-        links.append(Link(SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)))
-    return tracer_.start_span(TASK_SPAN, kind=SpanKind.CONSUMER, attributes=attributes, links=links)
+        flags = api.TraceFlags(api.TraceFlags.SAMPLED if sampled else api.TraceFlags.DEFAULT)
+        links.append(api.Link(api.SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)))
+    return tracer_.start_span(TASK_SPAN, kind=api.SpanKind.CONSUMER, attributes=attributes, links=links)
 
 
 def end_task(span: Span, result: TaskResult) -> None:
@@ -110,20 +117,25 @@ def unstarted(result: TaskResult) -> None:
         end_task(span, result)
 
 
-@contextlib.contextmanager
-def _active(span: Span) -> Iterator[None]:
-    from opentelemetry import context, trace
+class _Active:
+    """Makes a span current for a ``with`` block (a plain class: cheaper than a generator-based one, per task)."""
 
-    token = context.attach(trace.set_span_in_context(span))
-    try:
-        yield
-    finally:
-        context.detach(token)
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: Any = None
+
+    def __enter__(self) -> None:
+        self._token = _api.context.attach(_api.trace.set_span_in_context(self._span))
+
+    def __exit__(self, *exc: object) -> None:
+        _api.context.detach(self._token)
 
 
 def activated(span: Span | None) -> contextlib.AbstractContextManager[None]:
     """Make ``span`` the current span in this thread for the ``with`` block (nothing when ``None``)."""
-    return _NULL if span is None else _active(span)
+    return _NULL if span is None else _Active(span)
 
 
 def within(span: Span | None, fn: Callable[[], T]) -> Callable[[], T]:
@@ -132,33 +144,41 @@ def within(span: Span | None, fn: Callable[[], T]) -> Callable[[], T]:
         return fn
 
     def call() -> T:
-        with _active(span):
+        with _Active(span):
             return fn()
 
     return call
 
 
-@contextlib.contextmanager
-def _call_span(tracer_: Tracer, api: str) -> Iterator[None]:
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+class _CallSpan:
+    """The span of one Step Functions call. Never made current: nothing runs inside the call to nest under it."""
 
-    attributes = {"rpc.system": "aws-api", "rpc.service": RPC_SERVICE, "rpc.method": api}
-    with tracer_.start_as_current_span(
-        f"{RPC_SERVICE}.{api}",
-        kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        try:
-            yield
-        except Exception as exc:
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        span = self._span
+        if isinstance(exc, Exception):
+            from opentelemetry.trace import Status, StatusCode
+
             from callback_kit.classify import error_code
 
             code = error_code(exc) or type(exc).__name__
             span.set_attribute("callback_kit.error_code", code)
             span.set_status(Status(StatusCode.ERROR, code))
-            raise
+        span.end()
+
+
+#: The attributes of each call's span, made once per API.
+_CALL_ATTRIBUTES = {
+    api: {"rpc.system": "aws-api", "rpc.service": RPC_SERVICE, "rpc.method": api}
+    for api in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat")
+}
 
 
 def call_span(api: str) -> contextlib.AbstractContextManager[None]:
@@ -169,7 +189,10 @@ def call_span(api: str) -> contextlib.AbstractContextManager[None]:
         ...     pass
     """
     tracer_ = tracer()
-    return _NULL if tracer_ is None else _call_span(tracer_, api)
+    if tracer_ is None:
+        return _NULL
+    attributes = _CALL_ATTRIBUTES.get(api) or {"rpc.system": "aws-api", "rpc.service": RPC_SERVICE, "rpc.method": api}
+    return _CallSpan(tracer_.start_span(f"{RPC_SERVICE}.{api}", kind=_api.trace.SpanKind.CLIENT, attributes=attributes))
 
 
 def redact(text: str, token: str | None) -> str:
