@@ -72,7 +72,7 @@ from callback_kit.poller import (
 )
 from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import TaskRecord, parse_activity_task
-from callback_kit.validation import check_worker
+from callback_kit.validation import check_metrics, check_worker
 
 if TYPE_CHECKING:
     from callback_kit.observe.metrics import MetricsRecorder
@@ -213,6 +213,7 @@ class ActivityWorker:
                 heartbeat_interval = handler.heartbeat_interval or 0  # resolved: None means off
             fn = fn.fn
         check_worker(fn, model=model, error_map=error_map)  # refuse at construction what would fail every task
+        check_metrics(metrics)
         interval = _interval(heartbeat_interval)
         self.activity_arn = activity_arn
         self.fn = fn

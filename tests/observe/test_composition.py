@@ -124,3 +124,10 @@ def test_a_metrics_without_namespace_never_fails_the_invocation(
     assert sfn.outcome(token) == ("success", {"approved": True})
     assert emf_documents(capsys.readouterr().out) == []
     broken.clear_metrics()
+
+
+def test_a_metrics_that_is_not_a_powertools_metrics_is_refused_at_decoration() -> None:
+    # GIVEN a namespace passed where the Metrics object belongs
+    # WHEN the handler is decorated / THEN it is refused at once, naming what was given
+    with pytest.raises(TypeError, match="powertools Metrics"):
+        ck.callback_handler(metrics="Orders")(approve)  # type: ignore[call-overload]
