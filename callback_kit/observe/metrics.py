@@ -13,6 +13,7 @@ decorator, so that an invocation writes one EMF document and powertools never wa
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Sequence
@@ -122,6 +123,10 @@ class MetricsRecorder:
             if not inside_log_metrics(metrics):
                 metrics.flush_metrics()
         except Exception as exc:  # metrics must never fail a task or a batch: say so once and go on
+            # What could not be written never will be (a missing namespace does not heal): drop it, so that the
+            # shared set neither grows with every invocation nor carries this Source into the next one.
+            with contextlib.suppress(Exception):
+                metrics.clear_metrics()
             if not self._warned:
                 self._warned = True
                 get_logger().warning(

@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 import callback_kit as ck
-from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, direct_event
+from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, direct_event, sqs_event
 from tests.observe.conftest import emf_documents, total
 
 Decorator = Callable[[Any], Any]
@@ -118,12 +118,16 @@ def test_a_metrics_without_namespace_never_fails_the_invocation(
     sfn = FakeStepFunctions()
     handler = ck.callback_handler(client=sfn, heartbeat_interval=0, metrics=broken)(approve)
     token = sfn.open_task()
-    # WHEN an invocation runs
-    handler(direct_event(token, {}), FakeLambdaContext())
-    # THEN the task is still answered, and nothing was written
+    # WHEN two invocations from different sources run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        handler(direct_event(token, {}), FakeLambdaContext())
+        handler(sqs_event({"TaskToken": sfn.open_task()}), FakeLambdaContext())
+    # THEN the tasks are still answered, nothing was written, and nothing was left behind to pile up
     assert sfn.outcome(token) == ("success", {"approved": True})
     assert emf_documents(capsys.readouterr().out) == []
-    broken.clear_metrics()
+    assert caught == []
+    assert broken.provider.metric_set == {}
 
 
 def test_a_metrics_that_is_not_a_powertools_metrics_is_refused_at_decoration() -> None:
