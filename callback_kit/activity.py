@@ -154,8 +154,8 @@ class ActivityWorker:
     Args:
         activity_arn: the activity to poll.
         fn: a plain function of the payload (the decoded task input), or a ``@ck.callback_handler``: its function,
-            ``model``, ``error_map``, ``payload_path`` and ``heartbeat_interval`` are used unless given here, so one
-            decorated function serves Lambda and activities.
+            ``model``, ``error_map``, ``payload_path``, ``heartbeat_interval`` and ``metrics`` are used unless given
+            here, so one decorated function serves Lambda and activities.
         concurrency: slots: open polls and tasks running at once (at most 1,000 polls per ARN across workers).
         heartbeat_interval: seconds between heartbeats, 0 for none. Default ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
             or 30.
@@ -209,6 +209,7 @@ class ActivityWorker:
             model = model if model is not None else handler.model
             error_map = error_map if error_map is not None else handler.error_map
             payload_path = payload_path if payload_path is not None else handler.payload_path
+            metrics = metrics if metrics is not None else handler.metrics
             if heartbeat_interval is None:
                 heartbeat_interval = handler.heartbeat_interval or 0  # resolved: None means off
             fn = fn.fn
