@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callback_kit.awsconfig import configuration_problem
 from callback_kit.completion import (
@@ -64,6 +64,7 @@ from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, C
 from callback_kit.handler import CallbackHandler
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger
+from callback_kit.observe import span_scope
 from callback_kit.outcome import ErrorMap, Failure, describe, failure
 from callback_kit.poller import (
     MAX_OPEN_POLLS,
@@ -74,8 +75,11 @@ from callback_kit.poller import (
 )
 from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import TaskRecord, parse_activity_task
-from callback_kit.validation import check_worker
+from callback_kit.validation import check_metrics, check_worker
 from callback_kit.workers import shared_pool
+
+if TYPE_CHECKING:
+    from callback_kit.observe.metrics import MetricsRecorder
 
 __all__ = [
     "MAX_OPEN_POLLS",
@@ -95,6 +99,9 @@ ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
 #: After the grace period, the time every answer still out has, together: the WorkerShutdown failures and the
 #: answers of tasks that finished during the grace. Each call is bounded by it (not one after another).
 FINAL_DELIVERY_SECONDS = 3.0
+#: Seconds between two flushes of ``metrics=`` (CloudWatch keeps standard metrics per minute; a worker flushes on
+#: stop too).
+METRICS_FLUSH_SECONDS = 60.0
 
 
 @dataclass
@@ -154,8 +161,8 @@ class ActivityWorker:
     Args:
         activity_arn: the activity to poll.
         fn: a plain function of the payload (the decoded task input), or a ``@ck.callback_handler``: its function,
-            ``model``, ``error_map``, ``payload_path`` and ``heartbeat_interval`` are used unless given here, so one
-            decorated function serves Lambda and activities.
+            ``model``, ``error_map``, ``payload_path``, ``heartbeat_interval`` and ``metrics`` are used unless given
+            here, so one decorated function serves Lambda and activities.
         concurrency: slots: open polls and tasks running at once (at most 1,000 polls per ARN across workers).
         heartbeat_interval: seconds between heartbeats, 0 for none. Default ``$CALLBACK_KIT_HEARTBEAT_INTERVAL``
             or 30.
@@ -167,6 +174,8 @@ class ActivityWorker:
         shutdown_grace_seconds: how long in-flight tasks may run on after a stop.
         error_map: exception class -> error name, as for the Lambda decorator.
         payload_path: dotted path of the payload inside the task input.
+        metrics: a powertools ``Metrics``: task counts and timings (docs/observability.md) with ``Source=activity``,
+            flushed once a minute and when the worker stops.
         scheduler, retry, backoff, clock, sleep, tick: injection points for tests (heartbeat scheduler,
             completion retry policy, poll backoff, monotonic clock, the pause after a failed poll, the
             supervisor's check period).
@@ -186,6 +195,7 @@ class ActivityWorker:
         shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE,
         error_map: ErrorMap | None = None,
         payload_path: str | None = None,
+        metrics: Any = None,
         scheduler: HeartbeatScheduler | None = None,
         retry: RetryPolicy | None = None,
         backoff: PollBackoff | None = None,
@@ -206,10 +216,12 @@ class ActivityWorker:
             model = model if model is not None else handler.model
             error_map = error_map if error_map is not None else handler.error_map
             payload_path = payload_path if payload_path is not None else handler.payload_path
+            metrics = metrics if metrics is not None else handler.metrics
             if heartbeat_interval is None:
                 heartbeat_interval = handler.heartbeat_interval or 0  # resolved: None means off
             fn = fn.fn
         check_worker(fn, model=model, error_map=error_map)  # refuse at construction what would fail every task
+        check_metrics(metrics)
         interval = _interval(heartbeat_interval)
         self.activity_arn = activity_arn
         self.fn = fn
@@ -221,7 +233,16 @@ class ActivityWorker:
         self._options = RunOptions(model, error_map, interval or None)
         self._client = client
         self._poller: Any = None
-        self._completer = _CountingCompleter(client, retry or RetryPolicy(), on_beat=self._count_beat)
+        self._recorder: MetricsRecorder | None = None
+        if metrics is not None:
+            from callback_kit.observe.metrics import MetricsRecorder
+
+            self._recorder = MetricsRecorder(metrics)
+        self._completer = _CountingCompleter(
+            client, retry or RetryPolicy(), observer=self._recorder, on_beat=self._count_beat
+        )
+        # The spans of this worker's tasks name the activity (callback_kit.observe.tracing).
+        self._span_scope = {"aws.step_functions.activity.arn": activity_arn}
         if client is None:
             expect_concurrent_calls(concurrency)  # the default client's connections (built on first use)
         self._scheduler = scheduler
@@ -313,9 +334,11 @@ class ActivityWorker:
             self._in_flight[id(entry)] = entry
             self._stats.started += 1
         get_logger().info("activity task started", extra={"token_fp": fingerprint(record.token)})
+        scope = span_scope.set(self._span_scope)
         try:
             result = run.run()
         finally:
+            span_scope.reset(scope)
             with self._lock:
                 self._in_flight.pop(id(entry), None)
         # NOT_STARTED: the supervisor expired it in the instant before it began, and answered it itself.
@@ -426,9 +449,13 @@ class ActivityWorker:
 
     # -- supervisor -----------------------------------------------------------------------------------------
     def _supervise(self) -> None:
+        flushed = self._clock()
         try:
             while not self._stopping.is_set():
                 self._expire_overdue()
+                if self._recorder is not None and self._clock() - flushed >= METRICS_FLUSH_SECONDS:
+                    flushed = self._clock()
+                    self._recorder.flush("activity")
                 self._stopping.wait(self._tick)
             get_logger().info("activity worker stopping: no new polls", extra={"in_flight": self.stats.running})
             # Tasks that finish during the grace answer by the same deadline as those expired at its end.
@@ -445,6 +472,8 @@ class ActivityWorker:
                     break
                 self._hurry.wait(self._tick)
         finally:
+            if self._recorder is not None:
+                self._recorder.flush("activity")  # every task is answered now: the last counts go out
             self._finished.set()
             get_logger().info("activity worker stopped", extra={"stats": dataclasses.asdict(self.stats)})
 
@@ -530,6 +559,8 @@ class ActivityWorker:
                 self._stats.duplicates += 1
             else:
                 self._stats.undeliverable += 1
+        if self._recorder is not None:
+            self._recorder.record(result)
         if status in (Status.UNDELIVERABLE, Status.NO_TOKEN):
             result.log_end("activity task could not be answered", level=logging.ERROR)
         else:

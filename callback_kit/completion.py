@@ -52,12 +52,15 @@ from callback_kit.exceptions import (
 )
 from callback_kit.heartbeat_senders import MAX_SENDERS
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
+from callback_kit.observe.tracing import call_span
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
 from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, THROTTLE_CODES, limiter_for  # perf (issue 13)
 from callback_kit.timeouts import MIN_TIMEOUT, bounded, build_client
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
+
+    from callback_kit.observe.metrics import MetricsRecorder
 
 __all__ = [
     "CLOSED_CODES",
@@ -130,6 +133,7 @@ class Completer:
         closed_is_expected: log a task found already closed at INFO rather than WARNING. For a caller that
             answers after someone else normally has (the ECS reaper, after a container that answered and exited),
             where "already closed" is the usual end and a warning for it would only be noise.
+        observer: counts heartbeats and throttled attempts for ``metrics=`` (``None``: nothing counted).
 
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
@@ -142,6 +146,7 @@ class Completer:
     client: Any = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     closed_is_expected: bool = False
+    observer: MetricsRecorder | None = None
 
     def _client(self) -> SFNClient:
         return self.client if self.client is not None else default_client()
@@ -205,11 +210,17 @@ class Completer:
         if pause:
             self.policy.sleep(pause)
         self.heartbeat_sending()
+        observer = self.observer
         try:
-            client.send_task_heartbeat(taskToken=token)
+            with call_span("SendTaskHeartbeat"):
+                client.send_task_heartbeat(taskToken=token)
             limiter.observe(None)
+            if observer is not None:
+                observer.heartbeat(True)
         except Exception as exc:
             limiter.observe(exc)  # perf (issue 13)
+            if observer is not None:
+                observer.heartbeat(False)
             code = error_code(exc)
             if code in CLOSED_CODES:
                 get_logger().info(
@@ -252,10 +263,13 @@ class Completer:
                     raise CallbackDeliveryError("no time left before the deadline", api=api, code="Deadline")
             method = getattr(bounded(client, timeout), _METHODS[api])
             try:
-                method(taskToken=token, **params)
+                with call_span(api):
+                    method(taskToken=token, **params)
             except Exception as exc:
                 limiter.observe(exc)  # perf (issue 13)
                 code = error_code(exc)
+                if code in THROTTLE_CODES and self.observer is not None:
+                    self.observer.throttled()
                 if code in CLOSED_CODES:
                     if landed and api != "SendTaskHeartbeat":
                         # An earlier attempt may have landed before its response was lost: that answer stands.

@@ -26,6 +26,7 @@ from callback_kit.batch import Batch
 from callback_kit.completion import Completer, RetryPolicy, expect_concurrent_calls
 from callback_kit.exceptions import CallbackDeliveryError, MissingTokenError
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
+from callback_kit.observe import span_scope, tracing
 from callback_kit.options import (
     DEFAULT_DEADLINE_MARGIN,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -38,11 +39,12 @@ from callback_kit.options import (
     environment_key,
 )
 from callback_kit.outcome import ErrorMap
-from callback_kit.runner import RunOptions, Status, TaskRun
-from callback_kit.sources import parse_event
+from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
+from callback_kit.sources import Source, TaskRecord, parse_event
 from callback_kit.validation import check_function, check_option_names, check_options
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
     from callback_kit.idempotency import Idempotency
@@ -154,6 +156,7 @@ def callback_handler(
     retry: RetryPolicy | None = None,
     scheduler: HeartbeatScheduler | None = None,
     idempotency: Idempotency | None = None,
+    metrics: Metrics | None = None,
 ) -> Callable[[Callable[[P], R]], CallbackHandler[P, R]]: ...
 
 
@@ -183,6 +186,9 @@ def callback_handler(
         scheduler: the heartbeat scheduler to use instead of the process-wide one (tests drive it by hand).
         idempotency: a :class:`callback_kit.idempotency.Idempotency` so that a redelivered message whose task
             already ran does not run the function again (off by default).
+        metrics: a powertools ``Metrics``: each invocation writes the task counts and timings of
+            docs/observability.md in one EMF document, with the ``Source`` dimension (flushed by an enclosing
+            ``@metrics.log_metrics`` when there is one, else by callback-kit, also when the handler raises).
 
     Example:
         >>> import callback_kit as ck
@@ -222,7 +228,12 @@ def _task_parts(options: HandlerOptions) -> tuple[Completer, RunOptions]:
     """The completer and runner options of every invocation under ``options`` (both stateless)."""
     if options.client is None:
         expect_concurrent_calls(options.max_concurrency)  # the default client's connections (built on first use)
-    completer = Completer(options.client, options.retry or RetryPolicy())
+    recorder = None
+    if options.metrics is not None:
+        from callback_kit.observe.metrics import MetricsRecorder
+
+        recorder = MetricsRecorder(options.metrics)
+    completer = Completer(options.client, options.retry or RetryPolicy(), observer=recorder)
     return completer, RunOptions(options.model, options.error_map, options.heartbeat_interval)
 
 
@@ -234,9 +245,40 @@ def _process(
     completer: Completer,
     run_options: RunOptions,
 ) -> PartialItemFailureResponse | None:
-    records = parse_event(
-        event, source=options.source, token_path=options.token_path, payload_path=options.payload_path
-    )
+    recorder = completer.observer
+    invocation = getattr(context, "aws_request_id", None)
+    scope = span_scope.set({"faas.invocation_id": invocation} if isinstance(invocation, str) else None)
+    source: Source = options.source or "direct"
+    results: list[TaskResult] | None = None
+    try:
+        records = parse_event(
+            event, source=options.source, token_path=options.token_path, payload_path=options.payload_path
+        )
+        results = []
+        if records:
+            source = records[0].source
+        results = _run(event, context, fn, records, options, completer, run_options)
+        return _response(records, results)
+    finally:
+        span_scope.reset(scope)
+        if recorder is not None:
+            if results is None:
+                # An event that raised before any task was found (no known shape): Lambda retries it, then the DLQ.
+                results = [TaskResult(Status.NO_TOKEN, TaskRecord(source, None))]
+            for result in results:
+                recorder.record(result)
+            recorder.flush(source)  # once per invocation, also when the handler raises
+
+
+def _run(
+    event: Any,
+    context: Any,
+    fn: Callable[[Any], Any],
+    records: list[TaskRecord],
+    options: HandlerOptions,
+    completer: Completer,
+    run_options: RunOptions,
+) -> list[TaskResult]:
     scheduler = options.scheduler or get_scheduler()
     idem = options.idempotency
     runs = [
@@ -246,8 +288,14 @@ def _process(
     _link_duplicates(runs)
     fifo = bool(records) and records[0].source == "sqs" and _is_fifo(event)
     results = Batch(runs, fifo, options.max_concurrency, context, options.deadline_margin).run()
-    for result in results:
+    for run, result in zip(runs, results, strict=True):
         result.log_end()  # settled now: one line per record, whichever of the function or the guard ended it
+        if run.result is None:
+            tracing.unstarted(result)  # never ran (a FIFO stop, the deadline): its record still gets its span
+    return results
+
+
+def _response(records: list[TaskRecord], results: list[TaskResult]) -> PartialItemFailureResponse | None:
     if not records or records[0].source == "sqs":  # no records: an empty SQS batch
         return {
             "batchItemFailures": [{"itemIdentifier": r.record.record_id or ""} for r in results if r.status.redeliver]

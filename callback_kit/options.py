@@ -19,6 +19,8 @@ from callback_kit.outcome import ErrorMap
 from callback_kit.sources import SOURCES, Source
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
+
     from callback_kit.completion import RetryPolicy
     from callback_kit.heartbeat import HeartbeatScheduler
     from callback_kit.idempotency import Idempotency
@@ -52,6 +54,7 @@ class HandlerOptions:
     retry: RetryPolicy | None = None
     scheduler: HeartbeatScheduler | None = None
     idempotency: Idempotency | None = None
+    metrics: Metrics | None = None
 
     @classmethod
     def resolve(

@@ -30,6 +30,7 @@ from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
 from callback_kit.latch import Latch
 from callback_kit.ledger import Ledger, ledger_for
 from callback_kit.logs import debug_enabled, fingerprint, get_logger
+from callback_kit.observe import tracing
 from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
 from callback_kit.payload import mismatch_message, validate
 from callback_kit.sources import TaskRecord
@@ -74,6 +75,12 @@ class TaskResult:
     record: TaskRecord
     error: str | None = None
     detail: str | None = None
+    #: Seconds the user function ran, when it ran to its end.
+    duration: float | None = None
+    #: Seconds from the function's end to the answer landing (or being found unneeded), when it was sent.
+    latency: float | None = None
+    #: The cause sent with a failure (metrics and spans read it; the end-of-task log line does not).
+    cause: str | None = None
 
     def log_end(self, message: str = "task ended", *, level: int = logging.INFO) -> None:
         """Log this end (at INFO by default): status, error name, token fingerprint (never the token), source, record.
@@ -142,6 +149,7 @@ class TaskRun:
         "_claimed",
         "_key",
         "_lock",
+        "_span",
         "_started",
         "_state",
         "clock",
@@ -186,6 +194,7 @@ class TaskRun:
         self._started = False
         self._state: TaskState | None = None
         self._beat: Beat | None = None
+        self._span: Any = None  # the task's span, when tracing is configured (callback_kit.observe.tracing)
         #: The end of this run, once known; ``done`` is set at the same moment.
         self.result: TaskResult | None = None
         self.done = Latch()
@@ -204,8 +213,19 @@ class TaskRun:
 
         When :meth:`expire` claimed the run while the function ran, this waits for that answer and returns it.
         """
+        span = tracing.start_task(self.record) if self.result is None else None
+        if span is not None:
+            with self._lock:
+                late = self.result is not None
+                if not late:
+                    self._span = span
+            if late:  # expire() settled it (and gave it its span) while this one was being made: close it too
+                assert self.result is not None
+                tracing.end_task(span, self.result)
+                span = None
         try:
-            result = self._run()
+            with tracing.activated(span):  # the function's own spans and the SendTask* calls nest under the task's
+                result = self._run()
         except BaseException as exc:  # a fault in the framework itself: hand the message back rather than lose it
             get_logger().exception("task run crashed; handing the record back for redelivery")
             result = TaskResult(Status.UNDELIVERABLE, self.record, detail=describe(exc)) if self._claim() else None
@@ -242,7 +262,8 @@ class TaskRun:
                 status = Status.HANDED_OFF if handed_off else Status.CLOSED
                 return self._settle(TaskResult(status, self.record, detail="closed while running"))
         get_logger().warning(message, extra={"token_fp": fingerprint(self.record.token), "error": error})
-        return self._settle(self._deliver(failure(error, message), _earliest(deadline, self.deadline)))
+        with tracing.activated(self._span):  # on the guard's or the supervisor's thread: parent the call explicitly
+            return self._settle(self._deliver(failure(error, message), _earliest(deadline, self.deadline)))
 
     def cancel_unstarted(self) -> bool:
         """Settle the run as never started if its function has not been called; True unless it needs :meth:`expire`.
@@ -272,11 +293,16 @@ class TaskRun:
             settled = self.result is None
             if settled:
                 self.result = result
+                span, self._span = self._span, None
         if settled:
             # Nothing reads the task's state or beat once the run is settled (the claim comes first everywhere):
             # let them go now rather than with the batch, which may hold 10,000 settled runs.
             self._state = None
             self._beat = None
+            if span is not None:
+                tracing.end_task(span, result)
+            elif not self._started and result.status is Status.NOT_STARTED:
+                tracing.unstarted(result)  # expired before it ran: its record still gets its span
             if self._key is not None and self.ledger is not None:
                 self.ledger.release(self._key, self, answered=result.status.answered)
             self.done.set()
@@ -336,12 +362,13 @@ class TaskRun:
             # Returns at once; once it has, a heartbeat can no longer mark the task closed, so the check of
             # ``cancelled`` in _finish sees the last word.
             self.scheduler.unregister(self._beat)
+        ended = self.clock()
         if debug_enabled():
             get_logger().debug(
                 "user function returned",
-                extra={"token_fp": info.token_fingerprint, "seconds": round(self.clock() - started, 3)},
+                extra={"token_fp": info.token_fingerprint, "seconds": round(ended - started, 3)},
             )
-        return self._finish(outcome)
+        return self._finish(outcome, ended - started, ended)
 
     def _duplicate(self, twin: Any, *, wait: bool) -> TaskResult | None:
         """This record's token is owned by another run of this process: never run it, never send for it.
@@ -373,9 +400,9 @@ class TaskRun:
             # No automatic beats, but ck.heartbeat() still beats (rate-limited) when the function asks.
             state.beat = _ManualBeat(self.completer, token, state.cancelled.set, self.clock)
             return
-        beat = self.scheduler.register(
-            functools.partial(self.completer.heartbeat, token), interval, state.cancelled.set
-        )
+        send = functools.partial(self.completer.heartbeat, token)
+        # Beats go out on the scheduler's threads: give them the task's span as parent (none when tracing is off).
+        beat = self.scheduler.register(tracing.within(self._span, send), interval, state.cancelled.set)
         self._beat = beat
         state.beat = functools.partial(self.scheduler.beat_now, beat)
 
@@ -406,7 +433,7 @@ class TaskRun:
             return answer
         return encode_output(value)
 
-    def _finish(self, outcome: Outcome) -> TaskResult | None:
+    def _finish(self, outcome: Outcome, duration: float | None = None, ended: float | None = None) -> TaskResult | None:
         if not self._claim():
             return None  # expire() answered while the function ran; that answer stands
         state = self._state
@@ -414,14 +441,14 @@ class TaskRun:
             # The function passed the token on and returned: whoever holds it answers. A function that raised
             # after handing off is answered with its failure, so a notifier that crashed leaves no task waiting.
             get_logger().info("task handed off", extra={"token_fp": fingerprint(self.record.token)})
-            return TaskResult(Status.HANDED_OFF, self.record)
+            return TaskResult(Status.HANDED_OFF, self.record, duration=duration)
         if state is not None and state.cancelled.is_set():
             get_logger().info(
                 "task was closed by Step Functions while running; sending no completion",
                 extra={"token_fp": fingerprint(self.record.token)},
             )
-            return TaskResult(Status.CLOSED, self.record, detail="closed while running")
-        return self._deliver(outcome, self.deadline)
+            return TaskResult(Status.CLOSED, self.record, detail="closed while running", duration=duration)
+        return self._deliver(outcome, self.deadline, duration, ended)
 
     def _hand_back(self, reason: str) -> TaskResult | None:
         if not self._claim():
@@ -429,17 +456,21 @@ class TaskRun:
         get_logger().info("handing the message back for redelivery", extra={"token_fp": fingerprint(self.record.token)})
         return TaskResult(Status.UNDELIVERABLE, self.record, detail=reason)
 
-    def _deliver(self, outcome: Outcome, deadline: float | None) -> TaskResult:
+    def _deliver(
+        self, outcome: Outcome, deadline: float | None, duration: float | None = None, ended: float | None = None
+    ) -> TaskResult:
         token = self.record.token
         assert token is not None
         try:
             delivery = self.completer.complete(token, outcome, deadline=deadline)
         except CallbackDeliveryError as exc:
-            return TaskResult(Status.UNDELIVERABLE, self.record, detail=f"{exc.api}: {exc}")
-        error = outcome.error if isinstance(outcome, Failure) else None
-        if delivery is Delivery.ALREADY_CLOSED:
-            return TaskResult(Status.CLOSED, self.record, error=error)
-        return TaskResult(Status.FAILED if error else Status.SUCCEEDED, self.record, error=error)
+            return TaskResult(Status.UNDELIVERABLE, self.record, detail=f"{exc.api}: {exc}", duration=duration)
+        latency = None if ended is None else self.clock() - ended
+        if isinstance(outcome, Failure):
+            status = Status.CLOSED if delivery is Delivery.ALREADY_CLOSED else Status.FAILED
+            return TaskResult(status, self.record, outcome.error, None, duration, latency, outcome.cause)
+        status = Status.CLOSED if delivery is Delivery.ALREADY_CLOSED else Status.SUCCEEDED
+        return TaskResult(status, self.record, None, None, duration, latency)
 
 
 class _ManualBeat:

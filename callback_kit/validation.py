@@ -177,6 +177,25 @@ def check_options(options: Mapping[str, Any]) -> None:
     """
     check_model(options.get("model"))
     check_error_map(options.get("error_map"))
+    check_metrics(options.get("metrics"))
+
+
+def check_metrics(metrics: Any) -> None:
+    """Refuse a ``metrics=`` that is not a powertools ``Metrics`` (what it must do: add metrics, a dimension, flush).
+
+    Example:
+        >>> from aws_lambda_powertools import Metrics
+        >>> check_metrics(Metrics(namespace="Orders"))
+        >>> check_metrics("Orders")
+        Traceback (most recent call last):
+        ...
+        TypeError: metrics= must be a powertools Metrics (aws_lambda_powertools.Metrics), not 'Orders' (a str)
+    """
+    if metrics is None:
+        return
+    if not all(callable(getattr(metrics, name, None)) for name in ("add_metric", "add_dimension", "flush_metrics")):
+        given = _describe(metrics)
+        raise TypeError(f"metrics= must be a powertools Metrics (aws_lambda_powertools.Metrics), not {given}")
 
 
 def check_worker(fn: Any, *, model: Any = None, error_map: Any = None) -> None:

@@ -20,10 +20,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -184,6 +186,23 @@ def _collect_environment(app: SamApp, logical_id: str, props: Mapping[str, Any],
             raise TemplateError(f"{logical_id}: ${key} differs between functions; the demo runs them in one process")
 
 
+@contextlib.contextmanager
+def _service_name(props: Mapping[str, Any]) -> Iterator[None]:
+    """The function's literal ``POWERTOOLS_SERVICE_NAME`` set while its code is imported, as Lambda sets it: its
+    module-level ``Logger`` and ``Metrics`` take their service from it then (the metrics' ``service`` dimension)."""
+    service = ((props.get("Environment") or {}).get("Variables") or {}).get("POWERTOOLS_SERVICE_NAME")
+    saved = os.environ.get("POWERTOOLS_SERVICE_NAME")
+    if isinstance(service, str):
+        os.environ["POWERTOOLS_SERVICE_NAME"] = service
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("POWERTOOLS_SERVICE_NAME", None)
+        else:
+            os.environ["POWERTOOLS_SERVICE_NAME"] = saved
+
+
 def _name_buses(app: SamApp) -> dict[str, str]:
     return {
         logical_id: app.physical_name(logical_id, props, "Name")
@@ -206,7 +225,8 @@ def _create_functions(
         code_uri = props.get("CodeUri", code_defaults.get("CodeUri"))
         if not isinstance(code_uri, str) or not isinstance(props.get("Handler"), str):
             raise TemplateError(f"{logical_id} needs a local CodeUri and a Handler")
-        handler = wrap(load_code(app.root / code_uri, props["Handler"]))
+        with _service_name(props):
+            handler = wrap(load_code(app.root / code_uri, props["Handler"]))
         name = app.physical_name(logical_id, props, "FunctionName")
         _collect_environment(app, logical_id, props, out)
         triggers = [e for e in (props.get("Events") or {}).items() if isinstance(e[1], Mapping)]

@@ -258,8 +258,11 @@ def run(
     # The workers' own logs are JSON for CloudWatch; the demo's lines say the same in a readable form.
     saved = os.environ.get("POWERTOOLS_LOG_LEVEL")
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO" if args.verbose else "WARNING"
+    from demo.metrics import captured, metrics_table
+
     try:
-        results = _run_cases(app, cases, args, reporter, on_ready)
+        with captured() as emf:  # the workers' EMF documents, which CloudWatch would read from their logs
+            results = _run_cases(app, cases, args, reporter, on_ready)
     except UnsupportedMotoError as exc:
         reporter.write(f"demo: {exc}")
         return 2
@@ -274,6 +277,10 @@ def run(
             os.environ.pop("POWERTOOLS_LOG_LEVEL", None)
         else:
             os.environ["POWERTOOLS_LOG_LEVEL"] = saved
+    reporter.write()
+    reporter.write(reporter.paint("== metrics the workers wrote (EMF, one document per invocation)", "bold"))
+    for line in metrics_table(emf.documents):
+        reporter.write(f"  {line}")
     return _summary(reporter, results, time.monotonic() - started)
 
 
@@ -311,6 +318,7 @@ def _run_cases(
                 model=activity_handler.options.model,
                 client=bridge.client(),
                 heartbeat_interval=args.heartbeat_interval,
+                metrics=activity_handler.options.metrics,
                 worker_name=f"store-terminal-{i + 1}",
                 shutdown_grace_seconds=2.0,
             )

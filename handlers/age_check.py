@@ -16,10 +16,15 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from aws_lambda_powertools import Metrics
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 import callback_kit as ck
+
+#: The task counts and timings of docs/observability.md, one EMF document per invocation (namespace and service
+#: from POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME, which template.yaml sets).
+metrics = Metrics()
 
 #: Nobody is this old: a birth date further back is a data-entry error.
 MAX_PLAUSIBLE_AGE = 130
@@ -64,4 +69,4 @@ def check_age(request: AgeCheckRequest | Mapping[str, Any]) -> AgeCheckResult:
     return {"customerId": req.customer_id, "verified": age >= req.minimum_age, "age": age}
 
 
-handler = ck.callback_handler(model=AgeCheckRequest)(check_age)
+handler = ck.callback_handler(model=AgeCheckRequest, metrics=metrics)(check_age)

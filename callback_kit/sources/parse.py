@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from callback_kit.exceptions import MalformedEventError
@@ -123,7 +124,18 @@ def parse_message(
     except MessageTooDeepError as exc:
         # The token is readable (it sits near the top), so the task is answered with this reason.
         payload, problem = None, problem or str(exc)
-    return TaskRecord(source, token, payload, record_id, group_id, execution_arn, problem, envelope)
+    traceparent = message.get("traceparent") if is_mapping(message) else None
+    return TaskRecord(
+        source,
+        token,
+        payload,
+        record_id,
+        group_id,
+        execution_arn,
+        problem,
+        envelope,
+        traceparent=traceparent if isinstance(traceparent, str) else None,
+    )
 
 
 def _message(
@@ -159,7 +171,7 @@ def _sqs_record(record: Any, token_path: str | None, payload_path: str | None) -
     inner = Unwrapped(body) if token_path and get_path(body, token_path) is not MISSING else unwrap(body)
     if inner.problem:
         return TaskRecord("sqs", None, None, record_id, group_id, inner.execution_arn, inner.problem, inner.envelope)
-    return parse_message(
+    parsed = parse_message(
         inner.message,
         "sqs",
         token_path=token_path,
@@ -169,6 +181,13 @@ def _sqs_record(record: Any, token_path: str | None, payload_path: str | None) -
         execution_arn=inner.execution_arn,
         envelope=inner.envelope,
         raw=record["body"],
+    )
+    trace_header = attributes.get("AWSTraceHeader") if is_mapping(attributes) else None
+    traceparent = parsed.traceparent or _string_attribute(record.get("messageAttributes"), "traceparent")
+    if trace_header is None and traceparent is parsed.traceparent:
+        return parsed  # the usual record: nothing to add, no copy made
+    return dataclasses.replace(
+        parsed, trace_header=trace_header if isinstance(trace_header, str) else None, traceparent=traceparent
     )
 
 
@@ -183,6 +202,13 @@ def _sns_record(record: Any, token_path: str | None, payload_path: str | None) -
     return parse_message(
         message, "sns", token_path=token_path, payload_path=payload_path, record_id=record_id, raw=sns["Message"]
     )
+
+
+def _string_attribute(attributes: Any, name: str) -> str | None:
+    """An SQS message attribute's ``stringValue`` (how OpenTelemetry's SQS propagation carries ``traceparent``)."""
+    attribute = attributes.get(name) if is_mapping(attributes) else None
+    value = attribute.get("stringValue") if is_mapping(attribute) else None
+    return value if isinstance(value, str) else None
 
 
 def _json_string(text: Any, what: str) -> tuple[Any, str | None]:

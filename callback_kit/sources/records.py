@@ -30,6 +30,8 @@ class TaskRecord:
         problem: why the record cannot run; with a token, it is answered with a failure callback.
         envelope: what was unwrapped to reach the message inside an SQS body (``"sns"``: an SNS notification,
             ``"eventbridge"``: an EventBridge event), or ``None``.
+        trace_header: the SQS record's ``AWSTraceHeader`` attribute (X-Ray format), which its span links to.
+        traceparent: a W3C ``traceparent`` the message carries (a ``traceparent`` key, or an SQS message attribute).
 
     The repr shows the token's fingerprint, never the token (a bearer credential), and a payload of any size or
     depth shortened.
@@ -38,7 +40,7 @@ class TaskRecord:
         >>> TaskRecord("sqs", "tok", {"n": 1}, record_id="m-1", envelope="sns").envelope
         'sns'
         >>> TaskRecord("direct", "tok", {"n": 1})
-        TaskRecord(source='direct', token_fp='tok-1a7674eb4ee7', payload={'n': 1}, record_id=None, group_id=None, execution_arn=None, problem=None, envelope=None)
+        TaskRecord(source='direct', token_fp='tok-1a7674eb4ee7', payload={'n': 1}, record_id=None, group_id=None, execution_arn=None, problem=None, envelope=None, trace_header=None, traceparent=None)
     """  # noqa: E501 - the doctest shows the repr as one line
 
     source: Source
@@ -49,6 +51,8 @@ class TaskRecord:
     execution_arn: str | None = None
     problem: str | None = None
     envelope: Envelope | None = None
+    trace_header: str | None = None
+    traceparent: str | None = None
 
     def __repr__(self) -> str:
         parts = []

@@ -72,6 +72,20 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token() -> No
         assert fingerprint(token) in text
     # AND no colours when asked for none
     assert "\033[" not in text
+    # AND the metrics the workers wrote are added up per worker: the order check answered 4 and failed 1 (case 3)
+    metrics = text[text.index("== metrics the workers wrote") : text.index("== summary")]
+    rows = {
+        line.split(")")[0].strip() + ")": line.split(")")[1].split() for line in metrics.splitlines()[2:] if ")" in line
+    }
+    assert set(rows) == {
+        "order-check (sqs)",
+        "notify (eventbridge)",
+        "age-check (direct)",
+        "age-check (activity)",
+        "request-approval (direct)",
+    }
+    assert rows["order-check (sqs)"][1:3] == ["4", "1"]  # succeeded, failed
+    assert rows["request-approval (direct)"][5] == "2"  # handed off
 
 
 def test_demo_outside_a_checkout_says_so(tmp_path: Path) -> None:

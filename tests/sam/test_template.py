@@ -174,7 +174,13 @@ def test_reaper_hears_only_stopped_tasks_step_functions_started_on_the_apps_clus
     assert props["Environment"]["Variables"][ENV_TOKEN_ENV] == DEFAULT_TOKEN_ENV
     # AND with no cluster given, none of its resources is created
     reaper = {name for name, r in template["Resources"].items() if r.get("Condition") == "HasContainerCluster"}
-    assert {"ReaperFunction", "ReaperRole", "ReaperLogGroup", "ReaperDeadLetterQueue"} == reaper
+    assert {
+        "ReaperFunction",
+        "ReaperRole",
+        "ReaperLogGroup",
+        "ReaperDeadLetterQueue",
+        "ReaperDeadLetterQueueAlarm",
+    } == reaper
     assert template["Parameters"]["ContainerClusterArn"]["Default"] == ""
 
 
@@ -185,6 +191,49 @@ def test_parameters_reach_every_function_as_environment(template: dict[str, Any]
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
     for name, props in resources_of(template, "AWS::Serverless::Function").items():
         assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"], name
+
+
+def test_the_callback_workers_write_metrics_that_an_alarm_watches(template: dict[str, Any]) -> None:
+    # GIVEN every function made with callback_handler (the hand-off one included), and the handed-back alarm
+    functions = resources_of(template, "AWS::Serverless::Function")
+    workers = {
+        props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for props in functions.values()
+        if "ck.callback_handler(" in handler_source(props)
+    }
+    assert workers
+    [alarm] = [
+        props
+        for props in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if any(
+            m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "TaskHandedBack"
+            for m in props.get("Metrics", [])
+        )
+    ]
+    # THEN each worker turns metrics on, and the alarm sums TaskHandedBack over every one of them
+    for props in functions.values():
+        if "ck.callback_handler(" in handler_source(props):
+            assert "metrics=metrics" in handler_source(props)
+    watched = {
+        next(d["Value"] for d in m["MetricStat"]["Metric"]["Dimensions"] if d["Name"] == "service")
+        for m in alarm["Metrics"]
+        if "MetricStat" in m
+    }
+    assert watched == workers
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+
+
+def test_every_dead_letter_queue_has_an_alarm(template: dict[str, Any]) -> None:
+    # GIVEN the queues some redrive policy or on-failure destination sends to (named *DeadLetterQueue)
+    queues = {name for name in resources_of(template, "AWS::SQS::Queue") if name.endswith("DeadLetterQueue")}
+    # WHEN the alarms are read
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm").values()
+    watched = {
+        ref_target(d["Value"]) for a in alarms if a.get("Namespace") == "AWS/SQS" for d in a.get("Dimensions", [])
+    }
+    # THEN each one's depth is watched
+    assert queues
+    assert queues == watched
 
 
 def test_outputs_name_the_state_machine_queue_bus_and_activity(template: dict[str, Any]) -> None:
