@@ -14,7 +14,7 @@ and an editable install has no ``.pyc``, which would charge ~20 ms of compiling 
 Sides: the hand-written module (boto3 and the client at import); the decorated module (everything lazy); the
 decorated module with ``ck.prewarm()`` at module level (for provisioned concurrency and SnapStart, where INIT is
 paid ahead of traffic); and the decorated module with 10 s left in the Lambda (under the default client's own
-timeouts, so that its call is made on a copy of the client bounded to the time left). The decorated and
+timeouts, so that its call is made on a variant of the client bounded to the time left). The decorated and
 hand-written modules run once more with the cyclic garbage collector off from the first line: one full
 collection is ~15 ms once boto3 is loaded, and whether one falls inside the process depends on where allocation
 counts cross the collector's thresholds, which a few thousand allocations either way decide.
@@ -106,7 +106,7 @@ def run(quick: bool) -> list[Row]:
     # full collection (~15 ms with boto3 loaded) falls inside the measured process depends on where the allocation
     # counts cross the collector's thresholds, so these rows say how much of the difference is that.
     # SHORT runs the decorated module in a Lambda with 10 s left: less than the default client's own timeouts
-    # (5 s connect + 15 s read), so that its call goes through a copy of the client bounded to the time left.
+    # (5 s connect + 15 s read), so that its call goes through a variant of the client bounded to the time left.
     sides = {
         DECORATED: (DECORATED, False, 30.0),
         PREWARMED: (PREWARMED, False, 30.0),

@@ -22,7 +22,10 @@ What the worker adds on top of the runner:
   polls at once; tasks in flight get ``shutdown_grace_seconds`` to finish, and those still running then are
   answered with ``CallbackKit.WorkerShutdown`` (:data:`~callback_kit.exceptions.ERROR_WORKER_SHUTDOWN`) so the
   state machine can retry at once. A task that a poll already open hands over after the stop is answered with
-  the same error without being started. A second signal skips the rest of the grace period.
+  the same error without being started. A second signal skips the rest of the grace period. At the grace's end
+  every unfinished task is expired at once, and all their answers (and those of tasks that finished during the
+  grace) are waited for against one deadline, :data:`FINAL_DELIVERY_SECONDS` later: with the default 25 s grace,
+  every answer is over 28 s after the stop, before the SIGKILL that ECS and Kubernetes send at 30 s.
 
 Example:
     >>> import callback_kit as ck
@@ -73,6 +76,7 @@ from callback_kit.poller import (
 from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import TaskRecord, parse_activity_task
 from callback_kit.validation import check_metrics, check_worker
+from callback_kit.workers import shared_pool
 
 if TYPE_CHECKING:
     from callback_kit.observe.metrics import MetricsRecorder
@@ -92,8 +96,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 30.0
 #: Default time in-flight tasks get to finish after a stop (fits under ECS's and Kubernetes' default 30 s).
 DEFAULT_SHUTDOWN_GRACE = 25.0
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
-#: At the end of the grace period, how long to wait for a completion call that a finishing task already started.
-FINAL_DELIVERY_WAIT = 10.0
+#: After the grace period, the time every answer still out has, together: the WorkerShutdown failures and the
+#: answers of tasks that finished during the grace. Each call is bounded by it (not one after another).
+FINAL_DELIVERY_SECONDS = 3.0
 #: Seconds between two flushes of ``metrics=`` (CloudWatch keeps standard metrics per minute; a worker flushes on
 #: stop too).
 METRICS_FLUSH_SECONDS = 60.0
@@ -138,6 +143,8 @@ class _InFlight:
     run: TaskRun | None
     started_at: float
     counted: bool = False
+    #: Claimed for expiry (time limit or shutdown): its answer is on its way, from the pool.
+    expiring: bool = False
 
 
 @dataclass
@@ -250,6 +257,8 @@ class ActivityWorker:
         self._stopping = threading.Event()
         self._hurry = threading.Event()
         self._finished = threading.Event()
+        #: When the first stop was asked for, on the worker's clock and on the retry policy's.
+        self._stopped_at: tuple[float, float] | None = None
         self._threads: list[threading.Thread] = []
         # A poll error that no retry can heal (no region, no credentials; see callback_kit.awsconfig): run() raises it.
         self.configuration_error: Exception | None = None
@@ -307,6 +316,9 @@ class ActivityWorker:
 
     def stop(self) -> None:
         """Stop polling now and drain in the background (safe from any thread and from signal handlers)."""
+        if self._stopped_at is None:
+            # The grace and the answers' deadline count from the stop itself, not from when the supervisor wakes.
+            self._stopped_at = (self._clock(), self._completer.policy.clock())
         self._stopping.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -419,17 +431,17 @@ class ActivityWorker:
         if record.token is None:
             get_logger().error("task arrived with an unusable token", extra={"problem": record.problem})
             return
-        result = self._answer(record, failure(ERROR_WORKER_SHUTDOWN, message))
+        result = self._answer(record, failure(ERROR_WORKER_SHUTDOWN, message), self._shutdown_deadline())
         if result.status is Status.FAILED:
             with self._lock:
                 self._stats.shut_down += 1
         self._record(_InFlight(None, self._clock()), result)
 
-    def _answer(self, record: TaskRecord, outcome: Failure) -> TaskResult:
+    def _answer(self, record: TaskRecord, outcome: Failure, deadline: float | None) -> TaskResult:
         """Send a failure for a task that never ran (the runner answers the ones that did)."""
         assert record.token is not None
         try:
-            delivery = self._completer.complete(record.token, outcome)
+            delivery = self._completer.complete(record.token, outcome, deadline=deadline)
         except CallbackDeliveryError as exc:
             return TaskResult(Status.UNDELIVERABLE, record, error=outcome.error, detail=f"{exc.api}: {exc}")
         status = Status.CLOSED if delivery is Delivery.ALREADY_CLOSED else Status.FAILED
@@ -446,7 +458,13 @@ class ActivityWorker:
                     self._recorder.flush("activity")
                 self._stopping.wait(self._tick)
             get_logger().info("activity worker stopping: no new polls", extra={"in_flight": self.stats.running})
-            deadline = self._clock() + self.shutdown_grace_seconds
+            # Tasks that finish during the grace answer by the same deadline as those expired at its end.
+            answers_deadline = self._shutdown_deadline()
+            with self._lock:
+                for entry in self._in_flight.values():
+                    if entry.run is not None:
+                        entry.run.deadline = answers_deadline
+            deadline = self._stop_times()[0] + self.shutdown_grace_seconds
             while any(t.is_alive() for t in self._threads if t is not threading.current_thread()):
                 self._expire_overdue()
                 if self._clock() >= deadline or self._hurry.is_set():
@@ -459,22 +477,40 @@ class ActivityWorker:
             self._finished.set()
             get_logger().info("activity worker stopped", extra={"stats": dataclasses.asdict(self.stats)})
 
+    def _stop_times(self) -> tuple[float, float]:
+        stopped_at = self._stopped_at
+        if stopped_at is None:  # stopped by setting the event alone (a configuration error): stop now
+            stopped_at = self._stopped_at = (self._clock(), self._completer.policy.clock())
+        return stopped_at
+
+    def _shutdown_deadline(self) -> float:
+        """The ``retry.clock`` time by which every answer of a stopping worker must be over."""
+        return self._stop_times()[1] + self.shutdown_grace_seconds + FINAL_DELIVERY_SECONDS
+
     def _expire_overdue(self) -> None:
-        if self.max_task_seconds is None:
+        limit = self.max_task_seconds
+        if limit is None:
             return
         now = self._clock()
-        with self._lock:
-            overdue = [e for e in self._in_flight.values() if now - e.started_at >= self.max_task_seconds]
-        for entry in overdue:
-            message = f"the task ran longer than the worker's max_task_seconds ({self.max_task_seconds:g} s)"
-            self._expire(entry, ERROR_TASK_TIMEOUT, message)
+        message = f"the task ran longer than the worker's max_task_seconds ({limit:g} s)"
+        deadline = self._shutdown_deadline() if self._stopping.is_set() else None
+        for entry in self._claim_for_expiry(lambda e: now - e.started_at >= limit):
+            # From the pool, so that one slow answer holds up neither the other tasks' nor the supervisor's watch.
+            shared_pool().submit(self._expire, entry, ERROR_TASK_TIMEOUT, message, deadline)
 
     def _expire_all(self) -> None:
+        """Expire every unfinished task at once, then wait for all their answers against one deadline."""
+        policy = self._completer.policy
+        deadline = min(self._shutdown_deadline(), policy.clock() + FINAL_DELIVERY_SECONDS)
+        message = "the activity worker shut down before the task finished"
+        for entry in self._claim_for_expiry(lambda e: True):
+            shared_pool().submit(self._expire, entry, ERROR_WORKER_SHUTDOWN, message, deadline)
         with self._lock:
-            entries = list(self._in_flight.values())
+            waiting = [e.run for e in self._in_flight.values() if e.run is not None]
             open_polls = self._open_polls
-        for entry in entries:
-            self._expire(entry, ERROR_WORKER_SHUTDOWN, "the activity worker shut down before the task finished")
+        # Every call is bounded by the deadline; the runs get a moment beyond it to record their answers.
+        for run in waiting:
+            run.done.wait(max(0.0, deadline + self._tick - policy.clock()))
         if open_polls:
             get_logger().warning(
                 "polls still open at the end of the grace period; a task handed to them waits for its timeout "
@@ -482,16 +518,21 @@ class ActivityWorker:
                 extra={"open_polls": open_polls},
             )
 
-    def _expire(self, entry: _InFlight, error: str, message: str) -> None:
+    def _claim_for_expiry(self, due: Callable[[_InFlight], bool]) -> list[_InFlight]:
+        with self._lock:
+            entries = [e for e in self._in_flight.values() if not e.expiring and due(e)]
+            for entry in entries:
+                entry.expiring = True
+        return entries
+
+    def _expire(self, entry: _InFlight, error: str, message: str, deadline: float | None) -> None:
         run = entry.run
         assert run is not None
-        result = run.expire(error, message)
+        result = run.expire(error, message, deadline=deadline)
         if result is None:
-            # It finished first and is sending its own answer: let that call land before the process may exit.
-            run.done.wait(FINAL_DELIVERY_WAIT)
-            return
+            return  # it finished first and sends its own answer (waited for by _expire_all at a stop)
         if result.status is Status.NOT_STARTED and run.record.token is not None:
-            result = self._answer(run.record, failure(error, message))
+            result = self._answer(run.record, failure(error, message), deadline)
         with self._lock:
             if result.status is Status.FAILED:
                 if error == ERROR_TASK_TIMEOUT:

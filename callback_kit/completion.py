@@ -403,11 +403,11 @@ def default_client() -> SFNClient:
                 )
                 # botocore's DEBUG logs print request bodies, task tokens included: mask them before any is made.
                 install_token_redaction()
-                # Built from the session bounded copies are made from (callback_kit.timeouts), so that a copy
-                # reuses the service model and endpoint data this client loaded. botocore's own session, not
-                # boto3's: callback-kit needs nothing boto3 adds, and importing boto3 (s3transfer with it) is
+                # Built from the shared session, with its recipe kept (callback_kit.timeouts), so that its bounded
+                # variants reuse the service model and endpoint data this client loaded. botocore's own session,
+                # not boto3's: callback-kit needs nothing boto3 adds, and importing boto3 (s3transfer with it) is
                 # 10-25 ms of a cold start.
-                _default_client = build_client(lambda session: session.create_client("stepfunctions", config=config))
+                _default_client = build_client("stepfunctions", config)
     return _default_client
 
 

@@ -8,6 +8,7 @@ does nothing. ``current_task()`` and ``hand_off()`` have no sensible answer ther
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class TaskInfo:
 class TaskState:
     """The runner's mutable per-task state behind the public functions (internal; one per task, hence slots)."""
 
-    __slots__ = ("beat", "cancelled", "handed_off", "info", "token")
+    __slots__ = ("_lock", "beat", "cancelled", "expired", "handed_off", "info", "token")
 
     def __init__(self, info: TaskInfo, *, token: str | None = None) -> None:
         self.info = info
@@ -53,6 +54,22 @@ class TaskState:
         self.token = token
         #: Set by :func:`hand_off`: someone else completes the task, so the runner sends nothing.
         self.handed_off = False
+        #: Set by :meth:`expire`: callback-kit claimed the task (deadline, time limit, shutdown) and answers it.
+        self.expired = False
+        self._lock = threading.Lock()
+
+    def hand_off(self) -> bool:
+        """Mark the task handed off, unless it was expired first; whether it was marked."""
+        with self._lock:
+            if not self.expired:
+                self.handed_off = True
+            return self.handed_off
+
+    def expire(self) -> bool:
+        """Mark the task expired, so that no hand-off follows; whether it was handed off before."""
+        with self._lock:
+            self.expired = True
+            return self.handed_off
 
     def __repr__(self) -> str:  # never the token
         return f"<TaskState {self.info.token_fingerprint} cancelled={self.cancelled.is_set()}>"
@@ -135,12 +152,19 @@ def hand_off() -> str:
         ...     ...  # e-mail a link that carries the token; the approval API completes the task
 
     Raises:
-        NotInTaskError: called outside a task run by callback-kit.
+        NotInTaskError: called outside a task run by callback-kit, or after callback-kit answered the task itself
+            (the Lambda deadline guard, an activity's ``max_task_seconds`` or shutdown: ``ck.is_cancelled()`` is
+            then true).
     """
     state = _state()
     if state.token is None:
         raise NotInTaskError("this task has no token to hand off")
-    state.handed_off = True
+    if not state.hand_off():
+        # Handing off a token callback-kit has answered (or is answering) would pass on a task that is over.
+        raise NotInTaskError(
+            "too late to hand off: callback-kit already answered this task (Lambda deadline, max_task_seconds or "
+            "worker shutdown)"
+        )
     return state.token
 
 

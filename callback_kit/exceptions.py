@@ -109,7 +109,7 @@ class InvalidOutputError(CallbackKitError, ValueError):
 
 class NotInTaskError(CallbackKitError, RuntimeError):
     """``current_task()`` or ``hand_off()`` was called outside a running task (``heartbeat()`` and ``is_cancelled()``
-    work there: a no-op and ``False``)."""
+    work there: a no-op and ``False``), or ``hand_off()`` after callback-kit answered the task itself."""
 
 
 def validate_error_name(error: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from callback_kit.logs import install_token_redaction
+from callback_kit.timeouts import build_client
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -60,5 +61,6 @@ def poll_client(max_pool_connections: int = 10) -> SFNClient:
         max_pool_connections=max(10, max_pool_connections + 1),
         user_agent_extra="callback-kit",
     )
-    # A session of its own, which reads the environment (region, credentials, endpoint) as it stands now.
-    return cast("SFNClient", botocore.session.get_session().create_client("stepfunctions", config=config))
+    # A session of its own, which reads the environment (region, credentials, endpoint) as it stands now. Built
+    # through build_client so that a call on it under a deadline (the answers at shutdown) gets a bounded variant.
+    return cast("SFNClient", build_client("stepfunctions", config, session=botocore.session.get_session()))

@@ -247,16 +247,20 @@ class TaskRun:
                 return None
             self._claimed = True
             started = self._started
+            state = self._state
+            # With the claim, not after it: a hand-off either came before (and is known here) or is refused.
+            handed_off = state.expire() if state is not None else False
         if not started or self.record.token is None:
             return self._settle(TaskResult(Status.NOT_STARTED, self.record))
-        state = self._state
         self.scheduler.unregister(self._beat)  # never waits: a beat in flight may still land, harmlessly
         if state is not None:
             closed = state.cancelled.is_set()
             state.cancelled.set()  # lets the still-running function see is_cancelled()
             if closed:
-                # A heartbeat already said Step Functions closed the task: there is nobody to answer.
-                return self._settle(TaskResult(Status.CLOSED, self.record, detail="closed while running"))
+                # A heartbeat already said Step Functions closed the task: there is nobody to answer. A function
+                # that handed the token off ends handed off, as it does when it returns on its own (_finish).
+                status = Status.HANDED_OFF if handed_off else Status.CLOSED
+                return self._settle(TaskResult(status, self.record, detail="closed while running"))
         get_logger().warning(message, extra={"token_fp": fingerprint(self.record.token), "error": error})
         with tracing.activated(self._span):  # on the guard's or the supervisor's thread: parent the call explicitly
             return self._settle(self._deliver(failure(error, message), _earliest(deadline, self.deadline)))

@@ -7,14 +7,20 @@ attempt included, rather than being left running in a thread.
 
 :func:`bounded` returns the client to make one call on:
 
-* a botocore client: a copy whose ``connect_timeout`` and ``read_timeout`` add up to no more than the time left
-  (connecting gets at most a quarter of it), or the client itself when its own timeouts already fit. The time left
-  is rounded down to a power of two seconds, so that a handful of copies serve every deadline, each keeping its
-  connections warm; a copy shares the original's credentials, endpoint and region, and is built from one botocore
-  session per process (:func:`botocore_session`) whose loaded service model and endpoint data every copy reuses (a
-  copy costs ~3 ms, against ~60-100 ms from a fresh session);
+* a client callback-kit built (:func:`build_client`: the default completion client, the activity poll client):
+  a *variant* built from the same public description (service, region, endpoint, ``Config``) and the same
+  botocore session, whose ``connect_timeout`` and ``read_timeout`` add up to no more than the time left
+  (connecting gets at most a quarter of it) and which makes one attempt; or the client itself when its own
+  timeouts times its attempts already fit. The time left is rounded down to a power of two seconds, so that a
+  handful of variants serve every deadline, each keeping its connections warm. A variant signs with the
+  session's credentials object, the one the original signs with (botocore caches it on the session), and costs
+  ~3 ms, since the session has the service model and endpoint data loaded;
 * any other client with a ``with_timeout(seconds)`` method (callback-kit's test fakes have one): what it returns;
-* anything else: the client itself (it cannot be bounded; inject a botocore client or a fake to get bounds).
+* anything else, a botocore client the user passed in particular: the client itself. It is never copied: a copy
+  would lose what the user configured on it (event handlers such as a Stubber or a signing hook, ``verify=``, a
+  profile's ``ca_bundle``, its retries). Its own timeouts and retries bound its calls instead, and
+  :func:`bounded` logs one warning per client when they can outlive the time a call has (see
+  docs/reliability.md for the ``Config`` to give it).
 
 Example:
     >>> from callback_kit.testing import FakeStepFunctions
@@ -27,33 +33,57 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, TypeVar
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
 
-T = TypeVar("T")
+from callback_kit.logs import get_logger
 
 #: The shortest timeout a call is given; with less time left, the caller should not start the call at all.
 MIN_TIMEOUT = 0.01
-#: The most of a copy's time that connecting may take (TCP and TLS); reading the response gets the rest. Most
+#: The most of a variant's time that connecting may take (TCP and TLS); reading the response gets the rest. Most
 #: calls reuse a kept connection and do not connect at all.
 CONNECT_SHARE = 0.25
-#: Copies kept (of all clients); the least recently used beyond this is closed, with its connections.
-_MAX_COPIES = 24
+#: botocore's attempts per call when a client's config names none: its standard (and adaptive) mode makes 3, the
+#: legacy mode (the default before botocore 1.36) 5. An unknown mode is taken at the larger count.
+DEFAULT_ATTEMPTS = {"standard": 3, "adaptive": 3, "legacy": 5}
 
-_lock = threading.Lock()
-#: (id of the original, timeout) -> (the original, its copy). The original is kept, and compared, because an id is
-#: only unique among live objects: a client built after another was collected may get its id.
-_copies: OrderedDict[tuple[int, float], tuple[Any, Any]] = OrderedDict()
-#: Held while a bounded copy is made, so that each is made once.
-_copy_lock = threading.Lock()
-#: Held while a client is built from the shared session: botocore sessions are not safe to build clients from in
-#: several threads at once.
+#: Held while a client is built from a session: botocore sessions are not safe to build clients from in several
+#: threads at once.
 _build_lock = threading.Lock()
 _session: Any = None
+
+
+@dataclass(eq=False)
+class ClientRecipe:
+    """What a client callback-kit built was built from, in public terms: enough to build it again, bounded.
+
+    Attributes:
+        session: the botocore session it was built from (credentials are cached on it, so every client built
+            from it signs with the same, possibly refreshing, credentials object).
+        service: the service name (``stepfunctions``).
+        region_name: the region the client resolved.
+        endpoint_url: the endpoint the client resolved (``AWS_ENDPOINT_URL`` included).
+        config: the botocore ``Config`` it was built with.
+    """
+
+    session: Any
+    service: str
+    region_name: str | None
+    endpoint_url: str | None
+    config: Any
+    #: Bounded variants by grid step; at most 17 (see :func:`grid_floor`).
+    variants: dict[float, Any] = field(default_factory=dict, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+#: The clients callback-kit built, each with its recipe. Weak: a client dropped by its owner takes its variants.
+_recipes: weakref.WeakKeyDictionary[Any, ClientRecipe] = weakref.WeakKeyDictionary()
+_recipes_lock = threading.Lock()
+#: The user's clients already warned about (one warning per client).
+_warned: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def bounded(client: Any, seconds: float | None) -> Any:
@@ -64,9 +94,126 @@ def bounded(client: Any, seconds: float | None) -> Any:
     with_timeout = getattr(client, "with_timeout", None)
     if callable(with_timeout):
         return with_timeout(seconds)
+    recipe = _recipe(client)
+    if recipe is not None:
+        return _variant(client, recipe, seconds)
     if _is_botocore_client(client):
-        return _botocore_copy(client, seconds)
+        _warn_if_unbounded(client, seconds)
     return client
+
+
+def own(client: Any) -> bool:
+    """Whether ``client`` was built by callback-kit (:func:`build_client`), so that its calls can be bounded exactly.
+
+    Example:
+        >>> own(object())
+        False
+    """
+    return _recipe(client) is not None
+
+
+def worst_case_seconds(client: Any) -> float:
+    """How long one call on a botocore client can take by its own settings: (connect + read timeout) x attempts.
+
+    A call that opens a connection can wait out both timeouts, one after the other, on every attempt botocore
+    makes (its retry pauses come on top).
+
+    Example:
+        >>> from botocore.config import Config
+        >>> from botocore.session import get_session
+        >>> config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
+        >>> client = get_session().create_client("stepfunctions", region_name="us-east-1", config=config,
+        ...                                      aws_access_key_id="k", aws_secret_access_key="s")
+        >>> worst_case_seconds(client)
+        6.0
+    """
+    config = client.meta.config
+    return (_seconds(config.connect_timeout) + _seconds(config.read_timeout)) * attempts(config)
+
+
+def attempts(config: Any) -> int:
+    """The attempts botocore makes per call under ``config`` (a client's ``meta.config``), the first included."""
+    retries = getattr(config, "retries", None) or {}
+    total = retries.get("total_max_attempts")
+    if total is None and retries.get("max_attempts") is not None:
+        total = int(retries["max_attempts"]) + 1  # botocore's max_attempts counts retries only
+    if total is None:
+        total = DEFAULT_ATTEMPTS.get(retries.get("mode", "legacy"), max(DEFAULT_ATTEMPTS.values()))
+    return max(1, int(total))
+
+
+def _seconds(timeout: Any) -> float:
+    return 60.0 if timeout is None else float(timeout)  # botocore's default for either
+
+
+def _recipe(client: Any) -> ClientRecipe | None:
+    try:
+        return _recipes.get(client)
+    except TypeError:  # not weakly referenceable: never one of ours
+        return None
+
+
+def _variant(client: Any, recipe: ClientRecipe, seconds: float) -> Any:
+    if worst_case_seconds(client) <= seconds:
+        return client  # its own timeouts and attempts already end in time
+    step = grid_floor(seconds)
+    variant = recipe.variants.get(step)
+    if variant is not None:
+        return variant
+    # One variant is built per step, and whoever waited for it uses it: the forty tasks of a batch that all reach a
+    # new step at once would otherwise build forty, each with connections of its own.
+    with recipe.lock:
+        variant = recipe.variants.get(step)
+        if variant is None:
+            variant = recipe.variants[step] = _build_variant(recipe, step)
+    return variant
+
+
+def _build_variant(recipe: ClientRecipe, seconds: float) -> Any:
+    from botocore.config import Config
+
+    # A call that opens a connection can wait out both timeouts, one after the other: together they must fit.
+    connect = min(seconds * CONNECT_SHARE, _seconds(recipe.config.connect_timeout))
+    config = recipe.config.merge(
+        Config(
+            connect_timeout=connect,
+            read_timeout=seconds - connect,
+            retries={"mode": "standard", "total_max_attempts": 1},
+        )
+    )
+    with _build_lock:
+        return recipe.session.create_client(
+            recipe.service, region_name=recipe.region_name, endpoint_url=recipe.endpoint_url, config=config
+        )
+
+
+def _warn_if_unbounded(client: Any, seconds: float) -> None:
+    if client in _warned:
+        return
+    try:
+        worst = worst_case_seconds(client)
+    except Exception:  # a client botocore did not build as usual: nothing to say about it
+        return
+    if worst <= seconds:
+        return
+    with _recipes_lock:  # once per client, even when a batch's calls all find it at once
+        if client in _warned:
+            return
+        _warned.add(client)
+    config = client.meta.config
+    get_logger().warning(
+        "the Step Functions client passed as client= can take longer than the time this call has: callback-kit "
+        "uses it as it is (it never copies a user's client), so a call may outlive the Lambda handler and land "
+        "after its message was handed back. Build it with Config(connect_timeout=1, read_timeout=2, "
+        "retries={'mode': 'standard', 'total_max_attempts': 1}) (see docs/reliability.md)",
+        extra={
+            "connect_timeout": config.connect_timeout,
+            "read_timeout": config.read_timeout,
+            "attempts": attempts(config),
+            "worst_case_seconds": round(worst, 3),
+            "seconds_left": round(seconds, 3),
+        },
+    )
 
 
 #: Whether instances of a type are botocore clients, by type: asked on every call made under a deadline.
@@ -85,55 +232,12 @@ def _is_botocore_client(client: Any) -> bool:
     return known
 
 
-def _botocore_copy(client: Any, seconds: float) -> Any:
-    config = client.meta.config
-    own = float(config.connect_timeout or 60) + float(config.read_timeout or 60)
-    if own <= seconds:
-        return client  # its own timeouts already end in time
-    step = grid_floor(seconds)
-    key = (id(client), step)
-    cached = _cached_copy(key, client)
-    if cached is not None:
-        return cached
-    # One copy is made at a time, and whoever waited for it uses it: the forty tasks of a batch that all reach a
-    # new step at once would otherwise make forty copies, each with connections of its own.
-    with _copy_lock:
-        cached = _cached_copy(key, client)
-        if cached is not None:
-            return cached
-        copy = _make_copy(client, step)
-        if copy is None:
-            return client
-        evicted = []
-        with _lock:
-            _copies[key] = (client, copy)
-            while len(_copies) > _MAX_COPIES:
-                evicted.append(_copies.popitem(last=False)[1][1])
-    for old in evicted:
-        # Its kept sockets go now, not whenever the collector gets to the client's reference cycles. A call still
-        # in flight on it finishes: closing drops idle connections, and the busy one is closed when handed back.
-        close = getattr(old, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):
-                close()
-    return copy
-
-
-def _cached_copy(key: tuple[int, float], client: Any) -> Any:
-    with _lock:
-        entry = _copies.get(key)
-        if entry is None or entry[0] is not client:
-            return None
-        _copies.move_to_end(key)
-        return entry[1]
-
-
 def grid_floor(seconds: float) -> float:
     """``seconds`` rounded down to a power of two (..., 0.25, 0.5, 1, 2, 4, ...), never below :data:`MIN_TIMEOUT`.
 
-    The grid of copy timeouts: a call is given between half and all of the time left, and 17 copies at most cover
-    every time left from 0.01 s to 15 minutes. Each copy keeps connections of its own, so few copies means few
-    sockets.
+    The grid of variant timeouts: a call is given between half and all of the time left, and 17 variants at most
+    cover every time left from 0.01 s to 15 minutes. Each variant keeps connections of its own, so few variants
+    means few sockets.
 
     Example:
         >>> grid_floor(0.37), grid_floor(1.0), grid_floor(2.9), grid_floor(29.0)
@@ -148,7 +252,7 @@ def grid_floor(seconds: float) -> float:
 
 
 def botocore_session() -> Any:
-    """The botocore session callback-kit builds its default Step Functions client and every bounded copy from.
+    """The botocore session callback-kit builds its default Step Functions client (and its variants) from.
 
     One per process, made on first use: a client built from it reuses the service model and endpoint data the
     session has already loaded. Build clients from it only through :func:`build_client`.
@@ -167,45 +271,20 @@ def botocore_session() -> Any:
     return _session
 
 
-def build_client(build: Callable[[Any], T]) -> T:
-    """``build(session)`` with :func:`botocore_session`, one build at a time.
+def build_client(service: str, config: Any, *, session: Any = None) -> Any:
+    """Build a ``service`` client with ``config`` from ``session`` (default :func:`botocore_session`), and keep its
+    recipe, so that :func:`bounded` can build variants of it with shorter timeouts.
 
     Example:
-        >>> build_client(lambda session: session is botocore_session())
-        True
+        >>> from botocore.config import Config
+        >>> client = build_client("stepfunctions", Config(region_name="us-east-1"))
+        >>> own(client), client.meta.region_name
+        (True, 'us-east-1')
     """
-    session = botocore_session()
+    session = session if session is not None else botocore_session()
     with _build_lock:
-        return build(session)
-
-
-def _make_copy(client: Any, seconds: float) -> Any:
-    from botocore.config import Config
-
-    meta = client.meta
-    # A call that opens a connection can wait out both timeouts, one after the other: together they must fit.
-    connect = min(seconds * CONNECT_SHARE, float(meta.config.connect_timeout or seconds))
-    config = meta.config.merge(
-        Config(
-            connect_timeout=connect,
-            read_timeout=seconds - connect,
-            retries={"mode": "standard", "total_max_attempts": 1},
-        )
-    )
-    try:
-        signer = client._request_signer
-        copy: Any = build_client(
-            lambda session: session.create_client(
-                meta.service_model.service_name,
-                region_name=meta.region_name,
-                endpoint_url=meta.endpoint_url,
-                config=config,
-                aws_access_key_id="copy",
-                aws_secret_access_key="copy",  # noqa: S106 - replaced below by the original's credentials object
-            )
-        )
-        # Share the original's credentials object, refreshable ones included, rather than a frozen snapshot.
-        copy._request_signer._credentials = signer._credentials
-    except Exception:  # a client botocore cannot copy keeps its own timeouts rather than failing the call
-        return None
-    return copy
+        client = session.create_client(service, config=config)
+    recipe = ClientRecipe(session, service, client.meta.region_name, client.meta.endpoint_url, config)
+    with _recipes_lock:
+        _recipes[client] = recipe
+    return client

@@ -31,6 +31,8 @@ def no_aws_config(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
     monkeypatch.setattr("callback_kit.completion._default_client", None)
+    # A fresh botocore session too: the shared one caches the credentials an earlier test's client resolved.
+    monkeypatch.setattr("callback_kit.timeouts._session", None)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -56,7 +56,7 @@ def check_one_answer(trace: Trace) -> list[Violation]:
         if len(landed) > 1:
             out.append(Violation(1, "two completions landed", f"{len(landed)} completions landed for one token"))
         known = [c for c in landed if c.result == "ok" and c.end is not None]
-        if not known or trace.schedule.real_client:
+        if not known or trace.schedule.over_http:
             # Through a real client, "answered" at the fake is not "returned to the caller": the response may have
             # missed the client's own timeout, after which a retry is right.
             continue
@@ -178,7 +178,7 @@ def _handed_at(trace: Trace, i: int) -> float:
 
 def check_no_double_work(trace: Trace) -> list[Violation]:
     """3: no completion starts after the return; a handed-back record is not answered too."""
-    if trace.t_return is None or trace.schedule.real_client:
+    if trace.t_return is None or trace.schedule.over_http:
         # Through a real client the fake sees a call when its request arrives, and a client-side timeout it cannot
         # see may have made any landing ambiguous: only ambiguous_records() counts these runs.
         return []
@@ -222,7 +222,7 @@ def ambiguous_records(trace: Trace) -> int:
         records = [i for i, t in enumerate(trace.tokens) if t == token]
         calls = _calls(trace, token)
         if all(i in trace.handed_back for i in records) and any(c.completion and c.landed for c in calls):
-            n += trace.schedule.real_client or _ambiguous(calls)
+            n += trace.schedule.over_http or _ambiguous(calls)
     return n
 
 
@@ -230,7 +230,7 @@ def check_in_time(trace: Trace) -> list[Violation]:
     """4: the handler returns before the deadline; completions near the deadline carry a timeout that fits."""
     if trace.schedule.driver == "activity" or trace.deadline is None or trace.t_return is None:
         return []
-    if trace.schedule.real_client:
+    if trace.schedule.over_http:
         return []  # real HTTP round trips and client set-up do not shrink with the scale: time means nothing here
     out: list[Violation] = []
     deadline = trace.deadline
@@ -285,13 +285,15 @@ def _truth(trace: Trace, token: str) -> list[str]:
             return ["succeeded"]
         extra = {ERROR_TASK_TIMEOUT: ["timed_out"], ERROR_WORKER_SHUTDOWN: ["shut_down"]}.get(c.error or "", [])
         return ["failed", *extra]
+    if any(c.completion for c in calls):
+        # The worker sent an answer, so it did not count the task handed off, even if the function handed the
+        # token off before a time limit or shutdown claimed it: it counts the answer's fate.
+        return ["closed"] if any(c.result in CLOSED for c in calls) else ["undeliverable"]
     index = trace.tokens.index(token)
     if any(r.how == "handed_off" for r in trace.runs.by_record.get(index, [])):
         return ["handed_off"]
     if any(c.result in CLOSED for c in calls):
         return ["closed"]
-    if any(c.completion for c in calls):
-        return ["undeliverable"]
     return []
 
 
@@ -319,7 +321,7 @@ def _check_stats(trace: Trace) -> list[Violation]:
     for token in set(fake.delivered):
         calls = _calls(trace, token)
         # Through a real client every lost response looks alike (a dropped connection): any fault may mislead it.
-        unclear = trace.schedule.real_client and any(c.completion and c.result not in ("ok", *CLOSED) for c in calls)
+        unclear = trace.schedule.over_http and any(c.completion and c.result not in ("ok", *CLOSED) for c in calls)
         if unclear or _ambiguous(calls):
             loose += 1  # landed behind an ambiguous error, or not: the worker may count it either way
             continue
@@ -335,13 +337,15 @@ def _check_stats(trace: Trace) -> list[Violation]:
             out.append(
                 Violation(5, f"stats.{key} differs from what the fake saw", f"stats {got}, fake saw {want[key]}")
             )
+    # A user's client that retries makes several attempts of one call: the worker counts calls, the fake attempts.
+    retried = trace.schedule.user_client == "retries"
     beats = sum(1 for c in fake.calls if c.api == "SendTaskHeartbeat")
-    if stats.heartbeats != beats:
+    if not (stats.heartbeats <= beats if retried else stats.heartbeats == beats):
         out.append(Violation(5, "stats.heartbeats differs", f"stats {stats.heartbeats}, fake saw {beats}"))
     if not trace.schedule.run_one:
         if stats.started + _refused(trace) != len(fake.delivered):
             out.append(Violation(5, "stats.started differs", f"stats {stats.started}, delivered {len(fake.delivered)}"))
-        if stats.poll_errors != fake.poll_errors:
+        if not (stats.poll_errors <= fake.poll_errors if retried else stats.poll_errors == fake.poll_errors):
             out.append(Violation(5, "stats.poll_errors differs", f"stats {stats.poll_errors}, fake {fake.poll_errors}"))
     return out
 
@@ -367,11 +371,23 @@ def check_no_token_leak(trace: Trace) -> list[Violation]:
     return []
 
 
+def check_users_client(trace: Trace) -> list[Violation]:
+    """4: a client the user passed is the client every call goes through, with everything configured on it."""
+    if trace.schedule.user_client is None:
+        return []
+    if trace.foreign_calls:
+        return [Violation(4, "a call bypassed the user's client", f"{trace.foreign_calls} call(s) without its hooks")]
+    if any("CERTIFICATE_VERIFY_FAILED" in line for line in trace.logs):
+        return [Violation(4, "a call lost the user's client's verify=", "CERTIFICATE_VERIFY_FAILED in the logs")]
+    return []
+
+
 CHECKERS: tuple[Callable[[Trace], list[Violation]], ...] = (
     check_one_answer,
     check_nothing_dropped,
     check_no_double_work,
     check_in_time,
+    check_users_client,
     check_workers_alive,
     check_no_token_leak,
 )

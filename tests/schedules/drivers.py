@@ -66,6 +66,8 @@ class Trace:
     slot_deaths: int = 0
     stopped_early: bool = False
     finished: bool = True
+    #: Calls for this schedule that reached the endpoint without passing the user's client's hooks.
+    foreign_calls: int = 0
 
 
 def _token(seed: int, i: int) -> str:
@@ -195,7 +197,7 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
         "retry": retry_policy(s, scale),
     }
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
-    with _clients(s, fake, tokens) as built, captured_logs() as lines:
+    with _clients(s, fake, tokens, trace) as built, captured_logs() as lines:
         options["client"] = built
         handler = (make_handler or (_process_event if s.seed % 2 else _callback_handler))(fn, options)
         trace.t_start = time.monotonic()
@@ -207,7 +209,7 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
             trace.raised = f"{type(exc).__name__}"
         trace.t_return = time.monotonic()
         cap = (s.remaining + _longest(s) + 10 * s.max_delay * s.max_attempts + 20) * scale + LOAD_ALLOWANCE
-        cap += REAL_CLIENT_EXTRA if s.real_client else 0.0
+        cap += REAL_CLIENT_EXTRA if s.over_http else 0.0
         trace.finished = _settle(fake, runs, s, scale, cap)
     trace.logs = lines
     trace.handed_back = _handed_back(s, event, trace)
@@ -215,13 +217,17 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
 
 
 @contextlib.contextmanager
-def _clients(s: Schedule, fake: ScheduleFake, tokens: list[str | None]) -> Iterator[Any]:
-    """The client the code under test gets: the fake, or callback-kit's own botocore client in front of it."""
-    if not s.real_client:
+def _clients(s: Schedule, fake: ScheduleFake, tokens: list[str | None], trace: Trace) -> Iterator[Any]:
+    """The client the code under test gets: the fake, or a botocore client in front of it (callback-kit's own, or
+    one the user built)."""
+    if not s.over_http:
         yield fake
         return
-    with endpoint.serving(fake, tokens, activity=s.driver == "activity") as client:
-        yield client
+    with endpoint.serving(fake, tokens, activity=s.driver == "activity", user=s.user_client) as client:
+        try:
+            yield client
+        finally:
+            trace.foreign_calls = endpoint.foreign_calls(fake)
 
 
 def _callback_handler(fn: Callable[[Any], Any], options: dict[str, Any]) -> Callable[[Any, Any], Any]:
@@ -258,8 +264,8 @@ def run_activity(s: Schedule, scale: float) -> Trace:
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     work = sum(r.duration for r in s.records) + len(s.records) * s.max_delay * s.max_attempts
     cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale + LOAD_ALLOWANCE
-    cap += REAL_CLIENT_EXTRA if s.real_client else 0.0
-    with _clients(s, fake, tokens) as client, captured_logs() as lines:
+    cap += REAL_CLIENT_EXTRA if s.over_http else 0.0
+    with _clients(s, fake, tokens, trace) as client, captured_logs() as lines:
         worker = _worker(s, scale, dispatcher(s.records, scale, runs), client)
         trace.t_start = time.monotonic()
         if s.run_one:
@@ -281,7 +287,7 @@ def _worker(s: Schedule, scale: float, fn: Callable[[Any], Any], client: Any) ->
         client=client,
         max_task_seconds=None if s.max_task_seconds is None else s.max_task_seconds * scale,
         # A real client's round trips do not shrink with the scale: its grace must outlast one in real time.
-        shutdown_grace_seconds=max(s.grace * scale, REAL_CLIENT_GRACE) if s.real_client else s.grace * scale,
+        shutdown_grace_seconds=max(s.grace * scale, REAL_CLIENT_GRACE) if s.over_http else s.grace * scale,
         retry=retry_policy(s, scale),
         backoff=PollBackoff(
             base_delay=0.2 * scale, max_delay=1.0 * scale, min_poll_seconds=0.2 * scale, rand=rng.random
@@ -339,7 +345,7 @@ def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> N
         elif now - idle_since > stall:
             break  # work queued, yet no slot polls or runs: the slots are dead (the checkers will say so)
         time.sleep(0.1 * scale)
-    if not trace.stopped_early and not s.real_client:
+    if not trace.stopped_early and not s.over_http:
         # Every slot that is alive polls again within a hold and a pause: count the slots seen polling from now.
         done = time.monotonic()
         settle = done + (3 * POLL_HOLD + 2) * scale + LOAD_ALLOWANCE

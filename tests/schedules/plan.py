@@ -60,6 +60,12 @@ FAULTS_BEFORE: tuple[str, ...] = (
 FAULTS_AFTER: tuple[str, ...] = ("InternalFailure", "ServiceUnavailable", "ConnectionClosedError", "ReadTimeoutError")
 #: How many calls of each kind per token are scripted; later ones are fast and clean.
 SCRIPTED_CALLS = 8
+#: botocore clients a user may pass as ``client=`` (see ``endpoint.py``): with event hooks (``before-call``), with
+#: botocore's retries on, or with ``verify=False`` against a self-signed HTTPS endpoint.
+USER_CLIENTS: tuple[str, ...] = ("hooks", "retries", "verify")
+#: The share of schedules run on a user's botocore client (drawn apart from the rest, so that adding them
+#: changed no other schedule of any seed).
+USER_CLIENT_SHARE = 0.03
 
 
 @dataclass(frozen=True)
@@ -121,9 +127,16 @@ class Schedule:
     poll_faults: int = 0
     #: Use a real botocore client (built by callback-kit) against a local endpoint instead of the fake.
     real_client: bool = False
+    #: Or a botocore client the user built and passed as ``client=`` (one of USER_CLIENTS), against the endpoint.
+    user_client: str | None = None
     #: Activity inputs carry the token too, at ``context.Task.Token`` (a state machine passing ``"context.$": "$$"``).
     token_in_input: bool = False
     tags: tuple[str, ...] = field(default=())
+
+    @property
+    def over_http(self) -> bool:
+        """Whether calls go through a real botocore client and the local endpoint (timing does not scale)."""
+        return self.real_client or self.user_client is not None
 
     def describe(self) -> str:
         """A one-line summary for a violation report."""
@@ -157,6 +170,8 @@ class Schedule:
             )
         if self.real_client:
             parts.append("real botocore client")
+        if self.user_client:
+            parts.append(f"user's botocore client ({self.user_client})")
         return "; ".join(parts)
 
 
@@ -194,6 +209,11 @@ def _record(rng: random.Random, span: float, group: str | None, kind_weights: tu
         completions=tuple(_call_plan(rng, faulty) for _ in range(SCRIPTED_CALLS)),
         heartbeats=tuple(_call_plan(rng, faulty) for _ in range(SCRIPTED_CALLS)),
     )
+
+
+def _user_client(seed: int) -> str | None:
+    rng = random.Random(f"user-client-{seed}")  # its own stream: the schedule's other draws stay as they were
+    return rng.choice(USER_CLIENTS) if rng.random() < USER_CLIENT_SHARE else None
 
 
 def _batch_size(rng: random.Random) -> int:
@@ -255,6 +275,8 @@ def _generate(seed: int, *, driver: Driver | None = None) -> Schedule:
         "max_delay": rng.choice((0.5, 1.0, 2.0)),
         "real_client": rng.random() < 0.03,
     }
+    if not common["real_client"]:
+        common["user_client"] = _user_client(seed)
     if chosen == "activity":
         n = rng.randint(1, 12)
         span = rng.uniform(1.0, 6.0)

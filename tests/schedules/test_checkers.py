@@ -272,3 +272,46 @@ def test_a_closed_verdict_the_worker_could_not_hear_leaves_its_count_open() -> N
     # AND a completion that was itself answered "closed", or none at all, leaves nothing open: the worker must say so
     assert not _closed_verdict_unheard([beat, closed])
     assert not _closed_verdict_unheard([beat])
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize("kind", ["hooks", "retries", "verify"])
+@pytest.mark.parametrize("driver", ["sqs", "activity"])
+def test_a_users_client_schedule_goes_through_that_client(kind: str, driver: Driver) -> None:
+    # GIVEN a schedule on a botocore client the user built (hooks, retries or verify=False over HTTPS)
+    s = _schedule(driver, _record(), user_client=kind, remaining=1000.0)  # real HTTP time does not scale
+    # WHEN it runs
+    trace = run_activity(s, SCALE) if driver == "activity" else run_lambda(s, SCALE)
+    # THEN the success went over HTTP through that client (its hooks marked every request) and landed
+    assert [(c.api, c.landed) for c in trace.fake.calls if c.completion] == [("SendTaskSuccess", True)]
+    assert trace.foreign_calls == 0
+    assert check(trace) == []
+
+
+@pytest.mark.parametrize("kind", ["hooks", "verify"])
+def test_a_call_that_goes_around_the_users_client_is_reported(kind: str) -> None:
+    # GIVEN a handler that answers on a client of its own making, built like the user's but without its hooks or
+    # its verify= (what a copy of the user's client did)
+    import botocore.session
+
+    import callback_kit as ck
+
+    def around(client: Any, options: dict[str, Any], event: Any, context: Any) -> Any:
+        copy = botocore.session.get_session().create_client(
+            "stepfunctions",
+            region_name="us-east-1",
+            endpoint_url=client.meta.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # a dummy
+        )
+        return ck.process_event(event, context, lambda payload: {"ok": True}, **{**options, "client": copy})
+
+    s = _schedule("sqs", _record(), user_client=kind, remaining=1000.0)
+    # WHEN it runs
+    trace = run_lambda(s, SCALE, make_handler=_with(around))
+    # THEN invariant 4 says the user's client was bypassed (its hooks never saw the call, or its verify= was lost)
+    expected = {
+        "hooks": (4, "a call bypassed the user's client"),
+        "verify": (4, "a call lost the user's client's verify="),
+    }[kind]
+    assert expected in _causes(check(trace))

@@ -30,6 +30,10 @@ PINNED = {
     105: "2: asyncio.CancelledError and an exception whose __str__ raises left activity tasks unanswered",
     107: "2: FIFO: one group's failure stopped a healthy group",
     110: "5: max_task_seconds expiry raced the function's end: stats closed=2, failed=0 after a delivered TaskTimeout",
+    567: "4: a call on a copy of the user's verify=False client failed CERTIFICATE_VERIFY_FAILED",
+    672: "4: a completion went through a copy of the user's client (retries on), around its hooks",
+    752: "4: a completion went through a copy of the user's client, around its before-call hook",
+    91823: "5: ck.hand_off() after max_task_seconds claimed a closed task: counted closed, taken for handed off",
     # Hostile input, as the generator draws it since deep and huge messages and FIFO twins across groups; these
     # broke on main 659d95e.
     119: "2, 5: an activity input nested 600 deep raised out of run_one: taken, never answered, never counted",

@@ -81,21 +81,19 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
     monkeypatch.setattr(completion, "_default_client", None)
     monkeypatch.setattr(completion, "_expected_calls", 0)
     monkeypatch.setattr(completion, "_pool_warned", False)
-    timeouts._copies.clear()
     try:
         yield server
     finally:
-        timeouts._copies.clear()
         server.shutdown()
         server.server_close()
 
 
-@pytest.mark.parametrize("remaining_ms", [30_000, 10_000], ids=["client itself", "bounded copies"])
+@pytest.mark.parametrize("remaining_ms", [30_000, 10_000], ids=["client itself", "bounded variants"])
 def test_a_wide_batch_reuses_its_connections(
     endpoint: _Server, caplog: pytest.LogCaptureFixture, remaining_ms: int
 ) -> None:
     # GIVEN a handler that answers up to 40 records at once on the default client (with 10 s left, each call is
-    # made on a copy of it bounded to the time left)
+    # made on a variant of it bounded to the time left)
     @ck.callback_handler(max_concurrency=CONCURRENCY)
     def check(payload: dict[str, Any]) -> dict[str, Any]:
         return {"n": payload["n"]}
@@ -108,12 +106,14 @@ def test_a_wide_batch_reuses_its_connections(
         assert response == {"batchItemFailures": []}
 
     # THEN every call landed, no connection was thrown away, and the later batches reused the first one's (each
-    # client, the default one or a bounded copy of it, has its own connections; the time left decides which copy)
+    # client, the default one or a bounded variant of it, has its own connections; the time left decides which variant)
     assert endpoint.calls == 3 * CONCURRENCY
     assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
-    clients_used = 1 if remaining_ms == 30_000 else len(timeouts._copies)
-    assert endpoint.connections <= CONCURRENCY * clients_used
     client: Any = completion.default_client()
+    recipe = timeouts._recipe(client)
+    assert recipe is not None
+    clients_used = 1 if remaining_ms == 30_000 else len(recipe.variants)
+    assert endpoint.connections <= CONCURRENCY * clients_used
     assert client.meta.config.max_pool_connections >= CONCURRENCY + completion.POOL_HEADROOM
 
 

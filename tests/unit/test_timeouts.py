@@ -1,17 +1,18 @@
-"""callback_kit.timeouts: bounded copies of botocore clients end in time, are few, and are cheap to make."""
+"""callback_kit.timeouts: callback-kit's own clients get bounded variants that end in time; a user's is never copied."""
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from callback_kit import completion, timeouts
-from callback_kit.timeouts import CONNECT_SHARE, MIN_TIMEOUT, botocore_session, bounded, grid_floor
+from callback_kit import completion
+from callback_kit.logs import get_logger
+from callback_kit.timeouts import CONNECT_SHARE, MIN_TIMEOUT, bounded, grid_floor, own, worst_case_seconds
 
 ORIGINAL_KEY = "AKIDORIGINAL0000"
 
@@ -34,11 +35,10 @@ def user_client() -> Any:
 
 
 @pytest.fixture
-def fresh_copies() -> Iterator[None]:
-    """Start with no cached copies, and drop the test's copies after it."""
-    timeouts._copies.clear()
-    yield
-    timeouts._copies.clear()
+def own_client(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """callback-kit's default client, built fresh for the test (and forgotten after it)."""
+    monkeypatch.setattr(completion, "_default_client", None)
+    return completion.default_client()
 
 
 def test_the_grid_rounds_down_and_stays_small() -> None:
@@ -60,105 +60,115 @@ def test_the_grid_rounds_down_and_stays_small() -> None:
     assert len(grid) <= 17
 
 
-def test_a_copy_ends_in_time_and_keeps_the_endpoint_and_credentials(user_client: Any, fresh_copies: None) -> None:
-    # WHEN a call must end within 3 s and the client's own timeouts add up to 20 s
-    copy = bounded(user_client, 3.0)
-
-    # THEN it is made on a copy whose timeouts end in time and that does not retry past them
-    assert copy is not user_client
-    # (a call that opens a connection can wait out both timeouts in turn, so it is their sum that must fit)
-    config = copy.meta.config
-    assert config.connect_timeout + config.read_timeout == pytest.approx(grid_floor(3.0))
-    assert grid_floor(3.0) <= 3.0
-    assert 0 < config.connect_timeout <= 3.0 * CONNECT_SHARE
-    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
-    assert copy.meta.endpoint_url == user_client.meta.endpoint_url
-    assert copy.meta.region_name == "eu-west-1"
-
-    # AND the copy signs with the original's credentials object (a refreshable one keeps refreshing)
-    copy.meta.events.register("before-send.states.SendTaskSuccess", _stop)
+def _signer_key(client: Any) -> str:
+    """The access key a client signs a SendTaskSuccess with (the request is stopped before it is sent)."""
+    client.meta.events.register("before-send.states.SendTaskSuccess", _stop)
     with pytest.raises(_Sent) as sent:
-        copy.send_task_success(taskToken="t", output="{}")
-    assert f"Credential={ORIGINAL_KEY}/" in sent.value.request.headers["Authorization"].decode()
-
-
-def test_a_client_whose_timeouts_fit_is_used_as_it_is(user_client: Any, fresh_copies: None) -> None:
-    assert bounded(user_client, 25.0) is user_client
-    assert bounded(user_client, None) is user_client
-
-
-def test_copies_are_cached_per_grid_step_and_share_what_is_loaded(user_client: Any, fresh_copies: None) -> None:
-    # GIVEN calls made at slightly different times left, within one step of the grid and across steps
-    first = bounded(user_client, 3.0)
-    same_step = bounded(user_client, 2.5)
-    other_step = bounded(user_client, 9.0)
-
-    # THEN one copy serves a whole step, and every copy comes from the one session, so that a new copy reuses its
-    # service model and endpoint data (a copy from a fresh session costs 20-30x more)
-    assert same_step is first
-    assert other_step is not first
-    loader = botocore_session().get_component("data_loader")
-    assert first._loader is loader
-    assert other_step._loader is loader
-
-
-def test_the_default_clients_copies_reuse_its_loaded_models(
-    monkeypatch: pytest.MonkeyPatch, fresh_copies: None
-) -> None:
-    # GIVEN the default client, built fresh in this test
-    environment = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(completion, "_default_client", None)
-    client: Any = completion.default_client()
-
-    # WHEN a call on it is bounded
-    copy = bounded(client, 2.0)
-
-    # THEN the copy was built from the session the client was: nothing loaded twice
-    assert copy is not client
-    assert copy._loader is client._loader
+        client.send_task_success(taskToken="t", output="{}")
+    header = sent.value.request.headers["Authorization"]
+    return str(header.decode() if isinstance(header, bytes) else header).split("Credential=")[1].split("/")[0]
 
 
 def _stop(request: Any, **kwargs: Any) -> None:
     raise _Sent(request)
 
 
-def test_a_copy_is_never_served_for_another_client_that_reuses_an_id(user_client: Any, fresh_copies: None) -> None:
-    # GIVEN a cached copy made for a client that has since been collected, under the id a new client now has
-    # (ids are unique only among live objects; this plants what that reuse leaves behind)
-    stale_original = boto3.session.Session(
-        aws_access_key_id="AKIDSTALE", aws_secret_access_key="s", region_name="us-west-2"
-    ).client("stepfunctions")
-    stale_copy = bounded(stale_original, 3.0)
-    timeouts._copies[(id(user_client), grid_floor(3.0))] = timeouts._copies.pop((id(stale_original), grid_floor(3.0)))
+def test_a_variant_of_an_own_client_ends_in_time_and_keeps_its_endpoint_and_credentials(own_client: Any) -> None:
+    # GIVEN callback-kit's default client, whose own timeouts add up to 20 s (one attempt)
+    assert own(own_client)
+    assert worst_case_seconds(own_client) == 20.0
 
-    # WHEN the new client's call is bounded
-    copy = bounded(user_client, 3.0)
+    # WHEN a call on it must end within 3 s
+    variant = bounded(own_client, 3.0)
 
-    # THEN it gets a copy of itself, with its own region and credentials, never the stale one
-    assert copy is not stale_copy
-    assert copy.meta.region_name == "eu-west-1"
-    assert copy._request_signer._credentials is user_client._request_signer._credentials
+    # THEN it is made on a variant whose timeouts end in time and that does not retry past them
+    assert variant is not own_client
+    # (a call that opens a connection can wait out both timeouts in turn, so it is their sum that must fit)
+    config = variant.meta.config
+    assert config.connect_timeout + config.read_timeout == pytest.approx(grid_floor(3.0))
+    assert 0 < config.connect_timeout <= 3.0 * CONNECT_SHARE
+    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
+    # AND the rest of the original's config, its endpoint and its region come along
+    assert config.max_pool_connections == own_client.meta.config.max_pool_connections
+    assert config.user_agent_extra == own_client.meta.config.user_agent_extra
+    assert variant.meta.endpoint_url == own_client.meta.endpoint_url
+    assert variant.meta.region_name == own_client.meta.region_name
+    # AND it signs with the credentials the original signs with (the session's, shared by both)
+    assert _signer_key(variant) == _signer_key(own_client)
 
 
-def test_a_copy_pushed_out_of_the_cache_is_closed(monkeypatch: pytest.MonkeyPatch, fresh_copies: None) -> None:
-    # GIVEN a cache of two copies, and three clients whose calls each need one
-    monkeypatch.setattr(timeouts, "_MAX_COPIES", 2)
-    clients = [
-        boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name=region).client(
-            "stepfunctions"
-        )
-        for region in ("us-east-1", "us-west-2", "eu-west-1")
-    ]
-    closed: list[str] = []
-    first = bounded(clients[0], 3.0)
-    first.close = lambda: closed.append("first")
+def test_an_own_client_whose_timeouts_fit_is_used_as_it_is(own_client: Any) -> None:
+    assert bounded(own_client, 25.0) is own_client
+    assert bounded(own_client, None) is own_client
 
-    # WHEN the other two clients' copies are made
-    bounded(clients[1], 3.0)
-    bounded(clients[2], 3.0)
 
-    # THEN the least recently used copy was closed (its kept sockets go at once) and dropped
-    assert closed == ["first"]
-    assert all(entry[1] is not first for entry in timeouts._copies.values())
+def test_variants_are_kept_per_grid_step(own_client: Any) -> None:
+    # GIVEN calls made at slightly different times left, within one step of the grid and across steps
+    first = bounded(own_client, 3.0)
+    same_step = bounded(own_client, 2.5)
+    other_step = bounded(own_client, 9.0)
+
+    # THEN one variant serves a whole step, so that a handful keep their connections warm
+    assert same_step is first
+    assert other_step is not first
+    assert other_step.meta.config.connect_timeout + other_step.meta.config.read_timeout == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 3.0, 30.0, 900.0])
+def test_a_users_client_is_never_copied(user_client: Any, seconds: float) -> None:
+    # GIVEN a client the user built, with a handler of their own registered on it
+    user_client.meta.events.register("before-send.states.SendTaskSuccess", _stop)
+
+    # WHEN a call on it is bounded, with any time left
+    chosen = bounded(user_client, seconds)
+
+    # THEN the call is made on the user's client itself, with everything configured on it
+    assert chosen is user_client
+    assert not own(user_client)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_users_client_that_can_outlive_the_time_left_is_reported_once(user_client: Any) -> None:
+    # GIVEN a user's client whose timeouts times attempts (20 s x 3) exceed the time calls have, and the log
+    assert worst_case_seconds(user_client) == 60.0
+    lines = _Lines()
+    library = logging.getLogger(get_logger().service)
+    library.addHandler(lines)
+    try:
+        # WHEN calls on it are bounded with plenty of time, then with too little, twice
+        bounded(user_client, 900.0)
+        bounded(user_client, 30.0)
+        bounded(user_client, 2.0)
+    finally:
+        library.removeHandler(lines)
+
+    # THEN one warning says so, with its numbers and where the Config to pass is documented
+    said = [r for r in lines.records if "client=" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].levelno == logging.WARNING
+    assert said[0].__dict__["worst_case_seconds"] == 60.0
+    assert said[0].__dict__["attempts"] == 3
+    assert "docs/reliability.md" in said[0].getMessage()
+
+
+def test_attempts_follow_botocore_retry_settings() -> None:
+    # GIVEN clients configured with each way botocore counts attempts
+    session = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1")
+    cases = {
+        "total": (Config(retries={"mode": "standard", "total_max_attempts": 1}), 1),
+        "retries only": (Config(retries={"max_attempts": 4}), 5),
+        "standard default": (Config(retries={"mode": "standard"}), 3),
+        "legacy default": (Config(retries={"mode": "legacy"}), 5),
+    }
+    for name, (config, expected) in cases.items():
+        client = session.client("stepfunctions", config=config.merge(Config(connect_timeout=1, read_timeout=1)))
+        # THEN the worst case counts every attempt botocore makes
+        assert worst_case_seconds(client) == 2.0 * expected, name
