@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 import random
 import threading
 import time
@@ -53,7 +54,7 @@ from callback_kit.exceptions import (
 from callback_kit.heartbeat_senders import MAX_SENDERS
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
-from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, THROTTLE_CODES, limiter_for  # perf (issue 13)
+from callback_kit.ratelimit import DEPTH, THROTTLE_CODES, RateLimiter, Ticket, limiter_for
 from callback_kit.timeouts import MIN_TIMEOUT, bounded, build_client
 
 if TYPE_CHECKING:
@@ -93,12 +94,12 @@ class RetryPolicy:
     """How completion calls are retried on transient errors: exponential backoff with full jitter.
 
     Attempt ``n`` (from 0) waits a random time up to ``min(max_delay, base_delay * 2**n)``. A call is given
-    ``max_attempts`` attempts; attempts refused with a throttling error while the process-wide rate limiter
-    paces the endpoint (:mod:`callback_kit.ratelimit`, engaged by the first throttle) count against
-    ``max_throttled_attempts`` instead, and are retried after the limiter's pacing and a first-attempt pause
-    (``delay(0)``) rather than a growing one. There, a throttle means the limiter is still finding the rate Step
-    Functions accepts, and giving up would hand the message back to run the whole task again into the same
-    quota. Neither budget lets a retry start past a deadline.
+    ``max_attempts`` attempts for faults (5xx, lost connections). Throttles are the quota speaking rather than a
+    fault: under a deadline they never use up attempts, and the call keeps its turn at the process-wide rate
+    limiter (:mod:`callback_kit.ratelimit`) until the deadline leaves no room for another; without a deadline
+    (a command line, an activity task without a time limit) they have their own budget,
+    ``max_throttled_attempts``. Giving up earlier would hand the message back to run the whole task again into
+    the same quota. No retry starts past a deadline.
 
     Example:
         >>> policy = RetryPolicy(max_attempts=3, sleep=lambda s: None)
@@ -190,57 +191,79 @@ class Completer:
     def heartbeat_sending(self) -> None:
         """Called just before each heartbeat request goes out (not for beats the rate limiter skips); a hook."""
 
-    def heartbeat(self, token: str) -> bool:
-        """Send one heartbeat, without retrying (the next one is never far). Never raises.
+    def heartbeat(self, token: str, *, within: float = 0.0) -> bool:
+        """Send one heartbeat, ahead of any completion waiting for the rate limiter. Never raises.
+
+        Args:
+            within: seconds a throttled beat may be retried for (the runner gives half the interval, so that a
+                beat lands within 1.5 intervals of the one before it); other errors are not retried, since the
+                next beat is never far.
 
         Returns:
             False when Step Functions says the task is closed, True otherwise (including on transient errors,
             which are logged: a missed beat is covered by the next one).
         """
         client = self._client()
-        limiter = limiter_for(client)  # perf (issue 13): heartbeats share the completions' rate limiter
-        pause = limiter.reserve(HEARTBEAT_MAX_WAIT)
-        if pause is None:
-            return True  # perf (issue 13): the bucket is dry: skip this beat, the next one covers it
-        if pause:
-            self.policy.sleep(pause)
-        self.heartbeat_sending()
-        try:
-            client.send_task_heartbeat(taskToken=token)
-            limiter.observe(None)
-        except Exception as exc:
-            limiter.observe(exc)  # perf (issue 13)
-            code = error_code(exc)
-            if code in CLOSED_CODES:
-                get_logger().info(
-                    "heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code}
-                )
-                return False
-            if code == INVALID_TOKEN_CODE:
-                # Not a token Step Functions issued: the real task is still open. The completion will say so too
-                # and hand the message back; a heartbeat must not take it for a closed task.
-                get_logger().error(
-                    "heartbeat: Step Functions says this is not a task token", extra={"token_fp": fingerprint(token)}
-                )
+        limiter = limiter_for(client)
+        give_up = self.policy.clock() + within
+        while True:
+            # A heartbeat never queues behind completions: a missed beat fails a healthy task.
+            ticket = limiter.reserve(priority=True)
+            self.heartbeat_sending()
+            try:
+                client.send_task_heartbeat(taskToken=token)
+                limiter.observe(None, ticket)
                 return True
-            get_logger().warning(
-                "heartbeat failed; will beat again", extra={"token_fp": fingerprint(token), "code": code or repr(exc)}
+            except Exception as exc:
+                limiter.observe(exc, ticket)
+                code, what = error_code(exc), repr(exc)
+                if code in THROTTLE_CODES:
+                    pause = limiter.token_time() or self.policy.delay(0)
+                    if self.policy.clock() + pause < give_up:
+                        self.policy.sleep(pause)
+                        continue
+            break
+        if code in CLOSED_CODES:
+            get_logger().info("heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code})
+            return False
+        if code == INVALID_TOKEN_CODE:
+            # Not a token Step Functions issued: the real task is still open. The completion will say so too
+            # and hand the message back; a heartbeat must not take it for a closed task.
+            get_logger().error(
+                "heartbeat: Step Functions says this is not a task token", extra={"token_fp": fingerprint(token)}
             )
+            return True
+        get_logger().warning(
+            "heartbeat failed; will beat again", extra={"token_fp": fingerprint(token), "code": code or what}
+        )
         return True
+
+    def _turn(self, limiter: RateLimiter, deadline: float | None) -> Ticket | None:
+        """Wait for this call's turn at the shared limiter, never past ``deadline`` (less a call's minimum time).
+
+        Returns:
+            The ticket to send on, or ``None``: its turn does not come before the deadline.
+        """
+        policy = self.policy
+        ticket = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT)
+        wait = 0.0 if ticket is None else ticket.wait
+        while wait > 0:
+            if deadline is not None and policy.clock() + wait + MIN_TIMEOUT > deadline:
+                return None  # a cut moved its turn past the deadline
+            # Ask again at least every DEPTH seconds: the rate may change while this call waits.
+            policy.sleep(min(wait, DEPTH))
+            wait = limiter.wait(ticket)  # type: ignore[arg-type]
+        return ticket
 
     def _call(self, api: str, token: str, deadline: float | None, **params: str) -> Delivery:
         policy = self.policy
-        log = lazy_logger()  # perf (issue 13): powertools is imported only if a line is logged
+        log = lazy_logger()  # powertools is imported only if a line is logged: a cold start's cost
         landed = False  # whether an earlier attempt may have reached Step Functions
         client = self._client()
-        limiter = limiter_for(client)  # perf (issue 13): one limiter shared by every call to this endpoint
-        failed = throttled = 0  # failed attempts, and those throttled while the limiter paced (RetryPolicy)
+        limiter = limiter_for(client)  # one limiter shared by every call to this endpoint
+        failed = throttled = 0  # failed attempts, and throttled ones (see RetryPolicy)
         for attempt in itertools.count():
-            # perf (issue 13): wait for the shared rate limiter, but never past the deadline (less the call's own
-            # minimum time). When no token comes in time, the call goes out at once and Step Functions decides.
-            pause = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT)
-            if pause:
-                policy.sleep(pause)
+            ticket = self._turn(limiter, deadline)
             timeout = None
             if deadline is not None:
                 timeout = deadline - policy.clock()
@@ -254,7 +277,7 @@ class Completer:
             try:
                 method(taskToken=token, **params)
             except Exception as exc:
-                limiter.observe(exc)  # perf (issue 13)
+                limiter.observe(exc, ticket)
                 code = error_code(exc)
                 if code in CLOSED_CODES:
                     if landed and api != "SendTaskHeartbeat":
@@ -285,15 +308,19 @@ class Completer:
                     )
                     raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
                 landed = landed or may_have_landed(exc)
-                if limiter.enabled and code in THROTTLE_CODES:
-                    # The limiter paces the retry (it waits for its turn at the top of the loop): back off only
-                    # as after a first failure, so that a task's retries do not trail its batch by seconds.
+                if code in THROTTLE_CODES:
+                    # A throttle is the quota speaking, not a fault of this call: under a deadline it keeps its
+                    # turn until the deadline leaves no room. A pacing limiter says when to go again; else back off.
                     throttled += 1
-                    pause = policy.delay(0)
+                    pause = 0.0 if limiter.enabled else policy.delay(throttled - 1)
+                    if ticket is None:  # its turn would not come before the deadline, and the service said no
+                        pause = math.inf
                 else:
                     failed += 1
                     pause = policy.delay(failed - 1)
-                last = failed >= policy.max_attempts or throttled >= policy.max_throttled_attempts
+                last = failed >= policy.max_attempts or (
+                    deadline is None and throttled >= policy.max_throttled_attempts
+                )
                 if last or (deadline is not None and policy.clock() + pause + MIN_TIMEOUT > deadline):
                     log.error(
                         f"{api}: giving up after {attempt + 1} attempts",
@@ -304,9 +331,10 @@ class Completer:
                     f"{api}: transient error, retrying",
                     extra={"token_fp": fingerprint(token), "code": code or repr(exc), "attempt": attempt + 1},
                 )
-                policy.sleep(pause)
+                if pause:
+                    policy.sleep(pause)
             else:
-                limiter.observe(None)  # perf (issue 13)
+                limiter.observe(None, ticket)
                 return Delivery.DELIVERED
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 

@@ -354,7 +354,10 @@ class TaskRun:
             state.beat = _ManualBeat(self.completer, token, state.cancelled.set, self.clock)
             return
         beat = self.scheduler.register(
-            functools.partial(self.completer.heartbeat, token), interval, state.cancelled.set
+            # A throttled beat may be retried for half an interval: it still lands within 1.5 intervals.
+            functools.partial(self.completer.heartbeat, token, within=interval / 2),
+            interval,
+            state.cancelled.set,
         )
         self._beat = beat
         state.beat = functools.partial(self.scheduler.beat_now, beat)
