@@ -19,8 +19,18 @@ from pathlib import Path
 
 from bench.common import FAKE_AWS_ENV, Row, apply_fake_aws_env, format_table, rows_from_json, rows_to_json
 
-#: The benchmarks, in the order they run (issue 13's targets: hbscale 1, pertask 2, sqsbatch 3, coldstart 4, quota 5).
-BENCHMARKS = ("coldstart", "pertask", "sqsbatch", "widebatch", "heartbeat", "hbscale", "activity", "quota")
+#: The benchmarks, in the order they run.
+BENCHMARKS = (
+    "coldstart",
+    "pertask",
+    "sqsbatch",
+    "widebatch",
+    "heartbeat",
+    "hbscale",
+    "activity",
+    "quota",
+    "quotamatrix",
+)
 
 
 def _run_one(name: str, quick: bool, env: dict[str, str]) -> tuple[list[Row], str | None, float]:
