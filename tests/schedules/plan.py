@@ -60,6 +60,14 @@ FAULTS_BEFORE: tuple[str, ...] = (
 FAULTS_AFTER: tuple[str, ...] = ("InternalFailure", "ServiceUnavailable", "ConnectionClosedError", "ReadTimeoutError")
 #: How many calls of each kind per token are scripted; later ones are fast and clean.
 SCRIPTED_CALLS = 8
+#: The quota matrix's buckets (bench/quotamatrix.py): burst, and refill per schedule second. A fleet shares the
+#: account's bucket, so a process sees a slice of it (SLICES), and may find it full, half drained or dry (FILLS).
+BURSTS: tuple[int, ...] = (50, 100, 1500, 3000)
+REFILLS: tuple[int, ...] = (50, 200, 500)
+SLICES: tuple[float, ...] = (1.0, 0.1, 0.01)
+FILLS: tuple[float, ...] = (0.0, 0.5, 1.0)
+#: The share of schedules whose Step Functions enforces a bucket.
+BUCKETED = 0.3
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,9 @@ class Schedule:
     poll_faults: int = 0
     #: Use a real botocore client (built by callback-kit) against a local endpoint instead of the fake.
     real_client: bool = False
+    #: This process's slice of the account's token bucket for SendTask* calls: (burst, refill per schedule
+    #: second, how full at the start).
+    bucket: tuple[float, float, float] | None = None
     tags: tuple[str, ...] = field(default=())
 
     def describe(self) -> str:
@@ -144,6 +155,8 @@ class Schedule:
             )
         if self.real_client:
             parts.append("real botocore client")
+        if self.bucket is not None:
+            parts.append(f"bucket={self.bucket[0]:g}+{self.bucket[1]:g}/s {self.bucket[2]:.0%} full")
         return "; ".join(parts)
 
 
@@ -188,6 +201,15 @@ def _batch_size(rng: random.Random) -> int:
     return rng.randint(1, 3) if r < 0.5 else rng.randint(4, 12) if r < 0.9 else rng.randint(13, 100)
 
 
+def _bucket(seed: int) -> tuple[float, float, float] | None:
+    # A generator of its own, so that drawing a bucket changes none of the schedule's other draws.
+    rng = random.Random(seed ^ 0xB0C4E7)
+    if rng.random() >= BUCKETED:
+        return None
+    share = rng.choice(SLICES)
+    return rng.choice(BURSTS) * share, rng.choice(REFILLS) * share, rng.choice(FILLS)
+
+
 def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
     """The schedule of ``seed`` (the same seed always gives the same schedule)."""
     rng = random.Random(seed)
@@ -206,6 +228,7 @@ def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
         "base_delay": rng.choice((0.05, 0.1, 0.3)),
         "max_delay": rng.choice((0.5, 1.0, 2.0)),
         "real_client": rng.random() < 0.03,
+        "bucket": _bucket(seed),
     }
     if chosen == "activity":
         n = rng.randint(1, 12)
