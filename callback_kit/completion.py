@@ -191,7 +191,7 @@ class Completer:
     def heartbeat_sending(self) -> None:
         """Called just before each heartbeat request goes out (not for beats the rate limiter skips); a hook."""
 
-    def heartbeat(self, token: str, *, within: float = 0.0) -> bool:
+    def heartbeat(self, token: str, *, within: float = 0.0, wanted: Callable[[], bool] | None = None) -> bool:
         """Send one heartbeat, ahead of any completion waiting for the rate limiter. Never raises.
 
         Args:
@@ -205,10 +205,14 @@ class Completer:
         """
         client = self._client()
         limiter = limiter_for(client)
-        give_up = self.policy.clock() + within
+        policy = self.policy
+        give_up = policy.clock() + within
         while True:
-            # A heartbeat never queues behind completions: a missed beat fails a healthy task.
-            ticket = limiter.reserve(priority=True)
+            # A heartbeat never queues behind completions: it takes the next token (a missed beat fails a
+            # healthy task, a late completion only delays). If even that would come too late, it goes at once.
+            ticket = limiter.reserve(front=True)
+            if ticket is not None and ticket.wait and policy.clock() + ticket.wait <= give_up:
+                policy.sleep(ticket.wait)
             self.heartbeat_sending()
             try:
                 client.send_task_heartbeat(taskToken=token)
@@ -218,10 +222,12 @@ class Completer:
                 limiter.observe(exc, ticket)
                 code, what = error_code(exc), repr(exc)
                 if code in THROTTLE_CODES:
-                    pause = limiter.token_time() or self.policy.delay(0)
-                    if self.policy.clock() + pause < give_up:
-                        self.policy.sleep(pause)
-                        continue
+                    pause = 0.0 if limiter.enabled else policy.delay(0)
+                    if policy.clock() + max(pause, limiter.token_time()) < give_up:
+                        if pause:
+                            policy.sleep(pause)
+                        if wanted is None or wanted():
+                            continue
             break
         if code in CLOSED_CODES:
             get_logger().info("heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code})
@@ -238,14 +244,16 @@ class Completer:
         )
         return True
 
-    def _turn(self, limiter: RateLimiter, deadline: float | None) -> Ticket | None:
+    def _turn(self, limiter: RateLimiter, deadline: float | None, *, front: bool) -> Ticket | None:
         """Wait for this call's turn at the shared limiter, never past ``deadline`` (less a call's minimum time).
+
+        ``front``: a throttled call asking again keeps the turn it had, at the head of the queue.
 
         Returns:
             The ticket to send on, or ``None``: its turn does not come before the deadline.
         """
         policy = self.policy
-        ticket = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT)
+        ticket = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT, front=front)
         wait = 0.0 if ticket is None else ticket.wait
         while wait > 0:
             if deadline is not None and policy.clock() + wait + MIN_TIMEOUT > deadline:
@@ -262,8 +270,9 @@ class Completer:
         client = self._client()
         limiter = limiter_for(client)  # one limiter shared by every call to this endpoint
         failed = throttled = 0  # failed attempts, and throttled ones (see RetryPolicy)
+        front = False  # whether the last attempt was throttled: it asks again at the head of the queue
         for attempt in itertools.count():
-            ticket = self._turn(limiter, deadline)
+            ticket = self._turn(limiter, deadline, front=front)
             timeout = None
             if deadline is not None:
                 timeout = deadline - policy.clock()
@@ -312,12 +321,13 @@ class Completer:
                     # A throttle is the quota speaking, not a fault of this call: under a deadline it keeps its
                     # turn until the deadline leaves no room. A pacing limiter says when to go again; else back off.
                     throttled += 1
+                    front = limiter.enabled
                     pause = 0.0 if limiter.enabled else policy.delay(throttled - 1)
                     if ticket is None:  # its turn would not come before the deadline, and the service said no
                         pause = math.inf
                 else:
                     failed += 1
-                    pause = policy.delay(failed - 1)
+                    front, pause = False, policy.delay(failed - 1)
                 last = failed >= policy.max_attempts or (
                     deadline is None and throttled >= policy.max_throttled_attempts
                 )

@@ -9,32 +9,33 @@ through it. It follows five rules, each checkable on its own:
    and reads the clock). One throttle may be another process's burst; a throttle of a call sent *after* a first
    one shows the bucket is dry for this process too. Only then does pacing start, at ``beta`` times the rate this
    process was sending at (calls over about the last second): that rate was more than the service gave it.
-2. **A token bucket.** Calls take tokens from a bucket that refills at :attr:`RateLimiter.rate` and holds one
-   second of it, like the service's own. A call that finds it dry reserves the next token and waits for it;
-   calls are served in the order they asked, so a throttled call that asks again does not lose its turn to
-   calls that have not asked yet.
+2. **A token bucket with places.** Calls take tokens from a bucket that refills at :attr:`RateLimiter.rate` and
+   holds one second of it, like the service's own. A call that finds it dry takes the next place in the queue
+   and waits for it. A place is a count of tokens, not a time: when the rate moves, every waiting turn moves
+   with it (later after a cut, earlier after a rise), and no call overtakes another.
 3. **AIMD, one cut per rate.** A throttle of a call sent at the current rate multiplies it by ``beta`` (0.9) and
    starts a new *generation*. Throttles of calls sent at an earlier, higher rate are echoes of a cut already
-   made and cut nothing, so a burst of a thousand throttles is one signal. Tickets still waiting at a cut are
-   void: their holders ask again at the new rate, in the order they wake, which is the order they asked in.
-   Every call accepted after waiting for its token (the limiter, not demand, was the bound) adds ``1 - beta``:
-   over a second at rate R that is ``(1 - beta) x R``, so a second of clean answers undoes one cut.
-4. **Heartbeats first.** A heartbeat never queues behind completions: it takes a token ahead of them (those
-   reserved after it wait one token longer). A missed beat fails a healthy task; a late completion only delays.
-5. **Idle means off.** A second after the last call that had to wait and the last cut, the bucket is full and
-   nothing is contended: the limiter steps aside, so that the next invocation meets the service's own burst
-   rather than an old estimate.
+   made and cut nothing, so a burst of a thousand throttles is one signal. Every call accepted after waiting
+   for its turn (the limiter, not demand, was the bound) adds ``1 - beta``: over a second at rate R that is
+   ``(1 - beta) x R``, so a second of clean answers undoes one cut.
+4. **The front of the queue.** Heartbeats, and throttled calls asking again, take the place at the head (the
+   next token); every waiting place moves back by one. A missed beat fails a healthy task while a late
+   completion only delays; and a throttled call keeps the turn it had instead of queueing behind calls that
+   asked after it.
+5. **Idle means off.** Once the bucket is full (nothing has waited for a second), the limiter steps aside, so
+   that the next invocation meets the service's own burst rather than an old estimate.
 
 Why that is enough: the service accepts at most its refill rate r (plus its burst), and a throttle is proof that
 the rate sent was above what is left for this process. Cuts start from above r and stop at the first rate the
 service accepts, so the rate settles in ``[beta x r, r]`` and climbs back at 10% a second: the long-run average
 is at least ``(1 + beta) / 2`` = 95% of r, and while the rate is still too high the service is kept busy at r
 anyway (a throttled call costs a round trip, not a token). The one constant, ``beta``, sets how close to r that
-is; no measurement window, hold or minimum sample has to be right for the rest to work. ``bench/quota.py``
-checks it over bursts from 50 to 3,000, refills from 50 to 500/s, and up to 1,000 calls at once.
+is; no measurement window, hold or minimum sample has to be right for the rest to work. ``bench/quotamatrix.py``
+checks it over bursts from 50 to 3,000, refills from 50 to 500/s, up to 1,000 calls at once and batches of up
+to 10,000 (docs/performance.md).
 
 Why not botocore's adaptive retry mode: its ``ClientRateLimiter`` blocks without a deadline, has no notion of a
-heartbeat's priority, and its cubic recovery needs tuned scales; callback-kit must never wait past the Lambda's
+heartbeat going first, and its cubic recovery needs tuned scales; callback-kit must never wait past the Lambda's
 deadline (:meth:`RateLimiter.reserve` takes the longest wait the caller accepts).
 """
 
@@ -131,13 +132,13 @@ class RateLimiter:
         """Seconds the bucket takes to refill one token (0 while pacing is off)."""
         return 1.0 / self._rate if self.enabled else 0.0
 
-    def reserve(self, max_wait: float | None = None, *, priority: bool = False) -> Ticket | None:
+    def reserve(self, max_wait: float | None = None, *, front: bool = False) -> Ticket | None:
         """Take a place in the queue; ``None`` (nothing taken) if its turn is more than ``max_wait`` seconds away.
 
         Args:
             max_wait: the longest wait accepted (``None``: any).
-            priority: a heartbeat: take the token at the head of the queue and never wait; every waiting
-                place moves back by one.
+            front: take the place at the head of the queue (the next token), moving every waiting place back
+                by one: for heartbeats, and for a throttled call asking again, which keeps the turn it had.
 
         Example:
             >>> RateLimiter().reserve(max_wait=0.0).wait
@@ -147,9 +148,14 @@ class RateLimiter:
             with self._lock:
                 self._refill(self._clock())
                 if self._made - self._taken < self._depth():
-                    if priority:
+                    if front and self._made - self._taken < 1.0:
+                        # Unmake a token: every waiting place is one further on, and this one is served next.
                         self._made -= 1.0
-                        return Ticket(0.0, self.generation, self._taken)
+                        wait = 1.0 / self._rate
+                        if max_wait is not None and wait > max_wait:
+                            self._made += 1.0
+                            return None
+                        return Ticket(wait, self.generation, self._made + 1.0)
                     wait = max(0.0, self._taken + 1.0 - self._made) / self._rate
                     if max_wait is not None and wait > max_wait:
                         return None

@@ -355,12 +355,17 @@ class TaskRun:
             return
         beat = self.scheduler.register(
             # A throttled beat may be retried for half an interval: it still lands within 1.5 intervals.
-            functools.partial(self.completer.heartbeat, token, within=interval / 2),
+            functools.partial(self.completer.heartbeat, token, within=interval / 2, wanted=self._beating),
             interval,
             state.cancelled.set,
         )
         self._beat = beat
         state.beat = functools.partial(self.scheduler.beat_now, beat)
+
+    def _beating(self) -> bool:
+        """Whether this run's beats are still wanted (unregistered once its task is being completed)."""
+        beat = self._beat
+        return beat is not None and beat.active
 
     def _call(self, payload: Any) -> Outcome:
         model = self.options.model

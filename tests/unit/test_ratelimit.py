@@ -115,15 +115,17 @@ def test_waiters_queue_behind_each_other(t: FakeTime) -> None:
     assert waits == pytest.approx([step, 2 * step, 3 * step])
 
 
-def test_a_heartbeat_goes_ahead_of_waiting_completions(t: FakeTime) -> None:
-    # GIVEN a pacing limiter with 50 completions queued
+def test_a_front_place_is_served_next_and_moves_the_queue_back_by_one(t: FakeTime) -> None:
+    # GIVEN a pacing limiter with 50 calls queued
     lim = paced(t)
     queued = [take(lim) for _ in range(50)]
-    # WHEN a heartbeat asks
-    beat = lim.reserve(priority=True)
-    # THEN it goes at once, and the next completion waits one token more than it would have
+    before = lim.wait(queued[0])
+    # WHEN a heartbeat (or a throttled call asking again) takes the front place
+    beat = lim.reserve(front=True)
+    # THEN it is served at the next token, and every queued call one token later than before
     assert beat is not None
-    assert beat.wait == 0.0
+    assert beat.wait == pytest.approx(1.0 / lim.rate)
+    assert lim.wait(queued[0]) == pytest.approx(before + 1.0 / lim.rate)
     assert take(lim).wait == pytest.approx(queued[-1].wait + 2.0 / lim.rate)
 
 

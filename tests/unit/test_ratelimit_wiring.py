@@ -130,10 +130,10 @@ def test_a_throttled_heartbeat_is_retried_within_its_allowance(t: FakeTime, limi
     token = fake.open_task()
     # WHEN it is sent with a second to spare
     alive = completer(fake, t).heartbeat(token, within=1.0)
-    # THEN it landed on the third try, a token's time after each throttle
+    # THEN it landed on the third try, each taking the next token (ahead of any completion)
     assert alive is True
     assert fake.heartbeats(token) == 1
-    assert len(t.slept) == 2
+    assert len(t.slept) == 3
     assert sum(t.slept) < 1.0
 
 
@@ -168,3 +168,15 @@ def test_without_a_deadline_throttles_have_their_own_budget_and_other_errors_kee
         completer(fake, t, max_attempts=3).complete(other, Success("{}"), deadline=t.now + 60)
     assert info.value.code == "ServiceUnavailable"
     assert len(fake.calls_for(other)) == 3
+
+
+def test_a_throttled_heartbeat_is_not_retried_once_its_task_is_being_completed(
+    t: FakeTime, limiter: RateLimiter
+) -> None:
+    # GIVEN a heartbeat throttled once, with time to retry, for a task whose completion has begun
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskHeartbeat", "ThrottlingException")
+    token = fake.open_task()
+    # WHEN it is sent / THEN it is not retried: no beat may start after its task's completion
+    assert completer(fake, t).heartbeat(token, within=1.0, wanted=lambda: False) is True
+    assert len(fake.calls_for(token)) == 1
