@@ -54,7 +54,7 @@ from callback_kit.exceptions import (
 from callback_kit.heartbeat_senders import MAX_SENDERS
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
-from callback_kit.ratelimit import DEPTH, THROTTLE_CODES, RateLimiter, Ticket, limiter_for
+from callback_kit.ratelimit import THROTTLE_CODES, RateLimiter, Ticket, limiter_for
 from callback_kit.timeouts import MIN_TIMEOUT, bounded, build_client
 
 if TYPE_CHECKING:
@@ -258,8 +258,9 @@ class Completer:
         while wait > 0:
             if deadline is not None and policy.clock() + wait + MIN_TIMEOUT > deadline:
                 return None  # a cut moved its turn past the deadline
-            # Ask again at least every DEPTH seconds: the rate may change while this call waits.
-            policy.sleep(min(wait, DEPTH))
+            # Sleep half the wait and ask again: the rate may rise while this call waits, and unless it doubles
+            # meanwhile the call is never late for its turn (a late turn is a burst the service may refuse).
+            policy.sleep(wait / 2 if wait > limiter.token_time() else wait)
             wait = limiter.wait(ticket)  # type: ignore[arg-type]
         return ticket
 

@@ -49,8 +49,7 @@ from typing import Any, NamedTuple
 
 #: The factor a throttle cuts the rate by; each accepted call that waited adds ``1 - BETA`` calls per second.
 BETA = 0.9
-#: Seconds of the rate the bucket holds (the service's bucket holds seconds of its own), and the longest a
-#: waiting call sleeps before asking again how far its turn is (the rate may have changed meanwhile).
+#: Seconds of the rate the bucket holds (the service's bucket holds seconds of its own).
 DEPTH = 1.0
 #: The slowest the limiter ever paces calls (calls per second): a bucket never refills slower.
 MIN_RATE = 0.5
@@ -171,8 +170,8 @@ class RateLimiter:
     def wait(self, ticket: Ticket) -> float:
         """Seconds until ``ticket``'s place comes up at the rate now in force (0: send now).
 
-        Holders wait in steps of at most :data:`DEPTH` seconds, asking again after each: a cut moves their
-        turn later, a rise earlier, and none loses its place.
+        Holders sleep half of it and ask again (completion's ``Completer``): a cut moves their turn later, a
+        rise earlier, and none loses its place or, unless the rate doubles while it sleeps, is late for it.
         """
         if ticket.wait <= 0 or not self.enabled:
             return 0.0
