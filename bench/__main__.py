@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.common import FAKE_AWS_ENV, Row, apply_fake_aws_env, format_table, rows_from_json, rows_to_json
 
-#: The benchmarks, in the order they run (issue 13's targets: hbscale 1, pertask 2, sqsbatch 3, coldstart 4, quota 5).
+#: The benchmarks, in the order they run.
 BENCHMARKS = (
     "coldstart",
     "pertask",
@@ -29,6 +29,7 @@ BENCHMARKS = (
     "hbscale",
     "activity",
     "quota",
+    "quotamatrix",
     "observe",
 )
 

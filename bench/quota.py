@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import Row
@@ -28,7 +29,15 @@ class BucketedStepFunctions:
     client; in-memory fakes without one are never paced.
     """
 
-    def __init__(self, burst: float, refill: float) -> None:
+    def __init__(
+        self,
+        burst: float,
+        refill: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        latency: float = 0.0,
+    ) -> None:
         import types
         import uuid
 
@@ -38,28 +47,41 @@ class BucketedStepFunctions:
         self.inner = FakeStepFunctions()
         self.burst, self.refill = burst, refill
         self._tokens = burst
-        self._stamp = time.monotonic()
+        self._clock, self._sleep, self._latency = clock, sleep, latency
+        self._stamp = clock()
         self._lock = threading.Lock()
         self.accepted = 0
         self.throttled = 0
+        #: When each token's heartbeats were accepted (on ``clock``).
+        self.beats: dict[str, list[float]] = {}
 
     def _take(self, api: str) -> None:
         from botocore.exceptions import ClientError
 
+        if self._sleep is not None:
+            self._sleep(self._latency / 2)  # the request's way there; the answer's way back is in _answered
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.refill)
             self._stamp = now
-            if self._tokens >= 1:
+            accepted = self._tokens >= 1
+            if accepted:
                 self._tokens -= 1
                 self.accepted += 1
-                return
-            self.throttled += 1
+            else:
+                self.throttled += 1
+        self._answered()
+        if accepted:
+            return
         response: Any = {
             "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
             "ResponseMetadata": {"HTTPStatusCode": 400},
         }
         raise ClientError(response, api)
+
+    def _answered(self) -> None:
+        if self._sleep is not None:
+            self._sleep(self._latency / 2)
 
     def send_task_success(self, **params: Any) -> Any:
         """SendTaskSuccess, if the bucket has a token."""
@@ -74,6 +96,7 @@ class BucketedStepFunctions:
     def send_task_heartbeat(self, **params: Any) -> Any:
         """SendTaskHeartbeat, if the bucket has a token."""
         self._take("SendTaskHeartbeat")
+        self.beats.setdefault(params["taskToken"], []).append(self._clock())
         return self.inner.send_task_heartbeat(**params)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 import random
 import threading
 import time
@@ -54,7 +55,7 @@ from callback_kit.heartbeat_senders import MAX_SENDERS
 from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
 from callback_kit.observe.tracing import call_span
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
-from callback_kit.ratelimit import HEARTBEAT_MAX_WAIT, THROTTLE_CODES, limiter_for  # perf (issue 13)
+from callback_kit.ratelimit import THROTTLE_CODES, RateLimiter, Ticket, limiter_for
 from callback_kit.timeouts import MIN_TIMEOUT, bounded, build_client
 
 if TYPE_CHECKING:
@@ -96,12 +97,12 @@ class RetryPolicy:
     """How completion calls are retried on transient errors: exponential backoff with full jitter.
 
     Attempt ``n`` (from 0) waits a random time up to ``min(max_delay, base_delay * 2**n)``. A call is given
-    ``max_attempts`` attempts; attempts refused with a throttling error while the process-wide rate limiter
-    paces the endpoint (:mod:`callback_kit.ratelimit`, engaged by the first throttle) count against
-    ``max_throttled_attempts`` instead, and are retried after the limiter's pacing and a first-attempt pause
-    (``delay(0)``) rather than a growing one. There, a throttle means the limiter is still finding the rate Step
-    Functions accepts, and giving up would hand the message back to run the whole task again into the same
-    quota. Neither budget lets a retry start past a deadline.
+    ``max_attempts`` attempts for faults (5xx, lost connections). Throttles are the quota speaking rather than a
+    fault: under a deadline they never use up attempts, and the call keeps its turn at the process-wide rate
+    limiter (:mod:`callback_kit.ratelimit`) until the deadline leaves no room for another; without a deadline
+    (a command line, an activity task without a time limit) they have their own budget,
+    ``max_throttled_attempts``. Giving up earlier would hand the message back to run the whole task again into
+    the same quota. No retry starts past a deadline.
 
     Example:
         >>> policy = RetryPolicy(max_attempts=3, sleep=lambda s: None)
@@ -195,63 +196,95 @@ class Completer:
     def heartbeat_sending(self) -> None:
         """Called just before each heartbeat request goes out (not for beats the rate limiter skips); a hook."""
 
-    def heartbeat(self, token: str) -> bool:
-        """Send one heartbeat, without retrying (the next one is never far). Never raises.
+    def heartbeat(self, token: str, *, within: float = 0.0, wanted: Callable[[], bool] | None = None) -> bool:
+        """Send one heartbeat, ahead of any completion waiting for the rate limiter. Never raises.
+
+        Args:
+            within: seconds a throttled beat may be retried for (the runner gives half the interval, so that a
+                beat lands within 1.5 intervals of the one before it); other errors are not retried, since the
+                next beat is never far.
 
         Returns:
             False when Step Functions says the task is closed, True otherwise (including on transient errors,
             which are logged: a missed beat is covered by the next one).
         """
         client = self._client()
-        limiter = limiter_for(client)  # perf (issue 13): heartbeats share the completions' rate limiter
-        pause = limiter.reserve(HEARTBEAT_MAX_WAIT)
-        if pause is None:
-            return True  # perf (issue 13): the bucket is dry: skip this beat, the next one covers it
-        if pause:
-            self.policy.sleep(pause)
-        self.heartbeat_sending()
+        limiter = limiter_for(client)
+        policy = self.policy
         observer = self.observer
-        try:
-            with call_span("SendTaskHeartbeat"):
-                client.send_task_heartbeat(taskToken=token)
-            limiter.observe(None)
-            if observer is not None:
-                observer.heartbeat(True)
-        except Exception as exc:
-            limiter.observe(exc)  # perf (issue 13)
-            if observer is not None:
-                observer.heartbeat(False)
-            code = error_code(exc)
-            if code in CLOSED_CODES:
-                get_logger().info(
-                    "heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code}
-                )
-                return False
-            if code == INVALID_TOKEN_CODE:
-                # Not a token Step Functions issued: the real task is still open. The completion will say so too
-                # and hand the message back; a heartbeat must not take it for a closed task.
-                get_logger().error(
-                    "heartbeat: Step Functions says this is not a task token", extra={"token_fp": fingerprint(token)}
-                )
+        give_up = policy.clock() + within
+        while True:
+            # A heartbeat never queues behind completions: it takes the next token (a missed beat fails a
+            # healthy task, a late completion only delays). If even that would come too late, it goes at once.
+            ticket = limiter.reserve(front=True)
+            if ticket is not None and ticket.wait and policy.clock() + ticket.wait <= give_up:
+                policy.sleep(ticket.wait)
+            self.heartbeat_sending()
+            try:
+                with call_span("SendTaskHeartbeat"):
+                    client.send_task_heartbeat(taskToken=token)
+                limiter.observe(None, ticket)
+                if observer is not None:
+                    observer.heartbeat(True)
                 return True
-            get_logger().warning(
-                "heartbeat failed; will beat again", extra={"token_fp": fingerprint(token), "code": code or repr(exc)}
+            except Exception as exc:
+                limiter.observe(exc, ticket)
+                code, what = error_code(exc), repr(exc)
+                if code in THROTTLE_CODES:
+                    pause = 0.0 if limiter.enabled else policy.delay(0)
+                    if policy.clock() + max(pause, limiter.token_time()) < give_up:
+                        if pause:
+                            policy.sleep(pause)
+                        if wanted is None or wanted():
+                            continue
+            break
+        if observer is not None:
+            observer.heartbeat(False)
+        if code in CLOSED_CODES:
+            get_logger().info("heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code})
+            return False
+        if code == INVALID_TOKEN_CODE:
+            # Not a token Step Functions issued: the real task is still open. The completion will say so too
+            # and hand the message back; a heartbeat must not take it for a closed task.
+            get_logger().error(
+                "heartbeat: Step Functions says this is not a task token", extra={"token_fp": fingerprint(token)}
             )
+            return True
+        get_logger().warning(
+            "heartbeat failed; will beat again", extra={"token_fp": fingerprint(token), "code": code or what}
+        )
         return True
+
+    def _turn(self, limiter: RateLimiter, deadline: float | None, *, front: bool) -> Ticket | None:
+        """Wait for this call's turn at the shared limiter, never past ``deadline`` (less a call's minimum time).
+
+        ``front``: a throttled call asking again keeps the turn it had, at the head of the queue.
+
+        Returns:
+            The ticket to send on, or ``None``: its turn does not come before the deadline.
+        """
+        policy = self.policy
+        ticket = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT, front=front)
+        wait = 0.0 if ticket is None else ticket.wait
+        while wait > 0:
+            if deadline is not None and policy.clock() + wait + MIN_TIMEOUT > deadline:
+                return None  # a cut moved its turn past the deadline
+            # Sleep half the wait and ask again: the rate may rise while this call waits, and unless it doubles
+            # meanwhile the call is never late for its turn (a late turn is a burst the service may refuse).
+            policy.sleep(wait / 2 if wait > limiter.token_time() else wait)
+            wait = limiter.wait(ticket)  # type: ignore[arg-type]
+        return ticket
 
     def _call(self, api: str, token: str, deadline: float | None, **params: str) -> Delivery:
         policy = self.policy
-        log = lazy_logger()  # perf (issue 13): powertools is imported only if a line is logged
+        log = lazy_logger()  # powertools is imported only if a line is logged: a cold start's cost
         landed = False  # whether an earlier attempt may have reached Step Functions
         client = self._client()
-        limiter = limiter_for(client)  # perf (issue 13): one limiter shared by every call to this endpoint
-        failed = throttled = 0  # failed attempts, and those throttled while the limiter paced (RetryPolicy)
+        limiter = limiter_for(client)  # one limiter shared by every call to this endpoint
+        failed = throttled = 0  # failed attempts, and throttled ones (see RetryPolicy)
+        front = False  # whether the last attempt was throttled: it asks again at the head of the queue
         for attempt in itertools.count():
-            # perf (issue 13): wait for the shared rate limiter, but never past the deadline (less the call's own
-            # minimum time). When no token comes in time, the call goes out at once and Step Functions decides.
-            pause = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT)
-            if pause:
-                policy.sleep(pause)
+            ticket = self._turn(limiter, deadline, front=front)
             timeout = None
             if deadline is not None:
                 timeout = deadline - policy.clock()
@@ -266,7 +299,7 @@ class Completer:
                 with call_span(api):
                     method(taskToken=token, **params)
             except Exception as exc:
-                limiter.observe(exc)  # perf (issue 13)
+                limiter.observe(exc, ticket)
                 code = error_code(exc)
                 if code in THROTTLE_CODES and self.observer is not None:
                     self.observer.throttled()
@@ -299,15 +332,20 @@ class Completer:
                     )
                     raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
                 landed = landed or may_have_landed(exc)
-                if limiter.enabled and code in THROTTLE_CODES:
-                    # The limiter paces the retry (it waits for its turn at the top of the loop): back off only
-                    # as after a first failure, so that a task's retries do not trail its batch by seconds.
+                if code in THROTTLE_CODES:
+                    # A throttle is the quota speaking, not a fault of this call: under a deadline it keeps its
+                    # turn until the deadline leaves no room. A pacing limiter says when to go again; else back off.
                     throttled += 1
-                    pause = policy.delay(0)
+                    front = limiter.enabled
+                    pause = 0.0 if limiter.enabled else policy.delay(throttled - 1)
+                    if ticket is None:  # its turn would not come before the deadline, and the service said no
+                        pause = math.inf
                 else:
                     failed += 1
-                    pause = policy.delay(failed - 1)
-                last = failed >= policy.max_attempts or throttled >= policy.max_throttled_attempts
+                    front, pause = False, policy.delay(failed - 1)
+                last = failed >= policy.max_attempts or (
+                    deadline is None and throttled >= policy.max_throttled_attempts
+                )
                 if last or (deadline is not None and policy.clock() + pause + MIN_TIMEOUT > deadline):
                     log.error(
                         f"{api}: giving up after {attempt + 1} attempts",
@@ -318,9 +356,10 @@ class Completer:
                     f"{api}: transient error, retrying",
                     extra={"token_fp": fingerprint(token), "code": code or repr(exc), "attempt": attempt + 1},
                 )
-                policy.sleep(pause)
+                if pause:
+                    policy.sleep(pause)
             else:
-                limiter.observe(None)  # perf (issue 13)
+                limiter.observe(None, ticket)
                 return Delivery.DELIVERED
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 

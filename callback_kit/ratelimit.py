@@ -1,29 +1,42 @@
-"""A client-side rate limiter for SendTask* calls that adapts to throttling, and never waits past a deadline.
+"""A client-side rate limiter for SendTask* calls: an AIMD token bucket that serves heartbeats first.
 
 Step Functions meters SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat per account and region with token
-buckets (3,000 burst and 500/s refill in the largest regions, 1,500 / 300 elsewhere). When a distributed Map
-fans out thousands of callback tasks, every task retrying on its own turns a throttling storm into give-ups
-and redeliveries. One :class:`RateLimiter` per Step Functions client (so one per process for the default
-client) paces every completion and heartbeat sent through it instead:
+buckets (3,000 burst and 500/s refill in the largest regions, 1,500 / 300 elsewhere), and a fleet of workers
+shares them, so one process sees an arbitrary slice. One :class:`RateLimiter` per endpoint paces every call sent
+through it. It follows five rules, each checkable on its own:
 
-* until the first ``ThrottlingException`` it does nothing (no lock, no wait: the hot path pays one attribute
-  read);
-* on a throttle the send rate drops to ``beta`` (0.8) times the rate Step Functions accepted lately (the
-  answers' rate times their unthrottled share; after a cut, the calls accepted since it), and a token bucket
-  holding one second of that rate starts pacing calls. Further throttles within :data:`HOLD` of a cut answer
-  calls sent before it and cut no more;
-* on each success the rate grows back along a cubic curve towards, then past, the rate that was throttled
-  (TCP CUBIC, as in botocore's adaptive retry mode), capped at twice the measured rate.
+1. **Off until the service says twice that it is dry.** Until then nothing waits (the hot path counts the call
+   and reads the clock). One throttle may be another process's burst; a throttle of a call sent *after* a first
+   one shows the bucket is dry for this process too. Only then does pacing start, at ``beta`` times the rate this
+   process was sending at (calls over about the last second): that rate was more than the service gave it.
+2. **A token bucket with places.** Calls take tokens from a bucket that refills at :attr:`RateLimiter.rate` and
+   holds one second of it, like the service's own. A call that finds it dry takes the next place in the queue
+   and waits for it. A place is a count of tokens, not a time: when the rate moves, every waiting turn moves
+   with it (later after a cut, earlier after a rise), and no call overtakes another.
+3. **AIMD, one cut per rate.** A throttle of a call sent at the current rate multiplies it by ``beta`` (0.9) and
+   starts a new *generation*. Throttles of calls sent at an earlier, higher rate are echoes of a cut already
+   made and cut nothing, so a burst of a thousand throttles is one signal. Every call accepted after waiting
+   for its turn (the limiter, not demand, was the bound) adds ``1 - beta``: over a second at rate R that is
+   ``(1 - beta) x R``, so a second of clean answers undoes one cut.
+4. **The front of the queue.** Heartbeats, and throttled calls asking again, take the place at the head (the
+   next token); every waiting place moves back by one. A missed beat fails a healthy task while a late
+   completion only delays; and a throttled call keeps the turn it had instead of queueing behind calls that
+   asked after it.
+5. **Idle means off.** Once the bucket is full (nothing has waited for a second), the limiter steps aside, so
+   that the next invocation meets the service's own burst rather than an old estimate.
 
-Why not botocore's adaptive retry mode (``retries={"mode": "adaptive"}``)? Its ``ClientRateLimiter`` paces
-one client, and its token acquisition blocks without any deadline; callback-kit must never wait past the Lambda
-deadline (a wait that would outlast it is not started: the call goes out at once, and the sandbox is never frozen
-mid-wait), and heartbeats must be skipped rather than queued when the bucket is dry. Its rate arithmetic is reused:
-``botocore.retries.throttling.CubicCalculator``, imported on the first throttle. Two departures from it: the
-cut starts from the *accepted* rate rather than the rate sent, so that a burst of demand meeting a dry bucket
-is paced right in one or two steps instead of one 0.7x cut per window while nearly every call is refused; and
-since that rate is already what the service allows, the cut is gentler (0.8 rather than 0.7), which keeps the
-average rate within ~5% of the quota instead of ~8%.
+Why that is enough: the service accepts at most its refill rate r (plus its burst), and a throttle is proof that
+the rate sent was above what is left for this process. Cuts start from above r and stop at the first rate the
+service accepts, so the rate settles in ``[beta x r, r]`` and climbs back at 10% a second: the long-run average
+is at least ``(1 + beta) / 2`` = 95% of r, and while the rate is still too high the service is kept busy at r
+anyway (a throttled call costs a round trip, not a token). The one constant, ``beta``, sets how close to r that
+is; no measurement window, hold or minimum sample has to be right for the rest to work. ``bench/quotamatrix.py``
+checks it over bursts from 50 to 3,000, refills from 50 to 500/s, up to 1,000 calls at once and batches of up
+to 10,000 (docs/performance.md).
+
+Why not botocore's adaptive retry mode: its ``ClientRateLimiter`` blocks without a deadline, has no notion of a
+heartbeat going first, and its cubic recovery needs tuned scales; callback-kit must never wait past the Lambda's
+deadline (:meth:`RateLimiter.reserve` takes the longest wait the caller accepts).
 """
 
 from __future__ import annotations
@@ -32,23 +45,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
-#: The slowest the limiter ever paces calls (calls per second).
+#: The factor a throttle cuts the rate by; each accepted call that waited adds ``1 - BETA`` calls per second.
+BETA = 0.9
+#: Seconds of the rate the bucket holds (the service's bucket holds seconds of its own).
+DEPTH = 1.0
+#: The slowest the limiter ever paces calls (calls per second): a bucket never refills slower.
 MIN_RATE = 0.5
-#: How long a heartbeat may wait for a token before it is skipped (the next beat covers it).
-HEARTBEAT_MAX_WAIT = 0.2
-#: Weight of the newest half-second in the measured send rate.
-SMOOTHING = 0.8
-#: Width of one bucket of the send-rate measurement.
-RATE_BUCKET = 0.5
-#: Answers needed in the current window before its own rate counts (a burst is thousands a second).
-PARTIAL_MIN = 10
-#: After a cut, further throttles within this many seconds cut no more: they answer calls sent before the cut
-#: (TCP CUBIC reduces once per window), and a burst of them must not collapse the rate to the floor.
-HOLD = 0.1
-#: Answers since the last cut needed to trust the accepted rate measured over them.
-MIN_SAMPLE = 10
 #: Error codes meaning "the service's rate limit refused this call" (botocore's throttling codes).
 THROTTLE_CODES = frozenset(
     {
@@ -64,219 +68,196 @@ THROTTLE_CODES = frozenset(
 )
 
 
+class Ticket(NamedTuple):
+    """A place in the limiter's queue: send once :meth:`RateLimiter.wait` says 0."""
+
+    #: Seconds to wait before sending, when it was issued (the rate may change while its holder waits).
+    wait: float
+    #: The generation (rate) it was issued under.
+    generation: int
+    #: Its place: the count of tokens handed out when it was taken (0 while pacing is off).
+    place: float = 0.0
+
+
 class RateLimiter:
-    """A token bucket whose rate backs off on throttles and recovers on successes (see the module docstring).
+    """An AIMD token bucket shared by every call to one endpoint (see the module docstring for the rules).
 
     Args:
-        clock: monotonic seconds; deadlines given to :meth:`acquire` are on this clock.
-        sleep: how to wait (injected in tests).
-        beta: the factor applied to the rate on a throttle.
-        scale: the cubic recovery's scale constant (botocore's 0.4).
+        clock: monotonic seconds; the limiter's times are on this clock.
+        beta: the factor a throttle cuts the rate by.
 
     Example:
         >>> t = [0.0]
-        >>> limiter = RateLimiter(clock=lambda: t[0], sleep=lambda s: None)
-        >>> limiter.acquire(deadline=None)  # never throttled: no pacing at all
-        True
-        >>> for _ in range(100):
-        ...     t[0] += 0.01; limiter.on_success()
-        >>> limiter.on_throttle(); limiter.rate < 100
-        True
-        >>> limiter.acquire(deadline=t[0])  # the bucket is dry and waiting would pass the deadline
+        >>> limiter = RateLimiter(clock=lambda: t[0])
+        >>> limiter.reserve(max_wait=0.0).wait  # never throttled: no pacing at all
+        0.0
+        >>> sent = [limiter.reserve() for _ in range(100)]  # 100 calls in one instant...
+        >>> limiter.observe(Throttled(), sent[0])  # ...the first throttle may be someone else's burst
+        >>> limiter.enabled
         False
+        >>> limiter.observe(Throttled(), limiter.reserve())  # a call sent after it is throttled too
+        >>> limiter.enabled, round(limiter.rate)  # 0.9 x the 102 calls of the last second
+        (True, 92)
+        >>> limiter.reserve(max_wait=0.001) is None  # the bucket is dry: no token within 1 ms
+        True
     """
 
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        beta: float = 0.8,
-        scale: float = 0.4,
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, beta: float = BETA) -> None:
         self._clock = clock
-        self._sleep = sleep
         self._beta = beta
-        self._scale = scale
         self._lock = threading.Lock()
+        #: Whether calls are paced (after two throttles in a row; until the bucket is full again).
         self.enabled = False
-        self._cubic: Any = None
-        self._cut_at = -math.inf
+        #: Bumped by every cut: tickets of an earlier generation were issued at a higher rate.
+        self.generation = 0
+        self._struck = False  # one throttle seen while off: the next current one turns pacing on
         self._rate = math.inf
-        self._tokens = 0.0
+        # The queue as two counters: tokens handed out (each ticket's place) and tokens the bucket has made so
+        # far (capped at a full bucket past the last place). A place is served once the second passes it, so a
+        # change of rate moves every waiting place's time at once, and no place is ever overtaken.
+        self._taken = 0.0
+        self._made = 0.0
         self._stamp = clock()
-        # Measured send rate (answers per second), over RATE_BUCKET-wide buckets.
-        self._measured = 0.0
-        self._bucket = math.floor(self._stamp / RATE_BUCKET)
-        self._count = 0
-        self._since_cut = [0, 0]  # answers accepted and refused since the last cut
+        self._sent = 0.0  # while off: calls sent, decaying by e per second (about those of the last second)
+        self._since = self._stamp  # when that count started
         self.throttles = 0
 
     @property
     def rate(self) -> float:
-        """The calls per second now allowed (``inf`` until the first throttle)."""
-        return self._rate
+        """The calls per second now allowed (``inf`` while pacing is off)."""
+        return self._rate if self.enabled else math.inf
 
-    @property
-    def measured_rate(self) -> float:
-        """The smoothed rate at which answers came back lately (calls per second)."""
-        return self._measured
+    def token_time(self) -> float:
+        """Seconds the bucket takes to refill one token (0 while pacing is off)."""
+        return 1.0 / self._rate if self.enabled else 0.0
 
-    def acquire(self, deadline: float | None = None, *, max_wait: float | None = None) -> bool:
-        """Take a token, waiting for one if need be; False (and no token taken) if that would take too long.
+    def reserve(self, max_wait: float | None = None, *, front: bool = False) -> Ticket | None:
+        """Take a place in the queue; ``None`` (nothing taken) if its turn is more than ``max_wait`` seconds away.
 
         Args:
-            deadline: a :attr:`clock` time by which the wait must end (``None``: no deadline).
-            max_wait: the longest wait accepted, in seconds (heartbeats: :data:`HEARTBEAT_MAX_WAIT`).
-        """
-        if deadline is not None:
-            limit = deadline - self._clock()
-            max_wait = limit if max_wait is None else min(max_wait, limit)
-        wait = self.reserve(max_wait)
-        if wait is None:
-            return False
-        if wait > 0:
-            self._sleep(wait)
-        return True
-
-    def reserve(self, max_wait: float | None = None) -> float | None:
-        """Take a token now and return how long to wait before using it; ``None`` (nothing taken) if over ``max_wait``.
-
-        For callers that wait with their own (injected, interruptible) sleep.
+            max_wait: the longest wait accepted (``None``: any).
+            front: take the place at the head of the queue (the next token), moving every waiting place back
+                by one: for heartbeats, and for a throttled call asking again, which keeps the turn it had.
 
         Example:
-            >>> RateLimiter().reserve(max_wait=0.0)  # never throttled: a token at once
+            >>> RateLimiter().reserve(max_wait=0.0).wait
             0.0
         """
-        if not self.enabled:
+        if self.enabled:
+            with self._lock:
+                self._refill(self._clock())
+                if self._made - self._taken < self._depth():
+                    if front and self._made - self._taken < 1.0:
+                        # Unmake a token: every waiting place is one further on, and this one is served next.
+                        self._made -= 1.0
+                        wait = 1.0 / self._rate
+                        if max_wait is not None and wait > max_wait:
+                            self._made += 1.0
+                            return None
+                        return Ticket(wait, self.generation, self._made + 1.0)
+                    wait = max(0.0, self._taken + 1.0 - self._made) / self._rate
+                    if max_wait is not None and wait > max_wait:
+                        return None
+                    self._taken += 1.0
+                    return Ticket(wait, self.generation, self._taken)
+                self._disengage()  # a full bucket: nothing has waited for a second
+        now = self._clock()
+        # No lock: a count lost to a race only makes the rate pacing would start at a little lower.
+        self._sent = self._sent * math.exp(min(0.0, self._stamp - now)) + 1.0
+        self._stamp = now
+        return Ticket(0.0, self.generation)
+
+    def wait(self, ticket: Ticket) -> float:
+        """Seconds until ``ticket``'s place comes up at the rate now in force (0: send now).
+
+        Holders sleep half of it and ask again (completion's ``Completer``): a cut moves their turn later, a
+        rise earlier, and none loses its place or, unless the rate doubles while it sleeps, is late for it.
+        """
+        if ticket.wait <= 0 or not self.enabled:
             return 0.0
         with self._lock:
-            now = self._clock()
-            self._refill(now)
-            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
-            if max_wait is not None and wait > max_wait:
-                return None
-            # Reserve the token now (the balance may go negative): later callers queue behind this one.
-            self._tokens -= 1.0
-        return wait
+            self._refill(self._clock())
+            # Less than a millionth of a token short is float rounding, not a wait (a sleep that short may not
+            # move a clock at all).
+            short = ticket.place - self._made
+            return short / self._rate if short > 1e-6 else 0.0
 
-    def observe(self, exc: BaseException | None) -> None:
-        """Record the end of a call: ``None`` (answered), a throttle, another answer, or no answer at all.
+    def observe(self, exc: BaseException | None, ticket: Ticket | None) -> None:
+        """Record the end of a call sent on ``ticket``: ``None`` (accepted), a throttle, or another error.
+
+        A call sent without a ticket (none came before its deadline) teaches nothing about the rate.
 
         Example:
             >>> limiter = RateLimiter()
-            >>> class Throttled(Exception):
-            ...     response = {"Error": {"Code": "ThrottlingException"}}
-            >>> limiter.observe(None); limiter.observe(Throttled()); limiter.throttles
+            >>> limiter.observe(None, limiter.reserve()); limiter.observe(Throttled(), limiter.reserve())
+            >>> limiter.throttles
             1
         """
+        if ticket is None:
+            return
         if exc is None:
-            self.on_success()
+            self._accepted(ticket)
             return
         response = getattr(exc, "response", None)
         if not isinstance(response, dict):
             return  # no answer (connection or read error): says nothing about the rate
         if response.get("Error", {}).get("Code") in THROTTLE_CODES:
-            self.on_throttle()
+            self._throttled(ticket)
         else:
-            self.on_success()  # answered without throttling (TaskTimedOut, 5xx...): the rate was accepted
+            self._accepted(ticket)  # answered without throttling (TaskTimedOut, 5xx...): the rate was accepted
 
-    def on_success(self) -> None:
-        """Record an answered call (not throttled) and let the rate recover."""
-        if not self.enabled:
-            # The hot path until the first throttle: no lock. A count lost to a race only blurs the rate
-            # estimate that the first cut starts from.
-            self._record(self._clock(), throttled=False)
-            return
-        with self._lock:
-            now = self._clock()
-            measured = self._record(now, throttled=False)
-            if self.enabled:
-                self._set_rate(now, min(self._cubic.success_received(now), 2.0 * max(measured, MIN_RATE)))
+    def _accepted(self, ticket: Ticket) -> None:
+        if ticket.wait > 0 and self.enabled:  # it waited: the limiter, not demand, was the bound
+            with self._lock:
+                if ticket.generation == self.generation:
+                    self._rate += 1.0 - self._beta
 
-    def on_throttle(self) -> None:
-        """Record a throttled call: cut the rate and start (or keep) pacing."""
+    def _throttled(self, ticket: Ticket) -> None:
         with self._lock:
-            now = self._clock()
-            measured = self._record(now, throttled=True)
             self.throttles += 1
-            # Cut from the rate Step Functions accepted lately rather than from the rate sent (botocore's
-            # choice): when a burst of demand meets a dry bucket, that converges in a step or two instead of one
-            # 0.7x cut per window while nearly every call is refused.
-            ok, refused = self._since_cut
-            if self.enabled:
-                since = now - self._cut_at
-                # Throttles within HOLD of a cut answer calls sent before it. After it, wait for a sample of
-                # answers over at least another HOLD (or a second) to tell how much Step Functions accepts.
-                if since < HOLD or ((ok + refused < MIN_SAMPLE or since < 2 * HOLD) and since < HOLD + 1.0):
-                    return
-                if ok + refused >= MIN_SAMPLE and refused * 3 >= ok:
-                    # A quarter or more refused: more was sent than Step Functions allows, so what it accepted is
-                    # what it allows. Unless most were refused, at most halve, though: a process starved of CPU
-                    # also sends (and so gets accepted) little.
-                    accepted = ok / max(since - HOLD, HOLD)
-                    if refused < ok:
-                        accepted = max(accepted, self._rate / 2)
-                else:  # few refusals (or too few answers to tell): the rate in force is just over the limit
-                    accepted = self._rate
-                current = max(MIN_RATE, min(accepted, self._rate))
-            else:  # the first throttle: the answers' rate, times the share accepted
-                current = max(MIN_RATE, measured * ok / max(ok + refused, 1))
-            if self._cubic is None:
-                from botocore.retries.throttling import CubicCalculator
-
-                self._cubic = CubicCalculator(
-                    starting_max_rate=0, start_time=now, scale_constant=self._scale, beta=self._beta
-                )
-            new = self._cubic.error_received(current, now)
-            self._cut_at = now
-            self._since_cut = [0, 0]
+            if ticket.generation != self.generation:
+                return  # sent at an earlier, higher rate: an echo of a cut already made
+            now = self._clock()
+            self.generation += 1
+            if not self.enabled and not self._struck:
+                self._struck = True  # maybe another process's burst: see whether a call sent now gets through
+                return
             if not self.enabled:
-                # Start with an empty bucket: Step Functions has just said "slow down".
-                self.enabled, self._tokens, self._stamp = True, 0.0, now
-            self._set_rate(now, min(new, 2.0 * max(measured, MIN_RATE)))
+                # The calls sent per second, weighted to the last second: the count over the weight of the time
+                # it covers (a process a tenth of a second old has sent a tenth of a second's calls).
+                sent = self._sent * math.exp(min(0.0, self._stamp - now))
+                sent /= -math.expm1(min(0.0, self._since - now)) or 1.0
+                # Start with an empty bucket: the service has just said twice that its own is empty.
+                self.enabled, self._rate, self._made, self._taken = True, max(MIN_RATE, sent), 0.0, 0.0
+                self._stamp = now
+            self._refill(now)
+            self._rate = max(MIN_RATE, self._rate * self._beta)
 
-    def _set_rate(self, now: float, rate: float) -> None:
-        self._refill(now)
-        self._rate = max(rate, MIN_RATE)
-        # The bucket holds one second of the rate (at least one token), as botocore's does.
-        self._tokens = min(self._tokens, max(self._rate, 1.0))
+    def _depth(self) -> float:
+        return max(1.0, self._rate * DEPTH)
+
+    def _disengage(self) -> None:
+        self.enabled, self._struck, self._rate = False, False, math.inf
+        self._sent, self._since = 0.0, self._stamp
 
     def _refill(self, now: float) -> None:
-        if self.enabled and self._rate < math.inf:
-            self._tokens = min(max(self._rate, 1.0), self._tokens + (now - self._stamp) * self._rate)
+        if self.enabled:
+            self._made = min(self._taken + self._depth(), self._made + (now - self._stamp) * self._rate)
         self._stamp = now
 
-    def _record(self, now: float, *, throttled: bool) -> float:
-        """Count one answer; return the send rate: the smoothed one, or the current bucket's if higher.
 
-        The current bucket counts too because the smoothed rate lags by a bucket or more: right after a burst
-        (when the first throttle comes) it may still read zero, and a cap of twice zero would stall the limiter.
-        """
-        bucket = math.floor(now / RATE_BUCKET)
-        if bucket > self._bucket:
-            current = self._count / ((bucket - self._bucket) * RATE_BUCKET)
-            self._measured = SMOOTHING * current + (1 - SMOOTHING) * self._measured
-            self._count = 0
-            self._bucket = bucket
-        self._count += 1
-        if now - self._cut_at >= HOLD:  # answers within the hold are to calls sent before the cut
-            self._since_cut[1 if throttled else 0] += 1
-        if self._count < PARTIAL_MIN:
-            return self._measured  # too few answers in this window to say more than the smoothed rate
-        return max(self._measured, self._count / max(now - bucket * RATE_BUCKET, RATE_BUCKET / 10))
+class Throttled(Exception):
+    """A stand-in for a throttled botocore call (for examples and tests)."""
+
+    def __init__(self) -> None:
+        super().__init__("Rate exceeded")
+        self.response: dict[str, Any] = {"Error": {"Code": "ThrottlingException"}}
 
 
 class _Unpaced(RateLimiter):
     """What clients that are not botocore clients get: nothing is ever paced."""
 
-    def observe(self, exc: BaseException | None) -> None:
-        return None
-
-    def on_success(self) -> None:
-        return None
-
-    def on_throttle(self) -> None:
+    def observe(self, exc: BaseException | None, ticket: Ticket | None) -> None:
         return None
 
 

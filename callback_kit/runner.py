@@ -400,11 +400,17 @@ class TaskRun:
             # No automatic beats, but ck.heartbeat() still beats (rate-limited) when the function asks.
             state.beat = _ManualBeat(self.completer, token, state.cancelled.set, self.clock)
             return
-        send = functools.partial(self.completer.heartbeat, token)
+        # A throttled beat may be retried for half an interval: it still lands within 1.5 intervals.
+        send = functools.partial(self.completer.heartbeat, token, within=interval / 2, wanted=self._beating)
         # Beats go out on the scheduler's threads: give them the task's span as parent (none when tracing is off).
         beat = self.scheduler.register(tracing.within(self._span, send), interval, state.cancelled.set)
         self._beat = beat
         state.beat = functools.partial(self.scheduler.beat_now, beat)
+
+    def _beating(self) -> bool:
+        """Whether this run's beats are still wanted (unregistered once its task is being completed)."""
+        beat = self._beat
+        return beat is not None and beat.active
 
     def _call(self, payload: Any) -> Outcome:
         model = self.options.model

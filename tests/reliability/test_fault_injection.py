@@ -21,6 +21,7 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, 
 import callback_kit as ck
 from callback_kit.activity import ActivityWorker
 from callback_kit.exceptions import ERROR_OUTPUT_REJECTED
+from callback_kit.ratelimit import THROTTLE_CODES
 from tests.reliability.harness import (
     ERROR_USER,
     Delivery,
@@ -120,6 +121,8 @@ def _expected_end(scenario: Scenario) -> str:
         return "closed" if fault.kind == "closed" else intended
     if fault.kind == "closed":
         return "closed"
+    if scenario.variant == "exhausted" and _throttle(scenario):
+        return intended  # throttles never use up attempts: retried while time remains
     if fault.kind in ("config", "invalid") or scenario.variant == "exhausted":
         return "redelivered"
     if fault.kind == "rejected":
@@ -135,16 +138,25 @@ def _expected_calls(scenario: Scenario) -> list[tuple[str, str]]:
         beats = [("SendTaskHeartbeat", code)]
         if fault.kind == "closed":
             return beats  # cancelled: no second beat, no completion
+        if code == "ThrottlingException":
+            beats.append(("SendTaskHeartbeat", "ok"))  # a throttled beat is retried within half an interval
         return [*beats, ("SendTaskHeartbeat", "ok"), ("SendTaskSuccess", "ok")]
     if fault.kind in ("closed", "config", "invalid"):
         return [(api, code)]
     if fault.kind == "rejected":
         return [(api, code), ("SendTaskFailure", "ok")]
+    if scenario.variant == "exhausted" and _throttle(scenario):
+        return [*[(api, code)] * MAX_ATTEMPTS, (api, "ok")]
     if scenario.variant == "exhausted":
         return [(api, code)] * MAX_ATTEMPTS
     if scenario.variant == "landed":
         return [(api, code), (api, "TaskTimedOut")]
     return [(api, code), (api, "ok")]
+
+
+def _throttle(scenario: Scenario) -> bool:
+    """Whether the scenario's fault is the quota's throttle (not a fault of the call: see RetryPolicy)."""
+    return _code(scenario.fault.make()) in THROTTLE_CODES
 
 
 def _code(error: str | BaseException) -> str:

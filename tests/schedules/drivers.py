@@ -184,7 +184,7 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
         make_handler: builds the handler from the options and the function instead of ``ck.callback_handler``
             (the checkers' own tests pass deliberately broken handlers).
     """
-    fake = ScheduleFake(scale)
+    fake = ScheduleFake(scale, bucket=s.bucket)
     tokens = _tokens(s)
     _open(fake, s, tokens)
     runs = Runs()
@@ -251,7 +251,7 @@ def _handed_back(s: Schedule, event: Any, trace: Trace) -> set[int]:
 
 def run_activity(s: Schedule, scale: float) -> Trace:
     """Give the schedule's tasks to an activity worker (its slots, or ``run_one``), then stop it."""
-    fake = ScheduleFake(scale, poll_hold=POLL_HOLD, poll_faults=s.poll_faults)
+    fake = ScheduleFake(scale, poll_hold=POLL_HOLD, poll_faults=s.poll_faults, bucket=s.bucket)
     tokens = _tokens(s)
     _open(fake, s, tokens)
     for i, token in enumerate(tokens):

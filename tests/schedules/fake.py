@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
+import types
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,9 +80,24 @@ def _fault(name: str, api: str) -> Exception:
 class ScheduleFake:
     """The fake Step Functions of one schedule (see the module docstring)."""
 
-    def __init__(self, scale: float, *, poll_hold: float = 1.0, poll_faults: int = 0) -> None:
+    def __init__(
+        self,
+        scale: float,
+        *,
+        poll_hold: float = 1.0,
+        poll_faults: int = 0,
+        bucket: tuple[float, float, float] | None = None,
+    ) -> None:
         self.scale = scale
         self.t0 = time.monotonic()
+        #: The account's token bucket for SendTask* calls (burst, refill per schedule second, fill at the start).
+        self._bucket = None if bucket is None else _Bucket(bucket[0], bucket[1] / scale, bucket[0] * bucket[2], self.t0)
+        if bucket is not None:
+            # An endpoint of its own, so that callback-kit paces this fake as it paces a real client, with a
+            # limiter as fresh as a new process's.
+            self.meta = types.SimpleNamespace(
+                region_name="us-east-1", endpoint_url=f"https://{uuid.uuid4().hex}.invalid"
+            )
         self.calls: list[CallRecord] = []
         self.tasks: dict[str, _Task] = {}
         self._lock = threading.RLock()
@@ -155,7 +172,16 @@ class ScheduleFake:
         kind = "completion" if rec.completion else "heartbeat"
         with self._lock:
             self.calls.append(rec)
-            self._in_flight += 1
+            if self._bucket is not None and not self._bucket.take(rec.start):
+                # Refused before it reaches the task: it does not land, and uses none of the token's plans.
+                rec.result, rec.end = "ThrottlingException", time.monotonic()
+                throttled = True
+            else:
+                throttled = False
+                self._in_flight += 1
+        if throttled:
+            raise client_error(api, "ThrottlingException")
+        with self._lock:
             task = self.tasks.get(token)
             plan = CallPlan(0.0)
             if task is not None:
@@ -258,6 +284,25 @@ class ScheduleFake:
                 return {"taskToken": token, "input": text, "ResponseMetadata": {"HTTPStatusCode": 200}}
             finally:
                 self.open_polls -= 1
+
+
+@dataclass
+class _Bucket:
+    """Step Functions' token bucket for the SendTask* APIs: ``refill`` tokens a second, at most ``burst``."""
+
+    burst: float
+    refill: float
+    tokens: float
+    stamp: float
+
+    def take(self, now: float) -> bool:
+        """Take a token if there is one (the caller holds the fake's lock)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.refill)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 @dataclass

@@ -66,6 +66,14 @@ USER_CLIENTS: tuple[str, ...] = ("hooks", "retries", "verify")
 #: The share of schedules run on a user's botocore client (drawn apart from the rest, so that adding them
 #: changed no other schedule of any seed).
 USER_CLIENT_SHARE = 0.03
+#: The quota matrix's buckets (bench/quotamatrix.py): burst, and refill per schedule second. A fleet shares the
+#: account's bucket, so a process sees a slice of it (SLICES), and may find it full, half drained or dry (FILLS).
+BURSTS: tuple[int, ...] = (50, 100, 1500, 3000)
+REFILLS: tuple[int, ...] = (50, 200, 500)
+SLICES: tuple[float, ...] = (1.0, 0.1, 0.01)
+FILLS: tuple[float, ...] = (0.0, 0.5, 1.0)
+#: The share of schedules whose Step Functions enforces a bucket.
+BUCKETED = 0.3
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,9 @@ class Schedule:
     user_client: str | None = None
     #: Activity inputs carry the token too, at ``context.Task.Token`` (a state machine passing ``"context.$": "$$"``).
     token_in_input: bool = False
+    #: This process's slice of the account's token bucket for SendTask* calls: (burst, refill per schedule
+    #: second, how full at the start).
+    bucket: tuple[float, float, float] | None = None
     tags: tuple[str, ...] = field(default=())
 
     @property
@@ -172,6 +183,8 @@ class Schedule:
             parts.append("real botocore client")
         if self.user_client:
             parts.append(f"user's botocore client ({self.user_client})")
+        if self.bucket is not None:
+            parts.append(f"bucket={self.bucket[0]:g}+{self.bucket[1]:g}/s {self.bucket[2]:.0%} full")
         return "; ".join(parts)
 
 
@@ -225,6 +238,15 @@ def _batch_size(rng: random.Random) -> int:
 HOSTILE_BEHAVIOURS: tuple[str, ...] = ("task_failed_object", "members_raise", "shared_groups")
 
 
+def _bucket(seed: int) -> tuple[float, float, float] | None:
+    # A generator of its own, so that drawing a bucket changes none of the schedule's other draws.
+    rng = random.Random(seed ^ 0xB0C4E7)
+    if rng.random() >= BUCKETED:
+        return None
+    share = rng.choice(SLICES)
+    return rng.choice(BURSTS) * share, rng.choice(REFILLS) * share, rng.choice(FILLS)
+
+
 def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
     """The schedule of ``seed`` (the same seed always gives the same schedule)."""
     return _hostile(_generate(seed, driver=driver))
@@ -274,6 +296,9 @@ def _generate(seed: int, *, driver: Driver | None = None) -> Schedule:
         "base_delay": rng.choice((0.05, 0.1, 0.3)),
         "max_delay": rng.choice((0.5, 1.0, 2.0)),
         "real_client": rng.random() < 0.03,
+        # Lambda drivers only for now: an activity's completion has no deadline, so under a tiny slice of the
+        # quota it holds its slot for minutes and outlives the worker's shutdown grace (see docs/reliability.md).
+        "bucket": None if chosen == "activity" else _bucket(seed),
     }
     if not common["real_client"]:
         common["user_client"] = _user_client(seed)

@@ -83,3 +83,38 @@ def test_a_seed_always_gives_the_same_schedule() -> None:
     # GIVEN / WHEN a seed's schedule is drawn twice / THEN it is the same, and another seed differs
     assert generate(123) == generate(123)
     assert generate(123) != generate(124)
+
+
+def test_a_bucket_refuses_calls_beyond_its_tokens_before_they_reach_the_task() -> None:
+    # GIVEN a fake whose bucket holds 2 tokens and refills one per 100 schedule seconds
+    fake = ScheduleFake(SCALE, bucket=(2.0, 0.01, 1.0))
+    fake.open_task("t", heartbeats=(CallPlan(0.0, "InternalFailure"),))
+    fake.open_task("u")
+    # WHEN three calls come at once
+    fake.send_task_success(taskToken="u", output="{}")
+    with pytest.raises(ClientError) as closed:
+        fake.send_task_heartbeat(taskToken="u")
+    with pytest.raises(ClientError) as first_beat:
+        fake.send_task_heartbeat(taskToken="t")
+    # THEN the first two took a token and reached their task (the second found it answered), the third was
+    # throttled without landing
+    assert _code(closed) == "TaskTimedOut"
+    assert _code(first_beat) == "ThrottlingException"
+    assert [c.result for c in fake.calls][-1] == "ThrottlingException"
+    assert not fake.calls[-1].landed
+    # AND the throttled beat used none of the token's plans: its next beat still meets the scripted fault
+    fake._bucket.tokens = 1.0  # type: ignore[union-attr]
+    with pytest.raises(ClientError) as scripted:
+        fake.send_task_heartbeat(taskToken="t")
+    assert _code(scripted) == "InternalFailure"
+
+
+def test_a_bucketed_fake_has_an_endpoint_of_its_own_so_callback_kit_paces_it() -> None:
+    # GIVEN two bucketed fakes and a plain one
+    from callback_kit.ratelimit import UNPACED, limiter_for
+
+    a, b = ScheduleFake(SCALE, bucket=(50.0, 50.0, 1.0)), ScheduleFake(SCALE, bucket=(50.0, 50.0, 1.0))
+    # WHEN their limiters are looked up / THEN each has its own (a fresh process's), the plain fake none
+    assert limiter_for(a) is not limiter_for(b)
+    assert limiter_for(a) is not UNPACED
+    assert limiter_for(ScheduleFake(SCALE)) is UNPACED

@@ -85,10 +85,10 @@ def test_backoff_is_capped_and_jittered() -> None:
 
 def test_giving_up_after_the_attempt_budget_raises_for_redelivery(sfn: FakeStepFunctions, sleeps: Sleeps) -> None:
     token = sfn.open_task()
-    sfn.inject("SendTaskFailure", "ThrottlingException", times=99)
+    sfn.inject("SendTaskFailure", "InternalFailure", times=99)
     with pytest.raises(CallbackDeliveryError) as info:
         completer(sfn, sleeps, attempts=4).complete(token, Failure("E", "c"))
-    assert info.value.code == "ThrottlingException"
+    assert info.value.code == "InternalFailure"
     assert info.value.api == "SendTaskFailure"
     assert len(sfn.calls_for(token)) == 4
     assert len(sleeps.pauses) == 3

@@ -76,9 +76,9 @@ def test_sqs_batch_success_failure_and_missing_token(sfn: FakeStepFunctions) -> 
 
 
 def test_undeliverable_callback_is_a_batch_item_failure(sfn: FakeStepFunctions) -> None:
-    # GIVEN SendTaskSuccess throttled beyond the retry budget for one of two records
+    # GIVEN SendTaskSuccess failing (5xx) beyond the retry budget for one of two records
     good, stuck = sfn.open_task(), sfn.open_task()
-    sfn.inject("SendTaskSuccess", "ThrottlingException", times=6)
+    sfn.inject("SendTaskSuccess", "ServiceUnavailable", times=6)
     event = sqs_event({"TaskToken": stuck}, {"TaskToken": good})
     # WHEN the handler runs sequentially (so the faults hit the first record)
     response = make(sfn, lambda p: {"ok": True}, max_concurrency=1)(event, FakeLambdaContext())

@@ -1,4 +1,4 @@
-"""The adaptive rate limiter, on an injected clock and sleep: nothing here really waits."""
+"""The AIMD rate limiter, on an injected clock: nothing here really waits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from callback_kit.ratelimit import MIN_RATE, UNPACED, RateLimiter, limiter_for
+from callback_kit.ratelimit import BETA, MIN_RATE, UNPACED, RateLimiter, Throttled, Ticket, limiter_for
 from tests.clock import FakeTime
 
 
@@ -15,141 +15,204 @@ def t() -> FakeTime:
     return FakeTime()
 
 
-def limiter(t: FakeTime) -> RateLimiter:
-    return RateLimiter(clock=t.clock, sleep=t.sleep)
+def paced(t: FakeTime, sent: int = 100) -> RateLimiter:
+    """A limiter that sent ``sent`` calls in the last second, then saw two throttles in a row: it paces."""
+    lim = RateLimiter(clock=t.clock)
+    tickets = []
+    for _ in range(sent):
+        t.now += 1.0 / sent
+        tickets.append(lim.reserve())
+    lim.observe(Throttled(), tickets[-1])
+    lim.observe(Throttled(), lim.reserve())
+    assert lim.enabled
+    return lim
 
 
-def send_at(lim: RateLimiter, t: FakeTime, rate: float, seconds: float) -> None:
-    """Answers coming back at ``rate`` per second for ``seconds``, all successful."""
-    for _ in range(int(rate * seconds)):
-        t.now += 1.0 / rate
-        lim.on_success()
+def take(lim: RateLimiter) -> Ticket:
+    ticket = lim.reserve()
+    assert ticket is not None
+    return ticket
 
 
-def test_no_pacing_before_the_first_throttle(t: FakeTime) -> None:
+def test_no_pacing_before_any_throttle(t: FakeTime) -> None:
     # GIVEN a limiter that never saw a throttle
-    lim = limiter(t)
-    send_at(lim, t, 1000, 2.0)
-    # WHEN 10,000 calls acquire at once
-    granted = [lim.acquire(deadline=t.now) for _ in range(10_000)]
-    # THEN every one goes at once: no sleep, no limit
-    assert all(granted)
-    assert t.slept == []
+    lim = RateLimiter(clock=t.clock)
+    # WHEN 10,000 calls ask for a token in the same instant
+    tickets = [lim.reserve(max_wait=0.0) for _ in range(10_000)]
+    # THEN every one goes at once
+    assert all(ticket is not None and ticket.wait == 0.0 for ticket in tickets)
     assert not lim.enabled
 
 
-def test_a_throttle_cuts_the_rate_to_beta_times_the_measured_rate(t: FakeTime) -> None:
-    # GIVEN calls answered at 1,000/s
-    lim = limiter(t)
-    send_at(lim, t, 1000, 3.0)
-    # WHEN one is throttled
-    lim.on_throttle()
-    # THEN the limiter paces at about 0.8 x 1,000/s, from an empty bucket
-    assert lim.enabled
-    assert lim.rate == pytest.approx(800, rel=0.05)
-    assert lim.throttles == 1
-    start = t.now
-    for _ in range(800):
-        assert lim.acquire(deadline=None)
-    assert t.now - start == pytest.approx(1.0, rel=0.05)
+def test_one_throttle_alone_does_not_start_pacing(t: FakeTime) -> None:
+    # GIVEN calls at 100/s, one of them throttled (another process's burst, perhaps)
+    lim = RateLimiter(clock=t.clock)
+    tickets = []
+    for _ in range(100):
+        t.now += 0.01
+        tickets.append(take(lim))
+    lim.observe(Throttled(), tickets[-1])
+    # WHEN the call sent after it is accepted
+    lim.observe(None, take(lim))
+    # THEN nothing is paced
+    assert not lim.enabled
+    assert take(lim).wait == 0.0
 
 
-def test_acquire_refuses_a_wait_past_the_deadline_and_takes_no_token(t: FakeTime) -> None:
-    # GIVEN a throttled limiter pacing at about 7/s with an empty bucket
-    lim = limiter(t)
-    send_at(lim, t, 10, 3.0)
-    lim.on_throttle()
-    # WHEN a call must start within 10 ms
-    granted = lim.acquire(deadline=t.now + 0.01)
-    # THEN it is refused at once, without sleeping
-    assert granted is False
-    assert t.slept == []
-    # AND a call with time to spare waits for its token instead
-    assert lim.acquire(deadline=t.now + 5.0)
-    assert len(t.slept) == 1
-    assert 0 < t.slept[0] <= 1.0 / lim.rate + 1e-9
+def test_a_throttle_after_a_throttle_paces_at_beta_times_the_rate_sent(t: FakeTime) -> None:
+    # GIVEN calls sent at 100/s for a second
+    # WHEN one is throttled and so is a call sent after it
+    lim = paced(t, sent=100)
+    # THEN pacing starts at about 0.9 x 100/s, from an empty bucket
+    assert lim.rate == pytest.approx(BETA * 100, rel=0.05)
+    first = take(lim)
+    assert first.wait == pytest.approx(1.0 / lim.rate)
 
 
-def test_max_wait_skips_rather_than_queues(t: FakeTime) -> None:
-    # GIVEN a throttled limiter with a dry bucket
-    lim = limiter(t)
-    send_at(lim, t, 10, 3.0)
-    lim.on_throttle()
-    # WHEN a heartbeat may wait at most 1 ms
-    # THEN it is skipped
-    assert lim.acquire(max_wait=0.001) is False
-    assert t.slept == []
+def test_a_young_process_counts_its_rate_over_its_own_age(t: FakeTime) -> None:
+    # GIVEN a process that sent 500 calls in its first 0.1 s
+    lim = RateLimiter(clock=t.clock)
+    tickets = []
+    for _ in range(500):
+        t.now += 0.0002
+        tickets.append(take(lim))
+    # WHEN two throttles in a row
+    lim.observe(Throttled(), tickets[-1])
+    lim.observe(Throttled(), take(lim))
+    # THEN it paces from about 5,000/s (what it sent), not 500/s: too high is corrected by cuts at once,
+    # too low would idle the bucket while the rate crept up
+    assert lim.rate > 3000
+
+
+def test_throttles_of_calls_sent_before_a_cut_cut_nothing(t: FakeTime) -> None:
+    # GIVEN a pacing limiter and 100 calls sent at its rate
+    lim = paced(t)
+    rate = lim.rate
+    in_flight = [take(lim) for _ in range(100)]
+    # WHEN all 100 come back throttled
+    for ticket in in_flight:
+        lim.observe(Throttled(), ticket)
+    # THEN the rate was cut once, not 100 times
+    assert lim.rate == pytest.approx(rate * BETA)
+    assert lim.throttles == 102
+
+
+def test_reserve_refuses_a_wait_over_max_wait_and_takes_no_token(t: FakeTime) -> None:
+    # GIVEN a pacing limiter with a dry bucket
+    lim = paced(t)
+    # WHEN a call may wait at most a tenth of a token's time
+    # THEN it is refused, and the next call's wait is still one token
+    assert lim.reserve(max_wait=0.1 / lim.rate) is None
+    assert take(lim).wait == pytest.approx(1.0 / lim.rate)
 
 
 def test_waiters_queue_behind_each_other(t: FakeTime) -> None:
-    # GIVEN a throttled limiter and no real time passing between three callers
-    lim = limiter(t)
-    send_at(lim, t, 10, 3.0)
-    lim.on_throttle()
-    slept: list[float] = []
-    lim._sleep = slept.append  # the clock stands still: the callers arrive together
-    # WHEN three calls acquire at the same instant
-    for _ in range(3):
-        assert lim.acquire()
-    # THEN each waits one token longer than the one before it (reservations, not a thundering herd)
+    # GIVEN a pacing limiter / WHEN three calls ask in the same instant
+    lim = paced(t)
+    waits = [take(lim).wait for _ in range(3)]
+    # THEN each waits one token longer than the one before it
     step = 1.0 / lim.rate
-    assert slept == pytest.approx([step, 2 * step, 3 * step])
+    assert waits == pytest.approx([step, 2 * step, 3 * step])
 
 
-def test_rate_recovers_cubically_after_throttles_stop(t: FakeTime) -> None:
-    # GIVEN a limiter throttled at 500/s
-    lim = limiter(t)
-    send_at(lim, t, 500, 3.0)
-    lim.on_throttle()
-    low = lim.rate
-    # WHEN successes keep coming at the allowed rate
-    rates = []
-    for _ in range(20):
-        send_at(lim, t, lim.rate, 1.0)
-        rates.append(lim.rate)
-    # THEN the rate climbs back (never above twice the measured rate), past the throttled rate in time
-    assert low == pytest.approx(400, rel=0.05)
-    assert rates == sorted(rates)
-    assert rates[-1] > 500
-    assert all(r <= 2 * 800 for r in rates)
+def test_a_front_place_is_served_next_and_moves_the_queue_back_by_one(t: FakeTime) -> None:
+    # GIVEN a pacing limiter with 50 calls queued
+    lim = paced(t)
+    queued = [take(lim) for _ in range(50)]
+    before = lim.wait(queued[0])
+    # WHEN a heartbeat (or a throttled call asking again) takes the front place
+    beat = lim.reserve(front=True)
+    # THEN it is served at the next token, and every queued call one token later than before
+    assert beat is not None
+    assert beat.wait == pytest.approx(1.0 / lim.rate)
+    assert lim.wait(queued[0]) == pytest.approx(before + 1.0 / lim.rate)
+    assert take(lim).wait == pytest.approx(queued[-1].wait + 2.0 / lim.rate)
 
 
-def test_repeated_throttles_back_off_multiplicatively_to_the_floor(t: FakeTime) -> None:
-    # GIVEN a limiter answered at 100/s
-    lim = limiter(t)
-    send_at(lim, t, 100, 3.0)
-    # WHEN every call is throttled for a while
+def test_a_cut_moves_waiting_turns_later_and_none_loses_its_place(t: FakeTime) -> None:
+    # GIVEN a pacing limiter, one call in flight and ten waiting for their turns
+    lim = paced(t)
+    sent = take(lim)
+    t.now += sent.wait
+    waiting = [take(lim) for _ in range(10)]
+    before = [lim.wait(ticket) for ticket in waiting]
+    # WHEN the call in flight is throttled
+    lim.observe(Throttled(), sent)
+    # THEN every waiting turn is 1/beta times as far away, in the same order
+    after = [lim.wait(ticket) for ticket in waiting]
+    assert after == pytest.approx([w / BETA for w in before])
+    assert after == sorted(after)
+    # AND a call asking now queues behind them all
+    assert take(lim).wait > after[-1]
+
+
+def test_a_rise_moves_waiting_turns_earlier(t: FakeTime) -> None:
+    # GIVEN a pacing limiter with ten calls waiting
+    lim = paced(t)
+    waiting = [take(lim) for _ in range(10)]
+    before = lim.wait(waiting[-1])
+    # WHEN calls that waited are accepted (the rate rises)
+    for ticket in waiting[:5]:
+        lim.observe(None, ticket)
+    # THEN the last one's turn comes sooner
+    assert lim.wait(waiting[-1]) < before
+
+
+def test_accepted_calls_that_waited_raise_the_rate_by_one_minus_beta(t: FakeTime) -> None:
+    # GIVEN a pacing limiter
+    lim = paced(t)
+    rate = lim.rate
+    # WHEN ten calls that waited for their tokens are accepted
+    for _ in range(10):
+        ticket = take(lim)
+        t.now += ticket.wait
+        lim.observe(None, ticket)
+    # THEN the rate rose by 10 x (1 - beta): a second of such answers undoes one cut
+    assert lim.rate == pytest.approx(rate + 10 * (1 - BETA))
+
+
+def test_calls_that_did_not_wait_leave_the_rate_alone(t: FakeTime) -> None:
+    # GIVEN a pacing limiter whose bucket has refilled half way
+    lim = paced(t)
+    rate = lim.rate
+    t.now += 0.5
+    # WHEN a call is accepted without waiting (demand, not the limiter, was the bound)
+    lim.observe(None, take(lim))
+    # THEN the rate stays
+    assert lim.rate == rate
+
+
+def test_a_second_without_contention_turns_pacing_off(t: FakeTime) -> None:
+    # GIVEN a pacing limiter whose last call waited until now + wait
+    lim = paced(t)
+    ticket = take(lim)
+    # WHEN a second passes after that slot with no call waiting
+    t.now += ticket.wait + 1.0
+    # THEN the next call is not paced: the next invocation meets the service's own burst
+    assert take(lim).wait == 0.0
+    assert not lim.enabled
+
+
+def test_repeated_throttles_cut_to_the_floor_and_no_lower(t: FakeTime) -> None:
+    # GIVEN a pacing limiter / WHEN every call sent at the current rate is throttled
+    lim = paced(t)
     for _ in range(200):
-        t.now += 0.6  # each throttle after the previous cut's hold
-        lim.on_throttle()
-    # THEN the rate falls to the floor, never below it
+        lim.observe(Throttled(), take(lim))
+    # THEN the rate falls to the floor
     assert lim.rate == MIN_RATE
 
 
-def test_throttle_before_any_rate_was_measured_still_paces(t: FakeTime) -> None:
-    # GIVEN a fresh limiter / WHEN its very first answer is a throttle
-    lim = limiter(t)
-    lim.on_throttle()
-    # THEN it paces at a small positive rate (one answer in the first instant of a measuring window: <= 20/s)
-    assert lim.enabled
-    assert MIN_RATE <= lim.rate <= 20.0
-
-
-def test_concurrent_acquires_hand_out_each_token_once() -> None:
-    # GIVEN a throttled limiter at a known rate and a frozen clock (no refill)
-    now = [0.0]
-    lim = RateLimiter(clock=lambda: now[0], sleep=lambda s: None)
-    for _ in range(200):
-        now[0] += 0.01
-        lim.on_success()
-    lim.on_throttle()
-    lim._tokens = 50.0  # a bucket holding exactly 50 tokens
+def test_concurrent_reserves_hand_out_each_token_once() -> None:
+    # GIVEN a pacing limiter on a frozen clock whose bucket holds exactly 50 tokens
+    t = FakeTime()
+    lim = paced(t)
+    lim._made = lim._taken + 50.0
     granted: list[bool] = []
     lock = threading.Lock()
 
     def worker() -> None:
         for _ in range(25):
-            ok = lim.acquire(deadline=now[0])  # no waiting allowed
+            ok = lim.reserve(max_wait=0.0) is not None
             with lock:
                 granted.append(ok)
 
@@ -161,6 +224,27 @@ def test_concurrent_acquires_hand_out_each_token_once() -> None:
         th.join()
     # THEN exactly 50 calls got one
     assert granted.count(True) == 50
+
+
+@pytest.mark.parametrize(("code", "throttled"), [("ThrottlingException", True), ("TaskTimedOut", False)])
+def test_observe_sorts_answers(t: FakeTime, code: str, throttled: bool) -> None:
+    # GIVEN an error answered by the service with this code
+    class Answered(Exception):
+        response = {"Error": {"Code": code}}  # noqa: RUF012
+
+    lim = RateLimiter(clock=t.clock)
+    # WHEN it is observed / THEN only a throttle counts as one
+    lim.observe(Answered(), take(lim))
+    assert lim.throttles == (1 if throttled else 0)
+
+
+def test_calls_without_an_answer_or_a_ticket_teach_nothing(t: FakeTime) -> None:
+    # GIVEN a connection error, and a throttle of a call sent without a ticket (none came before its deadline)
+    lim = RateLimiter(clock=t.clock)
+    # WHEN observed / THEN neither counts
+    lim.observe(ConnectionError("reset"), take(lim))
+    lim.observe(Throttled(), None)
+    assert lim.throttles == 0
 
 
 def test_limiter_for_shares_by_endpoint_and_leaves_fakes_unpaced() -> None:
@@ -187,68 +271,5 @@ def test_limiter_for_shares_by_endpoint_and_leaves_fakes_unpaced() -> None:
     fake = limiter_for(Fake())
     assert fake is UNPACED
     for _ in range(10):
-        fake.observe(_Throttled())
+        fake.observe(Throttled(), fake.reserve())
     assert not fake.enabled
-    assert fake.acquire(max_wait=0.0)
-
-
-def test_a_burst_of_throttles_cuts_the_rate_once(t: FakeTime) -> None:
-    # GIVEN calls answered at 1,000/s, 100 of them in flight when the bucket ran dry
-    lim = limiter(t)
-    send_at(lim, t, 1000, 3.0)
-    # WHEN all 100 come back throttled within a few milliseconds
-    for _ in range(100):
-        t.now += 0.0001
-        lim.on_throttle()
-    # THEN the rate was cut once (0.8x), not 100 times
-    assert lim.rate == pytest.approx(800, rel=0.05)
-    assert lim.throttles == 100
-    # AND a throttle a second after the hold, with too few answers since the cut to measure, cuts 0.8x again
-    t.now += 1.2
-    lim.on_throttle()
-    assert lim.rate <= 800 * 0.8 + 1e-6  # (or less: capped at twice the measured rate, which fell meanwhile)
-
-
-@pytest.mark.parametrize(
-    ("code", "throttled"),
-    [("ThrottlingException", True), ("TaskTimedOut", False), ("InternalFailure", False)],
-)
-def test_observe_sorts_answers(t: FakeTime, code: str, throttled: bool) -> None:
-    # GIVEN an error answered by the service with this code
-    class Answered(Exception):
-        response = {"Error": {"Code": code}}  # noqa: RUF012
-
-    lim = limiter(t)
-    # WHEN it is observed
-    lim.observe(Answered())
-    # THEN only a throttle counts as one
-    assert lim.throttles == (1 if throttled else 0)
-    assert lim.enabled is throttled
-
-
-def test_observe_ignores_calls_that_got_no_answer(t: FakeTime) -> None:
-    # GIVEN a connection error (no response at all) / WHEN observed / THEN neither throttle nor success
-    lim = limiter(t)
-    lim.observe(ConnectionError("reset"))
-    assert lim.throttles == 0
-    assert lim._count == 0
-
-
-def test_a_dry_bucket_cuts_towards_the_accepted_rate_not_the_rate_sent(t: FakeTime) -> None:
-    # GIVEN answers at 2,000/s, all accepted for 0.5 s, then only one in four (the account's bucket ran dry)
-    lim = limiter(t)
-    send_at(lim, t, 2000, 0.5)
-    for i in range(1000):
-        t.now += 0.0005
-        if i % 4:
-            lim.observe(_Throttled())
-        else:
-            lim.on_success()
-    # THEN within 0.5 s the rate is near the accepted 500/s, where cutting 0.7x per 0.1 s window from the
-    # rate sent (2,000 -> 1,400 -> 980 -> 686 -> 480) would only just reach it
-    assert lim.enabled
-    assert 150 <= lim.rate <= 600
-
-
-class _Throttled(Exception):
-    response = {"Error": {"Code": "ThrottlingException"}}  # noqa: RUF012

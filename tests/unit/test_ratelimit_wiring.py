@@ -6,8 +6,9 @@ import pytest
 
 import callback_kit.completion as completion
 from callback_kit.completion import Completer, Delivery, RetryPolicy
+from callback_kit.exceptions import CallbackDeliveryError
 from callback_kit.outcome import Success
-from callback_kit.ratelimit import RateLimiter
+from callback_kit.ratelimit import RateLimiter, Throttled
 from callback_kit.testing import FakeStepFunctions
 from tests.clock import FakeTime
 
@@ -20,119 +21,164 @@ def t() -> FakeTime:
 @pytest.fixture
 def limiter(t: FakeTime, monkeypatch: pytest.MonkeyPatch) -> RateLimiter:
     """One limiter on fake time, as every client would share it."""
-    lim = RateLimiter(clock=t.clock, sleep=t.sleep)
+    lim = RateLimiter(clock=t.clock)
     monkeypatch.setattr(completion, "limiter_for", lambda client: lim)
     return lim
 
 
-def completer(fake: FakeStepFunctions, t: FakeTime) -> Completer:
-    return Completer(fake, RetryPolicy(sleep=t.sleep, clock=t.clock, random=lambda: 1.0))
+def completer(fake: FakeStepFunctions, t: FakeTime, **policy: int) -> Completer:
+    return Completer(fake, RetryPolicy(sleep=t.sleep, clock=t.clock, random=lambda: 1.0, **policy))
 
 
-def throttled(lim: RateLimiter, t: FakeTime, rate: float = 10.0) -> None:
-    """Answers at ``rate`` per second for 3 s, then a throttle: the limiter paces at about 0.8 x ``rate``."""
+def pacing(lim: RateLimiter, t: FakeTime, rate: float = 10.0) -> None:
+    """Calls sent at ``rate`` per second for 3 s, then two throttles in a row: the limiter paces at ~0.9 x rate."""
     for _ in range(int(rate * 3)):
         t.now += 1.0 / rate
-        lim.on_success()
-    lim.on_throttle()
+        ticket = lim.reserve()
+    lim.observe(Throttled(), ticket)
+    lim.observe(Throttled(), lim.reserve())
+    assert lim.enabled
 
 
-def test_a_throttled_completion_is_reported_and_paces_the_next_calls(t: FakeTime, limiter: RateLimiter) -> None:
-    # GIVEN a Step Functions that throttles the first attempt of a completion
+def test_a_throttled_completion_under_a_deadline_is_retried_while_time_remains(
+    t: FakeTime, limiter: RateLimiter
+) -> None:
+    # GIVEN a completion throttled 50 times in a row, far more than its attempt budget, with 60 s left
     fake = FakeStepFunctions()
-    fake.inject("SendTaskSuccess", "ThrottlingException")
+    fake.inject("SendTaskSuccess", "ThrottlingException", times=50)
     token = fake.open_task()
-    # WHEN the completion is sent
-    delivery = completer(fake, t).complete(token, Success('{"ok": true}'))
-    # THEN it was delivered on retry, and the limiter saw the throttle and now paces
+    # WHEN it is sent
+    delivery = completer(fake, t, max_attempts=3).complete(token, Success("{}"), deadline=t.now + 60)
+    # THEN it is delivered on the 51st attempt: throttles never use up attempts while time remains
     assert delivery is Delivery.DELIVERED
-    assert limiter.throttles == 1
+    assert len(fake.calls_for(token)) == 51
     assert limiter.enabled
 
 
-def test_a_call_goes_out_at_once_when_no_token_would_come_before_the_deadline(
+def test_a_throttled_completion_is_handed_back_only_when_the_deadline_leaves_no_room(
     t: FakeTime, limiter: RateLimiter
 ) -> None:
-    # GIVEN a limiter pacing at ~8/s with a dry bucket, and a completion with 20 ms left before its deadline
-    throttled(limiter, t)
+    # GIVEN a limiter pacing at ~9/s with 100 calls queued, and a completion with 2 s left (its turn is ~11 s away)
+    pacing(limiter, t)
+    for _ in range(100):
+        limiter.reserve()
     fake = FakeStepFunctions()
+    fake.inject("SendTaskSuccess", "ThrottlingException", times=99)
     token = fake.open_task()
     # WHEN it is sent
-    delivery = completer(fake, t).complete(token, Success('{"ok": true}'), deadline=t.now + 0.02)
-    # THEN it did not wait past the deadline for a token: it went out at once and Step Functions decided
-    assert delivery is Delivery.DELIVERED
+    with pytest.raises(CallbackDeliveryError) as info:
+        completer(fake, t).complete(token, Success("{}"), deadline=t.now + 2.0)
+    # THEN it went out once at once (Step Functions may still have room), was throttled, and gave up without waiting
+    assert info.value.code == "ThrottlingException"
+    assert len(fake.calls_for(token)) == 1
     assert t.slept == []
 
 
-def test_a_completion_with_time_to_spare_waits_for_its_token(t: FakeTime, limiter: RateLimiter) -> None:
-    # GIVEN a limiter pacing at ~8/s with a dry bucket, and a completion with 5 s left
-    throttled(limiter, t)
+def test_a_completion_with_time_to_spare_waits_for_its_turn(t: FakeTime, limiter: RateLimiter) -> None:
+    # GIVEN a limiter pacing at ~9/s with a dry bucket, and a completion with 5 s left
+    pacing(limiter, t)
     fake = FakeStepFunctions()
     token = fake.open_task()
-    rate = limiter.rate
     # WHEN it is sent
-    delivery = completer(fake, t).complete(token, Success('{"ok": true}'), deadline=t.now + 5.0)
-    # THEN it waited about one token's time, then was delivered
+    delivery = completer(fake, t).complete(token, Success("{}"), deadline=t.now + 5.0)
+    # THEN it waited one token's time, then was delivered
     assert delivery is Delivery.DELIVERED
-    assert len(t.slept) == 1
-    assert 0 < t.slept[0] <= 1.0 / rate + 1e-9
+    assert t.slept == pytest.approx([1.0 / limiter.rate], rel=0.02)
 
 
-def test_a_heartbeat_is_skipped_rather_than_queued_when_the_bucket_is_dry(t: FakeTime, limiter: RateLimiter) -> None:
-    # GIVEN a limiter pacing at ~0.8/s (a token is over a second away)
-    throttled(limiter, t, rate=1.0)
+def test_a_long_wait_asks_again_halfway_and_follows_a_cut(t: FakeTime, limiter: RateLimiter) -> None:
+    # GIVEN a limiter pacing at ~9/s with 30 calls queued (about 3.4 s of them)
+    pacing(limiter, t)
+    queued = [limiter.reserve() for _ in range(30)]
+    fake = FakeStepFunctions()
+    token = fake.open_task()
+    original = t.sleep
+
+    def sleep(seconds: float) -> None:
+        if len(t.slept) == 1:  # a call sent before it is throttled while it waits: the rate is cut
+            limiter.observe(Throttled(), queued[0])
+        original(seconds)
+
+    t.sleep = sleep  # type: ignore[method-assign]
+    # WHEN a completion is sent
+    completer(fake, t).complete(token, Success("{}"), deadline=t.now + 60)
+    # THEN it slept half its wait at a time, and its turn came later than before the cut
+    first = 31 / (limiter.rate / 0.9)
+    assert t.slept[0] == pytest.approx(first / 2)
+    assert len(t.slept) > 2
+    assert sum(t.slept) > first
+
+
+def test_a_heartbeat_goes_ahead_of_queued_completions(t: FakeTime, limiter: RateLimiter) -> None:
+    # GIVEN a limiter pacing at ~0.9/s with 20 completions queued (over 20 s of them)
+    pacing(limiter, t, rate=1.0)
+    for _ in range(20):
+        limiter.reserve()
     fake = FakeStepFunctions()
     token = fake.open_task()
     # WHEN a heartbeat is due
     alive = completer(fake, t).heartbeat(token)
-    # THEN it is skipped without waiting (the next one covers it), and the task is not taken for closed
+    # THEN it is sent at once
     assert alive is True
-    assert fake.heartbeats(token) == 0
+    assert fake.heartbeats(token) == 1
     assert t.slept == []
 
 
-def test_heartbeat_throttles_are_reported_too(t: FakeTime, limiter: RateLimiter) -> None:
+def test_a_throttled_heartbeat_is_retried_within_its_allowance(t: FakeTime, limiter: RateLimiter) -> None:
+    # GIVEN a pacing limiter and a heartbeat throttled twice
+    pacing(limiter, t)
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskHeartbeat", "ThrottlingException", times=2)
+    token = fake.open_task()
+    # WHEN it is sent with a second to spare
+    alive = completer(fake, t).heartbeat(token, within=1.0)
+    # THEN it landed on the third try, each taking the next token (ahead of any completion)
+    assert alive is True
+    assert fake.heartbeats(token) == 1
+    assert len(t.slept) == 3
+    assert sum(t.slept) < 1.0
+
+
+def test_a_throttled_heartbeat_without_an_allowance_is_not_retried(t: FakeTime, limiter: RateLimiter) -> None:
     # GIVEN a heartbeat answered ThrottlingException
     fake = FakeStepFunctions()
     fake.inject("SendTaskHeartbeat", "ThrottlingException")
     token = fake.open_task()
-    # WHEN it is sent
-    alive = completer(fake, t).heartbeat(token)
-    # THEN the task is still taken for open, and the limiter learnt of the throttle
-    assert alive is True
+    # WHEN it is sent (the default: no time to retry) / THEN the task is still taken for open, nothing waited
+    assert completer(fake, t).heartbeat(token) is True
+    assert fake.heartbeats(token) == 0
     assert limiter.throttles == 1
+    assert t.slept == []
 
 
-def test_throttles_while_the_limiter_paces_have_their_own_larger_budget(t: FakeTime, limiter: RateLimiter) -> None:
-    # GIVEN a completion throttled ten times in a row at the quota: more than its six ordinary attempts
-    fake = FakeStepFunctions()
-    fake.inject("SendTaskSuccess", "ThrottlingException", times=10)
-    token = fake.open_task()
-    # WHEN it is sent through the pacing limiter
-    delivery = completer(fake, t).complete(token, Success('{"ok": true}'))
-    # THEN it is delivered on the eleventh attempt instead of being handed back to run the whole task again
-    assert delivery is Delivery.DELIVERED
-    assert len(fake.calls_for(token)) == 11
-    assert limiter.enabled
-
-
-def test_the_throttle_budget_ends_too_and_other_errors_keep_theirs(t: FakeTime, limiter: RateLimiter) -> None:
-    from callback_kit.exceptions import CallbackDeliveryError
-
-    policy = RetryPolicy(max_attempts=3, max_throttled_attempts=5, sleep=t.sleep, clock=t.clock, random=lambda: 1.0)
-    # A completion throttled without end gives up after max_throttled_attempts...
+def test_without_a_deadline_throttles_have_their_own_budget_and_other_errors_keep_theirs(
+    t: FakeTime, limiter: RateLimiter
+) -> None:
+    # GIVEN no deadline (a command line): a completion throttled without end gives up after max_throttled_attempts
     fake = FakeStepFunctions()
     fake.inject("SendTaskSuccess", "ThrottlingException", times=99)
     token = fake.open_task()
     with pytest.raises(CallbackDeliveryError) as info:
-        Completer(fake, policy).complete(token, Success("{}"))
+        completer(fake, t, max_attempts=3, max_throttled_attempts=5).complete(token, Success("{}"))
     assert info.value.code == "ThrottlingException"
     assert len(fake.calls_for(token)) == 5
-    # ...and a 5xx is still retried max_attempts times, throttles or not.
+    # AND a 5xx is still retried max_attempts times, deadline or not
     fake = FakeStepFunctions()
     fake.inject("SendTaskSuccess", "ServiceUnavailable", times=99)
     other = fake.open_task()
     with pytest.raises(CallbackDeliveryError) as info:
-        Completer(fake, policy).complete(other, Success("{}"))
+        completer(fake, t, max_attempts=3).complete(other, Success("{}"), deadline=t.now + 60)
     assert info.value.code == "ServiceUnavailable"
     assert len(fake.calls_for(other)) == 3
+
+
+def test_a_throttled_heartbeat_is_not_retried_once_its_task_is_being_completed(
+    t: FakeTime, limiter: RateLimiter
+) -> None:
+    # GIVEN a heartbeat throttled once, with time to retry, for a task whose completion has begun
+    fake = FakeStepFunctions()
+    fake.inject("SendTaskHeartbeat", "ThrottlingException")
+    token = fake.open_task()
+    # WHEN it is sent / THEN it is not retried: no beat may start after its task's completion
+    assert completer(fake, t).heartbeat(token, within=1.0, wanted=lambda: False) is True
+    assert len(fake.calls_for(token)) == 1
