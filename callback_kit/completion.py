@@ -229,7 +229,7 @@ class Completer:
                 return True
             except Exception as exc:
                 limiter.observe(exc, ticket)
-                code, what = error_code(exc), repr(exc)
+                code, what = error_code(exc), _masked(repr(exc), token)
                 if code in THROTTLE_CODES:
                     pause = 0.0 if limiter.enabled else policy.delay(0)
                     if policy.clock() + max(pause, limiter.token_time()) < give_up:
@@ -320,17 +320,18 @@ class Completer:
                         "truncated, or taken from the wrong field?); the task it belongs to still waits",
                         extra={"token_fp": fingerprint(token), "code": code},
                     )
-                    raise InvalidTokenError(str(exc), api=api, code=code) from exc
+                    raise InvalidTokenError(_masked(str(exc), token), api=api, code=code) from exc
                 if code in REJECTED_CODES:
-                    raise _Rejected(code or "", str(exc)) from exc
+                    raise _Rejected(code or "", _masked(str(exc), token)) from exc
                 if code in CONFIG_FAULT_CODES:
                     log.error(f"{api}: KMS configuration fault", extra={"token_fp": fingerprint(token), "code": code})
-                    raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
+                    raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
                 if not is_transient(exc):
                     log.error(
-                        f"{api}: callback failed", extra={"token_fp": fingerprint(token), "code": code or repr(exc)}
+                        f"{api}: callback failed",
+                        extra={"token_fp": fingerprint(token), "code": code or _masked(repr(exc), token)},
                     )
-                    raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
+                    raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
                 landed = landed or may_have_landed(exc)
                 if code in THROTTLE_CODES:
                     # A throttle is the quota speaking, not a fault of this call: under a deadline it keeps its
@@ -349,12 +350,16 @@ class Completer:
                 if last or (deadline is not None and policy.clock() + pause + MIN_TIMEOUT > deadline):
                     log.error(
                         f"{api}: giving up after {attempt + 1} attempts",
-                        extra={"token_fp": fingerprint(token), "code": code or repr(exc)},
+                        extra={"token_fp": fingerprint(token), "code": code or _masked(repr(exc), token)},
                     )
-                    raise CallbackDeliveryError(str(exc), api=api, code=code) from exc
+                    raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
                 log.warning(
                     f"{api}: transient error, retrying",
-                    extra={"token_fp": fingerprint(token), "code": code or repr(exc), "attempt": attempt + 1},
+                    extra={
+                        "token_fp": fingerprint(token),
+                        "code": code or _masked(repr(exc), token),
+                        "attempt": attempt + 1,
+                    },
                 )
                 if pause:
                     policy.sleep(pause)
@@ -512,3 +517,9 @@ def send_heartbeat(token: str, *, client: Any = None) -> Delivery:
         return Completer(client)._call("SendTaskHeartbeat", token, None)
     except _Rejected as exc:
         raise CallbackDeliveryError(exc.message, api="SendTaskHeartbeat", code=exc.code) from exc
+
+
+def _masked(text: str, token: str) -> str:
+    """``text`` with the token replaced by its fingerprint: an error's text may quote the request (a Stubber's
+    mismatch, a custom hook's message), and it is logged and carried on in exceptions."""
+    return text.replace(token, fingerprint(token)) if token else text
