@@ -11,7 +11,7 @@ beats are recorded, from its registration to the end of the run, so a task never
 * baseline "thread per task": what hand-written workers do (``while not done.wait(interval): heartbeat()``),
   for the CPU and memory per open task.
 
-Target (issue 13): 2,000 tasks at a 2 s interval with 30 ms per call (the shape of 30,000 tasks at a 30 s
+Target: 2,000 tasks at a 2 s interval with 30 ms per call (the shape of 30,000 tasks at a 30 s
 interval): every task's largest gap <= 1.2x the interval; memory per open task <= 4 KiB. Quick mode keeps the
 shape (open tasks x latency / interval = 30 calls in flight) with 500 tasks at a 0.5 s interval.
 """

@@ -17,8 +17,8 @@ from tests.schedules.explore import Outcome, quiet_library_output, run_many, run
 CI_COUNT = int(os.environ.get("CALLBACK_KIT_SCHEDULES", "500"))
 CI_SEED = int(os.environ.get("CALLBACK_KIT_SCHEDULES_SEED", "1"))
 
-#: Seeds whose schedules broke an invariant on the main of issue 9's review (commit 3eb86a0), with the generator as it
-#: is now, and what broke. A change to plan.py changes what a seed means: re-pick these when it does.
+#: Seeds whose schedules broke an invariant on main at commit 3eb86a0 or later, with the generator as it is now,
+#: and what broke. A change to plan.py changes what a seed means: re-pick these when it does.
 PINNED = {
     7: "4: a completion started inside the margin had no timeout",
     15: "2, 5: SystemExit from the function killed an activity slot; its task was never answered",

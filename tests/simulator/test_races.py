@@ -1,4 +1,4 @@
-"""A callback that lands while the task is still being set up is never lost (moto 5.2.5's race, issue 9).
+"""A callback that lands while the task is still being set up is never lost (a race in moto 5.2.5's interpreter).
 
 moto sets up a task's heartbeat endpoint only after the worker was invoked (the SQS message sent, the Lambda
 called), then waits on that endpoint alone. A worker fast enough to answer in between had its SendTaskSuccess
