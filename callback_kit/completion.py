@@ -219,6 +219,8 @@ class Completer:
             ticket = limiter.reserve(front=True)
             if ticket is not None and ticket.wait and policy.clock() + ticket.wait <= give_up:
                 policy.sleep(ticket.wait)
+                if wanted is not None and not wanted():
+                    return True  # its task began completing while this beat waited: no beat may start now
             self.heartbeat_sending()
             try:
                 with call_span("SendTaskHeartbeat"):

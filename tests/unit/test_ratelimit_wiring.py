@@ -182,3 +182,19 @@ def test_a_throttled_heartbeat_is_not_retried_once_its_task_is_being_completed(
     # WHEN it is sent / THEN it is not retried: no beat may start after its task's completion
     assert completer(fake, t).heartbeat(token, within=1.0, wanted=lambda: False) is True
     assert len(fake.calls_for(token)) == 1
+
+
+def test_a_heartbeat_that_waited_for_its_turn_is_not_sent_once_its_task_is_being_completed(
+    t: FakeTime, limiter: RateLimiter
+) -> None:
+    # GIVEN a limiter pacing at ~0.9/s whose next token is taken, so that a heartbeat must wait for its turn
+    pacing(limiter, t, rate=1.0)
+    limiter.reserve(front=True)
+    fake = FakeStepFunctions()
+    token = fake.open_task()
+    # WHEN its task's completion begins while the beat waits (the beat is no longer wanted once it has slept)
+    alive = completer(fake, t).heartbeat(token, within=5.0, wanted=lambda: not t.slept)
+    # THEN the beat waited, then sent nothing: no beat may start after its task's completion began
+    assert t.slept
+    assert alive is True
+    assert fake.calls_for(token) == []
