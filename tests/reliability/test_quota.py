@@ -74,11 +74,23 @@ def _invocations(throttle_first: bool) -> list[float]:
     return durations
 
 
+def _fastest(throttle_first: bool, runs: int = 5) -> list[float]:
+    """Each invocation's shortest duration over ``runs`` fresh processes.
+
+    The simulated threads are still scheduled by the operating system, and a thread that is runnable but not yet
+    waiting can let simulated time run ahead: now and then an invocation takes longer at random, with or without
+    a throttle (seen on a loaded machine: 1.55 s instead of 0.02 s). A slowdown the limiter causes shows in every
+    run, so the fastest of a few keeps the test's meaning and drops that noise.
+    """
+    results = [_invocations(throttle_first) for _ in range(runs)]
+    return [min(durations) for durations in zip(*results, strict=True)]
+
+
 def test_one_throttle_in_a_fresh_process_does_not_slow_the_next_invocations() -> None:
     # GIVEN a fresh process whose first invocation meets one ThrottlingException
-    clean = _invocations(throttle_first=False)
+    clean = _fastest(throttle_first=False)
     # WHEN it and two more invocations of 20 tasks run
-    throttled = _invocations(throttle_first=True)
+    throttled = _fastest(throttle_first=True)
     # THEN the invocations after it take no more than twice as long as without the throttle
     assert throttled[1] <= 2 * clean[1]
     assert throttled[2] <= 2 * clean[2]
