@@ -8,8 +8,6 @@ callback-kit builds itself are bounded exactly: no completion of theirs outlives
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import logging
 import ssl
@@ -32,6 +30,7 @@ from callback_kit import completion
 from callback_kit.completion import RetryPolicy
 from callback_kit.logs import get_logger
 from callback_kit.testing import FakeLambdaContext, sqs_event
+from tests.schedules.endpoint import self_signed
 
 REMAINING_MS = [1_000, 5_000, 30_000, 900_000]
 TOKEN = "AQBtoken-of-a-user-client-test-" + "x" * 40
@@ -117,39 +116,10 @@ class _Answer(BaseHTTPRequestHandler):
         return
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 that no CA signed, and its key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def self_signed_endpoint(tmp_path: Path) -> Iterator[_Endpoint]:
     """A Step Functions stand-in over HTTPS on 127.0.0.1 with a self-signed certificate, stopped after the test."""
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server = _Endpoint(("127.0.0.1", 0), _Answer)
     server.calls = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -116,7 +116,7 @@ def tls_url() -> str:
     with _lock:
         if _tls_server is None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*_self_signed(Path(tempfile.mkdtemp(prefix="schedules-tls-"))))
+            context.load_cert_chain(*self_signed(Path(tempfile.mkdtemp(prefix="schedules-tls-"))))
             server = _Server(("127.0.0.1", 0), _Handler)
             server.socket = context.wrap_socket(server.socket, server_side=True)
             threading.Thread(target=server.serve_forever, name="schedules-tls-endpoint", daemon=True).start()
@@ -124,7 +124,8 @@ def tls_url() -> str:
         return f"https://127.0.0.1:{_tls_server.server_address[1]}"
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, and its key, written to ``directory``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
