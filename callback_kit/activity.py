@@ -120,7 +120,10 @@ class WorkerStats:
         timed_out: tasks answered with ``CallbackKit.TaskTimeout``.
         shut_down: tasks answered with ``CallbackKit.WorkerShutdown``.
         heartbeats: heartbeats sent.
-        running: tasks running now.
+        running: tasks taken and not answered yet (running, or being refused after a stop).
+        polling: GetActivityTask calls open now. One still open after :meth:`ActivityWorker.wait` returned (a
+            long poll, or a retry of the client's own) can still be handed a task: its slot answers it
+            ``CallbackKit.WorkerShutdown`` and counts it then.
     """
 
     polls: int = 0
@@ -136,6 +139,7 @@ class WorkerStats:
     shut_down: int = 0
     heartbeats: int = 0
     running: int = 0
+    polling: int = 0
 
 
 @dataclass(eq=False)
@@ -254,6 +258,8 @@ class ActivityWorker:
         self._stats = WorkerStats()
         self._in_flight: dict[int, _InFlight] = {}
         self._open_polls = 0
+        #: Tasks that arrived after the stop and are being answered without running.
+        self._refusing = 0
         self._stopping = threading.Event()
         self._hurry = threading.Event()
         self._finished = threading.Event()
@@ -268,7 +274,9 @@ class ActivityWorker:
     def stats(self) -> WorkerStats:
         """A snapshot of the counters."""
         with self._lock:
-            return dataclasses.replace(self._stats, running=len(self._in_flight))
+            return dataclasses.replace(
+                self._stats, running=len(self._in_flight) + self._refusing, polling=self._open_polls
+            )
 
     @property
     def stopping(self) -> bool:
@@ -431,11 +439,17 @@ class ActivityWorker:
         if record.token is None:
             get_logger().error("task arrived with an unusable token", extra={"problem": record.problem})
             return
-        result = self._answer(record, failure(ERROR_WORKER_SHUTDOWN, message), self._shutdown_deadline())
-        if result.status is Status.FAILED:
+        with self._lock:
+            self._refusing += 1  # the supervisor waits for this answer as for a running task's
+        try:
+            result = self._answer(record, failure(ERROR_WORKER_SHUTDOWN, message), self._shutdown_deadline())
+            if result.status is Status.FAILED:
+                with self._lock:
+                    self._stats.shut_down += 1
+            self._record(_InFlight(None, self._clock()), result)
+        finally:
             with self._lock:
-                self._stats.shut_down += 1
-        self._record(_InFlight(None, self._clock()), result)
+                self._refusing -= 1
 
     def _answer(self, record: TaskRecord, outcome: Failure, deadline: float | None) -> TaskResult:
         """Send a failure for a task that never ran (the runner answers the ones that did)."""
@@ -511,12 +525,22 @@ class ActivityWorker:
         # Every call is bounded by the deadline; the runs get a moment beyond it to record their answers.
         for run in waiting:
             run.done.wait(max(0.0, deadline + self._tick - policy.clock()))
+        # So do the answers of tasks that a poll brought in after the stop: wait() means every taken task is answered.
+        budget = max(0.0, deadline + self._tick - policy.clock())
+        while self._refusing_now() and budget > 0:
+            self._finished.wait(self._tick)  # not set yet: a plain pause that a second signal does not cut short
+            budget -= self._tick
         if open_polls:
             get_logger().warning(
-                "polls still open at the end of the grace period; a task handed to them waits for its timeout "
+                "polls still open at the end of the grace period; a task handed to them is answered WorkerShutdown "
+                "if this process lives on, and otherwise waits for its timeout "
                 f"(give shutdown_grace_seconds >= {POLL_HOLD_SECONDS + 5} for none to be left)",
                 extra={"open_polls": open_polls},
             )
+
+    def _refusing_now(self) -> int:
+        with self._lock:
+            return self._refusing
 
     def _claim_for_expiry(self, due: Callable[[_InFlight], bool]) -> list[_InFlight]:
         with self._lock:

@@ -127,3 +127,28 @@ def test_with_the_default_grace_every_answer_is_over_before_sigkill() -> None:
     assert all(at + seconds <= 25.0 + FINAL_DELIVERY_SECONDS < SIGKILL_AFTER for at, seconds in bounds)
     assert fake.outcome(tokens[2]) == ("success", "done")
     assert [fake.outcome(t)[1] for t in tokens[:2]] == [ERROR_WORKER_SHUTDOWN] * 2  # type: ignore[index]
+
+
+def test_wait_returns_only_once_a_task_that_arrived_after_the_stop_is_answered() -> None:
+    # GIVEN a worker with a short grace whose poll is open, and callbacks that take longer than that grace
+    fake = FakeStepFunctions(activity_poll_seconds=5)
+    ran: list[Any] = []
+    worker = ActivityWorker(
+        ARN, ran.append, client=fake, heartbeat_interval=0, shutdown_grace_seconds=0.2, backoff=NO_PAUSE, tick=0.005
+    )
+    worker.start()
+    assert wait_until(lambda: worker.stats.polling == 1)
+
+    # WHEN the worker is stopped and the open poll is then handed a task, whose refusal outlasts the grace
+    worker.stop()
+    fake.latency = 0.6
+    token = fake.add_activity_task(ARN, {"n": 1})
+    assert wait_until(lambda: worker.stats.running == 1)
+    assert worker.stats.polling == 0
+
+    # THEN wait() returns only after the task's WorkerShutdown answer went out, and counts it
+    assert worker.wait(1.0 + FINAL_DELIVERY_SECONDS)
+    outcome = fake.outcome(token)
+    assert outcome is not None
+    assert outcome[1] == ERROR_WORKER_SHUTDOWN
+    assert (worker.stats.shut_down, worker.stats.running, ran) == (1, 0, [])

@@ -377,10 +377,13 @@ def check_users_client(trace: Trace) -> list[Violation]:
         return []
     if trace.foreign_calls:
         return [Violation(4, "a call bypassed the user's client", f"{trace.foreign_calls} call(s) without its hooks")]
-    # Only a verify=False client talks TLS here: a hooks or retries client goes to the plain endpoint, so a
-    # certificate error in the process's logs then comes from another schedule's client, not from this one.
-    if trace.schedule.user_client == "verify" and any("CERTIFICATE_VERIFY_FAILED" in line for line in trace.logs):
-        return [Violation(4, "a call lost the user's client's verify=", "CERTIFICATE_VERIFY_FAILED in the logs")]
+    # The logs are the whole process's: a certificate error counts only when it names this schedule's endpoint
+    # (its path is the schedule's own), not another schedule's client nor a thread some other test left running.
+    url = trace.endpoint_url
+    if trace.schedule.user_client == "verify" and url:
+        for line in trace.logs:
+            if "CERTIFICATE_VERIFY_FAILED" in line and url in line:
+                return [Violation(4, "a call lost the user's client's verify=", line[:300])]
     return []
 
 

@@ -68,6 +68,8 @@ class Trace:
     finished: bool = True
     #: Calls for this schedule that reached the endpoint without passing the user's client's hooks.
     foreign_calls: int = 0
+    #: The endpoint (with this schedule's path) that the schedule's botocore client calls, when it has one.
+    endpoint_url: str | None = None
 
 
 def _token(seed: int, i: int) -> str:
@@ -224,6 +226,7 @@ def _clients(s: Schedule, fake: ScheduleFake, tokens: list[str | None], trace: T
         yield fake
         return
     with endpoint.serving(fake, tokens, activity=s.driver == "activity", user=s.user_client) as client:
+        trace.endpoint_url = client.meta.endpoint_url
         try:
             yield client
         finally:
@@ -272,7 +275,13 @@ def run_activity(s: Schedule, scale: float) -> Trace:
             _drive_run_one(worker, fake, trace, cap)
         else:
             _drive_slots(worker, fake, trace, cap)
+        # A poll still open when wait() returned (one the user's client retries after a throttle, in real time)
+        # can still be handed a task, which its slot answers and counts then: read the counters after that.
+        drained_by = time.monotonic() + cap
+        while (worker.stats.polling or worker.stats.running) and time.monotonic() < drained_by:
+            time.sleep(0.01)
         trace.finished = _settle(fake, runs, s, scale, cap) and trace.finished
+        trace.stats = worker.stats
     trace.logs = lines
     return trace
 
@@ -321,7 +330,6 @@ def _drive_run_one(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) ->
     trace.t_return = time.monotonic()
     trace.slot_deaths = len(deaths)
     trace.finished = not any(t.is_alive() for t in threads)
-    trace.stats = worker.stats
 
 
 def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> None:
@@ -359,7 +367,6 @@ def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> N
     worker.stop()
     trace.finished = bool(worker.wait(cap))
     trace.t_return = time.monotonic()
-    trace.stats = worker.stats
 
 
 def run(s: Schedule, scale: float) -> Trace:

@@ -41,9 +41,9 @@ _tls_server: _Server | None = None
 #: The header a user's client sets from its hooks, and the fakes whose calls arrived without it.
 MARK_HEADER = "X-Explorer-Client"
 _unmarked: Counter[int] = Counter()
-#: The fake that owns each token, and the one polls go to (the current schedule's).
+#: The fake that owns each token, and the fake of each schedule's path (where its clients' polls go).
 _owners: dict[str, ScheduleFake] = {}
-_current: list[ScheduleFake] = []
+_paths: dict[str, ScheduleFake] = {}
 
 _METHODS = {
     "SendTaskSuccess": ("send_task_success", ("taskToken", "output")),
@@ -63,7 +63,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         operation = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
         method, fields = _METHODS.get(operation, ("", ()))
-        fake = _owners.get(body.get("taskToken", "")) or (_current[-1] if _current else None)
+        # A poll goes to the fake of the schedule whose client made it, even when it arrives after that schedule
+        # ended (a worker's poll still open, or retried by the user's client): it never takes a later one's task.
+        fake = _owners.get(body.get("taskToken", "")) or _paths.get(self.path.rstrip("/"))
         if not method or fake is None:
             self._answer(400, {"__type": "InvalidToken", "message": "unknown task"})
             return
@@ -100,17 +102,18 @@ class _Server(ThreadingHTTPServer):
         return  # a client that hung up is part of the schedule, not an error to print
 
 
-def url() -> str:
-    """The endpoint's URL, starting it on first use (one per process, on a free loopback port)."""
+def url(path: str = "") -> str:
+    """The endpoint's URL (with a schedule's ``path``), starting it on first use (one per process, on a free
+    loopback port)."""
     global _server
     with _lock:
         if _server is None:
             _server = _Server(("127.0.0.1", 0), _Handler)
             threading.Thread(target=_server.serve_forever, name="schedules-endpoint", daemon=True).start()
-        return f"http://127.0.0.1:{_server.server_address[1]}"
+        return f"http://127.0.0.1:{_server.server_address[1]}{path}"
 
 
-def tls_url() -> str:
+def tls_url(path: str = "") -> str:
     """The endpoint's HTTPS twin, with a self-signed certificate for 127.0.0.1 (started on first use)."""
     global _tls_server
     with _lock:
@@ -121,7 +124,7 @@ def tls_url() -> str:
             server.socket = context.wrap_socket(server.socket, server_side=True)
             threading.Thread(target=server.serve_forever, name="schedules-tls-endpoint", daemon=True).start()
             _tls_server = server
-        return f"https://127.0.0.1:{_tls_server.server_address[1]}"
+        return f"https://127.0.0.1:{_tls_server.server_address[1]}{path}"
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -175,33 +178,30 @@ def serving(fake: ScheduleFake, tokens: list[str | None], *, activity: bool, use
     for token in tokens:
         if token is not None:
             _owners[token] = fake
-    _current.append(fake)
+    path = f"/schedule-{len(_paths)}"
+    _paths[path] = fake
     _unmarked[id(fake)] = 0
     # A fresh process has no rate limiter yet: one left paced by an earlier schedule's throttles (they all share
     # this endpoint) would slow this one down for reasons of another schedule's making.
     with ratelimit._limiters_lock:
         ratelimit._limiters.clear()
     if user is not None:
-        try:
-            yield _build_user(user)
-        finally:
-            _current.remove(fake)
+        yield _build_user(user, path)
         return
     filtered = [name for name in logs.BOTOCORE_LOGGERS if logs._redactor in logging.getLogger(name).filters]
     for name in filtered:
         logging.getLogger(name).removeFilter(logs._redactor)
     try:
-        yield _build(activity)
+        yield _build(activity, path)
     finally:
-        _current.remove(fake)
         for name in filtered:
             logging.getLogger(name).addFilter(logs._redactor)
 
 
-def _build(activity: bool) -> Any:
+def _build(activity: bool, path: str) -> Any:
     # Dummy credentials and a region, as on a machine without AWS configuration; never real ones.
     env = {
-        "AWS_ENDPOINT_URL": url(),
+        "AWS_ENDPOINT_URL": url(path),
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -234,7 +234,7 @@ def _mark_send(request: Any, **kwargs: Any) -> None:
     request.headers[MARK_HEADER] = "user"  # a before-send hook: the request is built and signed
 
 
-def _build_user(kind: str) -> Any:
+def _build_user(kind: str, path: str) -> Any:
     """A client as a user builds one: their own session and Config, dummy credentials, hooks of their own."""
     import botocore.session
     from botocore.config import Config
@@ -255,7 +255,7 @@ def _build_user(kind: str) -> Any:
     client = botocore.session.get_session().create_client(
         "stepfunctions",
         region_name="us-east-1",
-        endpoint_url=tls_url() if kind == "verify" else url(),
+        endpoint_url=tls_url(path) if kind == "verify" else url(path),
         verify=False if kind == "verify" else None,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # a dummy, as on a machine without AWS configuration
