@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="dotted path of the payload inside the task input (default: the handler's payload_path, else the input)",
     )
+    _add_metrics_options(p)
     p.set_defaults(run=_activity)
 
     p = sub.add_parser(
@@ -258,9 +259,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-file", metavar="PATH", help="read the output from this file instead of CMD's stdout")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats, 0 for none (default 30)")
     p.add_argument("--shutdown-grace-seconds", type=float, default=DEFAULT_SHUTDOWN_GRACE, help="after SIGTERM")
+    _add_metrics_options(p)
     p.add_argument("command_argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...", help="the command to run")
     p.set_defaults(run=_run)
     return parser
+
+
+def _add_metrics_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--metrics",
+        action="store_true",
+        help="write task metrics (CloudWatch EMF, on stdout) to the namespace $POWERTOOLS_METRICS_NAMESPACE",
+    )
+    group.add_argument("--metrics-namespace", metavar="NS", help="write task metrics (EMF) to this namespace")
+
+
+def _metrics(args: argparse.Namespace) -> Any:
+    """The powertools ``Metrics`` that ``--metrics``/``--metrics-namespace`` ask for, or ``None``.
+
+    Its service comes from ``$POWERTOOLS_SERVICE_NAME``, as in Lambda.
+    """
+    if not (args.metrics or args.metrics_namespace):
+        return None
+    namespace = args.metrics_namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "").strip()
+    if not namespace:
+        raise UsageError("--metrics needs a namespace: set $POWERTOOLS_METRICS_NAMESPACE or give --metrics-namespace")
+    from aws_lambda_powertools import Metrics
+
+    return Metrics(namespace=namespace)
 
 
 # -- commands ---------------------------------------------------------------------------------------------------
@@ -296,6 +323,7 @@ def _build_worker(args: argparse.Namespace, target: Callable[[Any], Any], client
         max_task_seconds=args.max_task_seconds,
         shutdown_grace_seconds=args.shutdown_grace_seconds,
         payload_path=args.payload_path,
+        metrics=_metrics(args),
     )
 
 
@@ -349,6 +377,7 @@ def _run(args: argparse.Namespace, io: _IO, client: Any) -> int:
         heartbeat_interval=args.heartbeat_interval,
         shutdown_grace=args.shutdown_grace_seconds,
         client=client,
+        metrics=_metrics(args),
     )
 
 

@@ -29,10 +29,12 @@ def main_from_args(
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE,
     client: Any = None,
     environ: Mapping[str, str] | None = None,
+    metrics: Any = None,
 ) -> int:
     """``callback-kit run``'s body: read the token from ``$token_env``, run the command, return the exit code.
 
     ``heartbeat_interval`` ``None`` means ``$CALLBACK_KIT_HEARTBEAT_INTERVAL`` or 30 s; 0 turns heartbeats off.
+    ``metrics``, a powertools ``Metrics``, gets the task's counts and timings with ``Source=container``.
 
     Example:
         >>> main_from_args(["true"], environ={})
@@ -66,5 +68,6 @@ def main_from_args(
         shutdown_grace=shutdown_grace,
         env=environ,
         token_env=token_env,
+        metrics=metrics,
     )
     return result.exit_code

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from callback_kit.completion import Completer, Delivery, RetryPolicy
 from callback_kit.container.streams import StderrRelay, read_capped
@@ -26,6 +26,10 @@ from callback_kit.exceptions import (
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure, Outcome, encode_output, failure
+from callback_kit.validation import check_metrics
+
+if TYPE_CHECKING:
+    from callback_kit.observe.metrics import MetricsRecorder
 
 #: How much of the command's stdout (or output file) is read. More than Step Functions' limit: whitespace and
 #: formatting do not count, since the output is judged by its compact JSON as a Lambda function's return value is.
@@ -91,6 +95,7 @@ class CommandRun:
         token_env: str | None = None,
         stderr: IO[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Any = None,
     ) -> None:
         if not argv:
             raise ValueError("no command to run")
@@ -100,7 +105,13 @@ class CommandRun:
         self.heartbeat_interval = heartbeat_interval or None
         self.scheduler = scheduler
         self.shutdown_grace = shutdown_grace
-        self.completer = Completer(client, retry or RetryPolicy())
+        self._recorder: MetricsRecorder | None = None
+        if metrics is not None:
+            from callback_kit.observe.metrics import MetricsRecorder
+
+            check_metrics(metrics)
+            self._recorder = MetricsRecorder(metrics)
+        self.completer = Completer(client, retry or RetryPolicy(), observer=self._recorder)
         child_env = dict(os.environ if env is None else env)
         if token_env is not None:
             child_env.pop(token_env, None)  # the command never needs the token: callback-kit answers for it
@@ -113,6 +124,7 @@ class CommandRun:
         self._stopped_at: float | None = None
         self._closed = threading.Event()
         self._stdout = b""
+        self._ended: float | None = None  # when the command exited
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         """Forward ``signum`` to the command (now, or as soon as it has started): the runner is shutting down."""
@@ -125,6 +137,17 @@ class CommandRun:
 
     def run(self) -> CommandResult:
         """Run the command and send the task's one callback. Raises nothing for what the command does."""
+        started = self._clock()
+        result = self._run()
+        recorder = self._recorder
+        if recorder is not None:
+            ended = self._ended if self._ended is not None else started
+            latency = None if self._ended is None else self._clock() - self._ended
+            recorder.count(_STATUS_NAMES[result.status], ended - started, latency)
+            recorder.flush("container")
+        return result
+
+    def _run(self) -> CommandResult:
         fp = fingerprint(self.token)
         log = get_logger()
         log.debug("running the task's command", extra={"token_fp": fp, "command": self.argv[0]})
@@ -155,6 +178,7 @@ class CommandRun:
             returncode, killed = self._wait(child)
         finally:
             scheduler.unregister(beat)
+            self._ended = self._clock()
         for reader in readers:
             reader.join(timeout=2.0)  # a grandchild may still hold the pipe open: do not wait for it forever
         if self._closed.is_set():
@@ -261,7 +285,9 @@ def run_command(
         heartbeat_interval: seconds between heartbeats (``None`` or 0: none). Declare ``HeartbeatSeconds`` at
             about 3x this.
         forward_signals: in the main thread, forward SIGTERM and SIGINT to the command while it runs.
-        options: passed to :class:`CommandRun` (``shutdown_grace``, ``scheduler``, ``retry``, ``token_env``, ...).
+        options: passed to :class:`CommandRun` (``shutdown_grace``, ``scheduler``, ``retry``, ``token_env``,
+            ``metrics``: a powertools ``Metrics`` that gets the task's counts and timings with
+            ``Source=container``, flushed once at the end; ...).
 
     Example:
         >>> import sys
@@ -288,6 +314,16 @@ def run_command(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+#: The metric each end counts under (callback_kit.observe.metrics): an undeliverable answer, as elsewhere, under
+#: TaskHandedBack (the task waits for its timeout).
+_STATUS_NAMES = {
+    RunStatus.SUCCEEDED: "succeeded",
+    RunStatus.FAILED: "failed",
+    RunStatus.CLOSED: "closed",
+    RunStatus.UNDELIVERABLE: "undeliverable",
+}
 
 
 def _describe(returncode: int) -> str:

@@ -78,13 +78,17 @@ class MetricsRecorder:
 
     def record(self, result: TaskResult) -> None:
         """Count one settled run: its status, and its timings in milliseconds when it has them."""
-        name = BY_STATUS[result.status.value]
+        self.count(result.status.value, result.duration, result.latency)
+
+    def count(self, status: str, duration: float | None = None, latency: float | None = None) -> None:
+        """Count one task that ended with ``status`` (a key of :data:`BY_STATUS`); timings in seconds."""
+        name = BY_STATUS[status]
         with self._lock:
             self._counts[name] += 1
-            if result.duration is not None:
-                self._durations.append(result.duration * 1000.0)
-            if result.latency is not None:
-                self._latencies.append(result.latency * 1000.0)
+            if duration is not None:
+                self._durations.append(duration * 1000.0)
+            if latency is not None:
+                self._latencies.append(latency * 1000.0)
 
     def heartbeat(self, accepted: bool) -> None:
         """Count one heartbeat request: accepted by Step Functions, or not (an error, a throttle, a closed task)."""
