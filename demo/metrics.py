@@ -82,14 +82,14 @@ def _values(document: dict[str, Any], name: str) -> list[float]:
     return [float(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def metrics_table(documents: list[dict[str, Any]]) -> list[str]:
-    """The documents added up per worker: a header line and one line per (service, Source), as text.
+def worker_totals(documents: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The documents added up per worker, keyed by (service, Source): each column's total, the documents, and
+    every ``TaskDuration`` value.
 
     Example:
-        >>> doc = {"service": "order-check", "Source": "sqs", "TaskSucceeded": [2.0], "TaskDuration": [10.0, 30.0]}
-        >>> header, row = metrics_table([doc])
-        >>> row.split()
-        ['order-check', '(sqs)', '1', '2', '0', '0', '0', '0', '0', '0', '0', '20', 'ms']
+        >>> doc = {"service": "order-check", "Source": "sqs", "TaskSucceeded": [2.0], "TaskDuration": [10.0]}
+        >>> worker_totals([doc])[("order-check", "sqs")]["TaskSucceeded"]
+        2.0
     """
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for document in documents:
@@ -99,9 +99,21 @@ def metrics_table(documents: list[dict[str, Any]]) -> list[str]:
         for name in COLUMNS:
             row[name] += sum(_values(document, name))
         row["durations"].extend(_values(document, "TaskDuration"))
+    return dict(sorted(rows.items()))
+
+
+def metrics_table(documents: list[dict[str, Any]]) -> list[str]:
+    """The documents added up per worker: a header line and one line per (service, Source), as text.
+
+    Example:
+        >>> doc = {"service": "order-check", "Source": "sqs", "TaskSucceeded": [2.0], "TaskDuration": [10.0, 30.0]}
+        >>> header, row = metrics_table([doc])
+        >>> row.split()
+        ['order-check', '(sqs)', '1', '2', '0', '0', '0', '0', '0', '0', '0', '20', 'ms']
+    """
     headings = ["documents", *COLUMNS.values(), "duration p50"]
     lines = [f"{'worker':<26}  " + "  ".join(headings)]
-    for (service, source), row in sorted(rows.items()):
+    for (service, source), row in worker_totals(documents).items():
         p50 = f"{statistics.median(row['durations']):.0f} ms" if row["durations"] else "-"
         cells = [str(row["documents"]), *(f"{row[name]:.0f}" for name in COLUMNS), p50]
         lines.append(

@@ -36,6 +36,8 @@ __all__ = ["Case", "CaseResult", "DemoContext", "build_cases", "main", "run"]
 ACTIVITY_HANDLER = "age_check.handler"
 #: The execution input the app documents, under the checkout's root.
 INPUT_FILE = "events/state_machine_input.json"
+#: The chart's default place, in the checkout (ignored by git).
+CHART = Path("demo-output") / "metrics.png"
 _NEEDS_EXTRAS = "the demo needs the project's test extra (moto, PyYAML): run scripts/demo, or pip install -e '.[test]'"
 
 
@@ -219,6 +221,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds one execution may take (default 20)")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colours (default auto)")
     parser.add_argument("--verbose", action="store_true", help="also show the library's own JSON log lines")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        help=f"where to write the PNG chart of the workers' metrics (default: {CHART.as_posix()} in the checkout)",
+    )
+    parser.add_argument("--no-chart", action="store_true", help="write no chart")
     return parser
 
 
@@ -281,7 +289,21 @@ def run(
     reporter.write(reporter.paint("== metrics the workers wrote (EMF, one document per invocation)", "bold"))
     for line in metrics_table(emf.documents):
         reporter.write(f"  {line}")
+    if not args.no_chart:
+        reporter.write(f"  {_chart(emf.documents, args.chart or root / CHART)}")
     return _summary(reporter, results, time.monotonic() - started)
+
+
+def _chart(documents: list[dict[str, Any]], path: Path) -> str:
+    """Write the metrics chart; the line that says where, or why there is none."""
+    from demo.chart import write_chart
+
+    try:
+        return f"chart: {write_chart(documents, path)}"
+    except ImportError:
+        return "chart: none (it needs matplotlib: pip install -e '.[demo]', which scripts/demo does)"
+    except OSError as exc:
+        return f"chart: none ({path} could not be written: {exc})"
 
 
 def _run_cases(

@@ -31,7 +31,7 @@ def raw_tokens(delivery: Delivery) -> list[str]:
     return [r.token for r in parse_event(delivery.event, source=source) if r.token]  # type: ignore[arg-type]
 
 
-def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token() -> None:
+def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token(tmp_path: Path) -> None:
     # GIVEN observers that collect every token handed to a worker (SQS, EventBridge, direct, activity)
     tokens: set[str] = set()
 
@@ -42,7 +42,8 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token() -> No
     out = io.StringIO()
 
     # WHEN the demo runs
-    status = run([*FAST, "--root", str(ROOT)], out=out, on_ready=on_ready)
+    chart = tmp_path / "metrics.png"
+    status = run([*FAST, "--root", str(ROOT), "--chart", str(chart)], out=out, on_ready=on_ready)
 
     # THEN every case ended as expected, and the output says so
     text = out.getvalue()
@@ -75,7 +76,9 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token() -> No
     # AND the metrics the workers wrote are added up per worker: the order check answered 4 and failed 1 (case 3)
     metrics = text[text.index("== metrics the workers wrote") : text.index("== summary")]
     rows = {
-        line.split(")")[0].strip() + ")": line.split(")")[1].split() for line in metrics.splitlines()[2:] if ")" in line
+        line.split(")")[0].strip() + ")": line.split(")")[1].split()
+        for line in metrics.splitlines()[2:]
+        if ")" in line and "chart:" not in line
     }
     assert set(rows) == {
         "order-check (sqs)",
@@ -86,6 +89,9 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token() -> No
     }
     assert rows["order-check (sqs)"][1:3] == ["4", "1"]  # succeeded, failed
     assert rows["request-approval (direct)"][5] == "2"  # handed off
+    # AND they were drawn as a PNG chart, where the output says
+    assert f"chart: {chart}" in metrics
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_demo_outside_a_checkout_says_so(tmp_path: Path) -> None:
