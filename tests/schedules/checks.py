@@ -7,6 +7,7 @@ seconds after the invocation started.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -166,7 +167,68 @@ def _check_fifo(trace: Trace) -> list[Violation]:
                     )
                 )
             stopped[group] = i
+    if guard_fired:
+        out += _check_lanes_busy(trace)
     return out
+
+
+#: The cause of a lane that sat idle with work left: a timing cause (explore.py confirms it at a slower scale).
+STALL = "FIFO: a lane sat idle while its next record waited for the deadline"
+#: Real seconds a lane may take to go from one record's answer to the next record's start.
+STALL_SLACK = 0.05
+
+
+def _lanes(trace: Trace) -> list[list[int]]:
+    """The records of each lane, in event order: one lane per message group, groups that share a token joined."""
+    parent: dict[str | None, str | None] = {}
+
+    def root(group: str | None) -> str | None:
+        while parent.get(group, group) != group:
+            group = parent[group]
+        return group
+
+    first_group: dict[str, str | None] = {}
+    for i, r in enumerate(trace.schedule.records):
+        token = trace.tokens[i]
+        if token is None:
+            continue
+        if token in first_group:
+            parent[root(r.group)] = root(first_group[token])
+        else:
+            first_group[token] = r.group
+    lanes: dict[str | None, list[int]] = {}
+    for i, r in enumerate(trace.schedule.records):
+        lanes.setdefault(root(r.group), []).append(i)
+    return list(lanes.values())
+
+
+def _check_lanes_busy(trace: Trace) -> list[Violation]:
+    """Liveness: a lane whose record's answer was settled starts its next record at once, not at the deadline.
+
+    The first record of a lane that the deadline guard handed back unrun is looked at: if the record before it ran,
+    and its answer landed (or found the task closed) long before the guard fired, the lane sat idle with work
+    left, which invariant 2 alone cannot see (a hand-back at the deadline is allowed).
+    """
+    s, scale = trace.schedule, trace.scale
+    assert trace.deadline is not None
+    guard = trace.deadline - s.margin * scale
+    for lane in _lanes(trace):
+        for previous, i in itertools.pairwise(lane):
+            if i not in trace.handed_back or i in trace.runs.by_record:
+                continue
+            r = s.records[i]
+            stopped = any(j in trace.handed_back and s.records[j].group == r.group for j in lane if j < i)
+            if stopped or r.kind != "real" or r.shape == "deep":
+                break  # handed back for a reason of its own or of its group's, not for want of a turn
+            runs = trace.runs.by_record.get(previous)
+            calls = _calls(trace, trace.tokens[previous])
+            done = [c.end for c in calls if c.completion and (c.landed or c.result in CLOSED) and c.end is not None]
+            if runs and runs[-1].ended is not None and done:
+                free = max(runs[-1].ended, max(done))
+                if guard - free > STALL_SLACK:
+                    return [Violation(2, STALL, f"record {i} waited from {_t(trace, free)} to {_t(trace, guard)}")]
+            break  # the lane's later records waited behind this one
+    return []
 
 
 def _handed_at(trace: Trace, i: int) -> float:

@@ -21,14 +21,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from callback_kit.logs import get_logger
-from tests.schedules.checks import Violation, ambiguous_records, check
+from tests.schedules.checks import STALL, Violation, ambiguous_records, check
 from tests.schedules.drivers import run
 from tests.schedules.plan import Schedule, generate
 
 #: One schedule second, in real seconds.
 DEFAULT_SCALE = 0.01
 #: Causes that timing noise alone can produce; they are confirmed by running the schedule again.
-TIMING_CAUSES = frozenset({"handler returned after the deadline", "completion timeout ends after the deadline"})
+TIMING_CAUSES = frozenset({"handler returned after the deadline", "completion timeout ends after the deadline", STALL})
 CONFIRM_RUNS = 2
 #: How much slower the confirming runs play the schedule.
 CONFIRM_SCALE = 5

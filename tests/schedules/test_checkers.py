@@ -16,6 +16,7 @@ import pytest
 
 from callback_kit.logs import fingerprint
 from tests.schedules.checks import (
+    STALL,
     Violation,
     ambiguous_records,
     check,
@@ -131,6 +132,39 @@ def test_nothing_dropped_fires_when_fifo_stops_a_healthy_group() -> None:
     causes = _causes(check_nothing_dropped(run_lambda(s, SCALE, make_handler=_with(stop_all))))
     # THEN the healthy group's record is reported, and the failing group's later record is not
     assert causes == {(2, "FIFO: a healthy group stopped by another group's failure")}
+
+
+def test_nothing_dropped_fires_when_a_fifo_lane_sits_idle_until_the_deadline() -> None:
+    # GIVEN a FIFO group of two records, and a handler that answers the first, then waits for the deadline guard's
+    # time before handing the second back unrun (a lane that stalled)
+    import callback_kit as ck
+
+    s = _schedule("fifo", _record(group="a"), _record(group="a"), remaining=20.0, margin=2.0)
+
+    def make(fn: Callable[[Any], Any], options: dict[str, Any]) -> Handler:
+        def stalls(event: Any, context: Any) -> Any:
+            first = ck.process_event({**event, "Records": event["Records"][:1]}, context, fn, **options)
+            while context.get_remaining_time_in_millis() / 1000 > options["deadline_margin"]:
+                time.sleep(0.001)
+            rest = [{"itemIdentifier": r["messageId"]} for r in event["Records"][1:]]
+            return {"batchItemFailures": first["batchItemFailures"] + rest}
+
+        return stalls
+
+    # WHEN it runs
+    causes = _causes(check_nothing_dropped(run_lambda(s, SCALE, make_handler=make)))
+    # THEN the stall is reported, though a hand-back at the deadline is otherwise allowed
+    assert causes == {(2, STALL)}
+
+
+def test_a_fifo_lane_busy_until_the_deadline_is_no_stall() -> None:
+    # GIVEN a FIFO group whose first record runs past the deadline guard's time
+    s = _schedule("fifo", _record(group="a", duration=30.0), _record(group="a"), remaining=5.0, margin=2.0)
+    # WHEN the library's handler runs it
+    trace = run_lambda(s, SCALE)
+    # THEN the second record is handed back unrun, and that is no stall
+    assert 1 in trace.handed_back
+    assert (2, STALL) not in _causes(check_nothing_dropped(trace))
 
 
 def test_no_double_work_fires_on_answered_and_handed_back() -> None:
