@@ -28,7 +28,6 @@ from botocore.stub import Stubber
 import callback_kit as ck
 from callback_kit import completion
 from callback_kit.completion import RetryPolicy
-from callback_kit.logs import get_logger
 from callback_kit.testing import FakeLambdaContext, sqs_event
 from tests.schedules.endpoint import self_signed
 
@@ -151,27 +150,6 @@ def test_verify_false_on_the_users_client_holds_under_every_deadline(
     # THEN the call reached the endpoint (no CERTIFICATE_VERIFY_FAILED) and the record was acknowledged
     assert self_signed_endpoint.calls == [TOKEN]
     assert response == {"batchItemFailures": []}
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def library_lines() -> Iterator[list[logging.LogRecord]]:
-    """callback-kit's log records during the test."""
-    lines = _Lines()
-    library = logging.getLogger(get_logger().service)
-    library.addHandler(lines)
-    try:
-        yield lines.records
-    finally:
-        library.removeHandler(lines)
 
 
 def test_a_users_client_with_retries_in_a_3s_lambda_is_used_as_it_is_and_reported(

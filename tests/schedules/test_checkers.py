@@ -143,7 +143,7 @@ def test_nothing_dropped_fires_when_a_fifo_lane_sits_idle_until_the_deadline() -
 
     def make(fn: Callable[[Any], Any], options: dict[str, Any]) -> Handler:
         def stalls(event: Any, context: Any) -> Any:
-            first = ck.process_event({**event, "Records": event["Records"][:1]}, context, fn, **options)
+            first: Any = ck.process_event({**event, "Records": event["Records"][:1]}, context, fn, **options)
             while context.get_remaining_time_in_millis() / 1000 > options["deadline_margin"]:
                 time.sleep(0.001)
             rest = [{"itemIdentifier": r["messageId"]} for r in event["Records"][1:]]

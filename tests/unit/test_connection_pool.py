@@ -18,7 +18,6 @@ import pytest
 
 import callback_kit as ck
 from callback_kit import completion, timeouts
-from callback_kit.logs import get_logger
 from callback_kit.testing import FakeLambdaContext, sqs_event
 
 CALL_SECONDS = 0.02
@@ -53,15 +52,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 @pytest.fixture
@@ -117,21 +107,17 @@ def test_a_wide_batch_reuses_its_connections(
     assert client.meta.config.max_pool_connections >= CONCURRENCY + completion.POOL_HEADROOM
 
 
-def test_a_larger_concurrency_after_the_client_is_built_is_reported_once(endpoint: _Server) -> None:
+def test_a_larger_concurrency_after_the_client_is_built_is_reported_once(
+    endpoint: _Server, library_lines: list[logging.LogRecord]
+) -> None:
     # GIVEN the default client, built for the default concurrency, and callback-kit's log lines collected
     client: Any = completion.default_client()
     kept = client.meta.config.max_pool_connections
     assert kept == completion.MIN_POOL_CONNECTIONS + completion.POOL_HEADROOM
-    collect = _Collect()
-    lines = collect.records
-    library = logging.getLogger(get_logger().service)
-    library.addHandler(collect)
-    try:
-        # WHEN a worker then says it will make more calls at once than that, twice
-        completion.expect_concurrent_calls(kept * 2)
-        completion.expect_concurrent_calls(kept * 3)
-    finally:
-        library.removeHandler(collect)
+    lines = library_lines
+    # WHEN a worker then says it will make more calls at once than that, twice
+    completion.expect_concurrent_calls(kept * 2)
+    completion.expect_concurrent_calls(kept * 3)
 
     # THEN one log line says so and what to do (the client cannot grow its pool once built)
     said = [r for r in lines if "max_pool_connections" in r.getMessage()]

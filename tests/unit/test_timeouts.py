@@ -11,7 +11,6 @@ import pytest
 from botocore.config import Config
 
 from callback_kit import completion
-from callback_kit.logs import get_logger
 from callback_kit.timeouts import (
     CONNECT_SHARE,
     MIN_TIMEOUT,
@@ -135,34 +134,21 @@ def test_a_users_client_is_never_copied(user_client: Any, seconds: float) -> Non
     assert not own(user_client)
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-def test_a_users_client_that_can_outlive_the_time_left_is_reported_once(user_client: Any) -> None:
+def test_a_users_client_that_can_outlive_the_time_left_is_reported_once(
+    user_client: Any, library_lines: list[logging.LogRecord]
+) -> None:
     # GIVEN a user's client whose timeouts times attempts exceed the time calls have, and the log: 20 s x 3 on
     # botocore's standard retry mode, x 5 on the legacy mode older botocore releases default to (1.34 does)
     tries = attempts(user_client.meta.config)
     assert tries in (3, 5)
     assert worst_case_seconds(user_client) == 20.0 * tries
-    lines = _Lines()
-    library = logging.getLogger(get_logger().service)
-    library.addHandler(lines)
-    try:
-        # WHEN calls on it are bounded with plenty of time, then with too little, twice
-        bounded(user_client, 900.0)
-        bounded(user_client, 30.0)
-        bounded(user_client, 2.0)
-    finally:
-        library.removeHandler(lines)
+    # WHEN calls on it are bounded with plenty of time, then with too little, twice
+    bounded(user_client, 900.0)
+    bounded(user_client, 30.0)
+    bounded(user_client, 2.0)
 
     # THEN one warning says so, with its numbers and where the Config to pass is documented
-    said = [r for r in lines.records if "client=" in r.getMessage()]
+    said = [r for r in library_lines if "client=" in r.getMessage()]
     assert len(said) == 1
     assert said[0].levelno == logging.WARNING
     assert said[0].__dict__["worst_case_seconds"] == 20.0 * tries
