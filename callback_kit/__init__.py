@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from callback_kit import heartbeat as _heartbeat_module  # noqa: F401
 from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.context import TaskInfo, current_task, hand_off, heartbeat, is_cancelled
+from callback_kit.durable_task import durable_task_handler
 from callback_kit.exceptions import (
     CallbackDeliveryError,
     CallbackKitError,
@@ -51,6 +52,7 @@ __all__ = [
     "__version__",
     "callback_handler",
     "current_task",
+    "durable_task_handler",
     "hand_off",
     "heartbeat",
     "is_cancelled",

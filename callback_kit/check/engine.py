@@ -166,6 +166,13 @@ def _worker(ref: StateRef, template: Template | None, heartbeat_interval: float 
     if template is not None:
         intervals: list[Worker] = []
         shown = workers(ref.state, template)
+        durable = [template.functions[name] for name in sorted(shown) if template.functions[name].durable]
+        if durable:
+            # A durable worker beats at no interval at all while it is suspended, whatever it is written with.
+            limits = [f.execution_timeout for f in durable]
+            longest = None if any(t is None for t in limits) else max(t for t in limits if t is not None)
+            names = ", ".join(f.logical_id for f in durable)
+            return Worker(0, f"{names}: a durable function", durable=True, longest_wait=longest)
         for name in sorted(shown):
             function = template.functions[name]
             if not function.callback_kit:

@@ -44,6 +44,7 @@ RULES: dict[str, Rule] = {
         Rule("CK011", "error", "a callback task in an Express workflow, which does not support callbacks"),
         Rule("CK012", "warning", "an ecs:runTask.waitForTaskToken task and no rule routing ECS stops to a reaper"),
         Rule("CK013", "error", "a Retry or Catch on Ecs.* errors in an ecs:runTask.waitForTaskToken task"),
+        Rule("CK014", "error", "HeartbeatSeconds shorter than the longest wait of the durable function answering"),
     )
 }
 

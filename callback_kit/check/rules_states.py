@@ -1,4 +1,4 @@
-"""The rules about callback tasks themselves: CK001-CK005, CK008, CK010, CK011 and CK013.
+"""The rules about callback tasks themselves: CK001-CK005, CK008, CK010, CK011, CK013 and CK014.
 
 Each rule is a function of one state (with what encloses it) that yields ``(code, level, message, fix)``;
 :mod:`callback_kit.check.engine` turns those into findings with the file and state they belong to.
@@ -34,11 +34,17 @@ class Worker:
 
     ``hands_off``: the worker calls ``ck.hand_off()``, so a person or another system completes the task and nobody
     sends heartbeats for it while they decide.
+
+    ``durable``: the worker is a Lambda durable function, which sends no heartbeats while it is suspended (in a
+    wait, waiting for a callback, between retries); ``longest_wait`` is the longest it may be suspended for as the
+    template shows it, its ``DurableConfig.ExecutionTimeout`` (``None``: not known).
     """
 
     interval: float
     source: str
     hands_off: bool = False
+    durable: bool = False
+    longest_wait: float | None = None
 
 
 def callback_rules(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) -> Iterator[Raw]:
@@ -81,8 +87,8 @@ def _timeouts(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) 
             f"callback task without TimeoutSeconds: it waits up to a year for a callback that may never come{tail}",
             "set TimeoutSeconds to the longest the answer may take, e.g. 3600",
         )
-    handed_off = worker is not None and worker.hands_off
-    if not has_heartbeat and not handed_off:
+    unbeaten = worker is not None and (worker.hands_off or worker.durable)
+    if not has_heartbeat and not unbeaten:
         after = f"{timeout} s" if timeout else "a year"
         beat = f"{round(3 * worker.interval)}" if worker else "90"
         yield (
@@ -100,6 +106,8 @@ def _timeouts(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) 
             "smaller, and such a heartbeat could never catch a dead worker first",
             "lower HeartbeatSeconds well below TimeoutSeconds",
         )
+    elif has_heartbeat and worker is not None and worker.durable:
+        yield from _durable_heartbeat(heartbeat, worker)
     elif heartbeat is not None and worker is not None and worker.hands_off:
         yield (
             "CK004",
@@ -126,6 +134,33 @@ def _timeouts(ref: StateRef, machine: Mapping[str, Any], worker: Worker | None) 
                 f"set HeartbeatSeconds to about {round(3 * worker.interval)} (3x the interval), or the interval to at "
                 f"most {heartbeat / 3:.3g} s",
             )
+
+
+def _durable_heartbeat(heartbeat: int | None, worker: Worker) -> Iterator[Raw]:
+    """CK014: nobody beats for a durable function while it is suspended, so its wait must fit in HeartbeatSeconds.
+
+    The template shows no wait, only the bound of them all: the ExecutionTimeout. A HeartbeatSeconds at least that
+    long cannot expire first; any shorter one (or one set at run time, or beside an unknown bound) can.
+    """
+    longest = worker.longest_wait
+    if heartbeat is not None and longest is not None and heartbeat >= longest:
+        return
+    declared = f"HeartbeatSeconds {heartbeat}" if heartbeat is not None else "a HeartbeatSeconds set at run time"
+    bound = (
+        f"its DurableConfig ExecutionTimeout lets it wait up to {longest:g} s"
+        if longest is not None
+        else "its DurableConfig sets no ExecutionTimeout the checker can read, so any wait may be the longer"
+    )
+    yield (
+        "CK014",
+        "error",
+        f"{declared} on a task answered by a durable function ({worker.source}): it sends no heartbeats while it "
+        f"is suspended in a wait or a callback, and {bound}; a longer wait times the task out "
+        "(States.HeartbeatTimeout) while the function is still working on it",
+        "drop HeartbeatSeconds and let TimeoutSeconds (at least the ExecutionTimeout) bound the task, or raise "
+        "HeartbeatSeconds to the ExecutionTimeout; if every wait is known to be shorter, put 'callback-kit: ignore "
+        "CK014' in the state's Comment",
+    )
 
 
 def _token_passed(ref: StateRef) -> Iterator[Raw]:

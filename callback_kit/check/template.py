@@ -37,6 +37,11 @@ class Function:
     callback_kit: bool
     #: Its handler calls ``ck.hand_off()``: someone else (a person, an approval API) completes its tasks.
     hands_off: bool = False
+    #: A Lambda durable function (it has a ``DurableConfig``): suspended while it waits, so it sends no heartbeats.
+    durable: bool = False
+    #: Its ``DurableConfig.ExecutionTimeout`` in seconds (``None``: not set, or not known offline): no wait of the
+    #: function outlasts it.
+    execution_timeout: float | None = None
 
 
 @dataclass
@@ -161,6 +166,7 @@ def _sam_function(
     )
     uses_kit = any(str(k).startswith("CALLBACK_KIT_") for k in env) or "callback_kit" in source
     model.functions[logical_id] = Function(logical_id, timeout, env, handled, uses_kit, _HAND_OFF in source)
+    _durable(model, logical_id, props.get("DurableConfig", globals_.get("DurableConfig")))
     for event_name, event in _mapping(props.get("Events")).items():
         event = _mapping(event)
         kind, event_props = str(event.get("Type")), _mapping(event.get("Properties"))
@@ -188,6 +194,15 @@ def _lambda_function(model: Template, logical_id: str, props: Mapping[str, Any])
     source = inline if isinstance(inline, str) else ""
     uses_kit = any(str(k).startswith("CALLBACK_KIT_") for k in env) or "callback_kit" in source
     model.functions[logical_id] = Function(logical_id, timeout, env, handled, uses_kit, _HAND_OFF in source)
+    _durable(model, logical_id, props.get("DurableConfig"))
+
+
+def _durable(model: Template, logical_id: str, config: Any) -> None:
+    """Mark a function with a ``DurableConfig`` (SAM and CloudFormation spell it alike) as durable."""
+    if isinstance(config, Mapping):
+        function = model.functions[logical_id]
+        function.durable = True
+        function.execution_timeout = model.resolver.number(config.get("ExecutionTimeout"))
 
 
 def _handler_source(code_uri: Any, handler: Any, base: Path) -> str:

@@ -21,6 +21,7 @@ from callback_kit.check.cfn_lint_rules.rules import (
     CallbackKitCK011,
     CallbackKitCK012,
     CallbackKitCK013,
+    CallbackKitCK014,
     rule_id,
 )
 
@@ -40,5 +41,6 @@ __all__ = [
     "CallbackKitCK011",
     "CallbackKitCK012",
     "CallbackKitCK013",
+    "CallbackKitCK014",
     "rule_id",
 ]
