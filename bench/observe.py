@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench.common import Row, median
-from bench.pertask import NullClient
+from bench.pertask import NullClient, cpu_per_task
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -78,16 +78,6 @@ def _handler(metrics: Any = None) -> Handler:
     return ck.callback_handler(client=NullClient(), heartbeat_interval=0, metrics=metrics)(fn)
 
 
-def _cpu_per_record(handler: Handler, events: list[dict[str, Any]], records: int) -> float:
-    from callback_kit.testing import FakeLambdaContext
-
-    contexts = [FakeLambdaContext(remaining_ms=30_000) for _ in events]
-    start = time.process_time()
-    for event, context in zip(events, contexts, strict=True):
-        handler(event, context)
-    return (time.process_time() - start) / records
-
-
 def run(quick: bool) -> list[Row]:
     """Added CPU per record with metrics and spans off, and on."""
     from aws_lambda_powertools import Metrics
@@ -116,17 +106,17 @@ def run(quick: bool) -> list[Row]:
                 batch = events()
                 if side == "stubbed":
                     with _stubbed():
-                        cost = _cpu_per_record(plain, batch, batches * 10)
+                        cost = cpu_per_task(plain, batch, batches * 10)
                 elif side == "off":
-                    cost = _cpu_per_record(plain, batch, batches * 10)
+                    cost = cpu_per_task(plain, batch, batches * 10)
                 elif side == "metrics":
-                    cost = _cpu_per_record(measured, batch, batches * 10)
+                    cost = cpu_per_task(measured, batch, batches * 10)
                 elif side == "spans":
                     with _traced():
-                        cost = _cpu_per_record(plain, batch, batches * 10)
+                        cost = cpu_per_task(plain, batch, batches * 10)
                 else:
                     with _traced():
-                        cost = _cpu_per_record(measured, batch, batches * 10)
+                        cost = cpu_per_task(measured, batch, batches * 10)
                 if i:  # the first round warms up
                     sides[side].append(cost)
                 sys.stdout = io.StringIO()  # let the sink's text go

@@ -87,7 +87,8 @@ def _decorated(client: Any) -> Handler:
     return ck.callback_handler(client=client)(fn)
 
 
-def _cpu_per_task(handler: Handler, events: list[dict[str, Any]], tasks: int) -> float:
+def cpu_per_task(handler: Handler, events: list[dict[str, Any]], tasks: int) -> float:
+    """CPU time of the process per task, for ``handler`` invoked once per event (``tasks`` in all)."""
     from callback_kit.testing import FakeLambdaContext
 
     contexts = [FakeLambdaContext(remaining_ms=30_000) for _ in events]
@@ -122,10 +123,10 @@ def zero_latency(quick: bool) -> list[Row]:
         # acknowledges without running the function (and logs), and that is not the path measured here.
         events = make("run", n)
         warm = make("warm", max(10, n // 10))
-        _cpu_per_task(ours_h, warm, len(warm))
-        _cpu_per_task(base_h, warm, len(warm))
-        ours = _cpu_per_task(ours_h, events, n)
-        base = _cpu_per_task(base_h, events, n)
+        cpu_per_task(ours_h, warm, len(warm))
+        cpu_per_task(base_h, warm, len(warm))
+        ours = cpu_per_task(ours_h, events, n)
+        base = cpu_per_task(base_h, events, n)
         rows.append(
             Row(
                 "per-task",

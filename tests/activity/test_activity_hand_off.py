@@ -9,7 +9,6 @@ the task (nobody is left to answer), as it does when the function returns on its
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,17 +16,10 @@ import callback_kit as ck
 from callback_kit.activity import ActivityWorker, PollBackoff
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, NotInTaskError
 from callback_kit.testing import FakeStepFunctions
+from tests.clock import wait_until
 
 ARN = "arn:aws:states:us-east-1:123456789012:activity:handOff"
 NO_PAUSE = PollBackoff(min_poll_seconds=0.0, rand=lambda: 1.0)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.002)
 
 
 def make_worker(fake: FakeStepFunctions, fn: Callable[[Any], Any], now: list[float], **options: Any) -> ActivityWorker:

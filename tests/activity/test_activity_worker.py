@@ -16,6 +16,7 @@ from callback_kit.activity import ActivityWorker, PollBackoff
 from callback_kit.exceptions import ERROR_MALFORMED_MESSAGE, ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN
 from callback_kit.heartbeat import HeartbeatScheduler
 from callback_kit.testing import FakeStepFunctions
+from tests.clock import wait_until
 
 ARN = "arn:aws:states:us-east-1:123456789012:activity:ageCheck"
 NO_PAUSE = PollBackoff(min_poll_seconds=0.0, rand=lambda: 1.0)
@@ -27,14 +28,6 @@ def make_worker(fake: FakeStepFunctions, fn: Callable[[Any], Any], **options: An
     options.setdefault("backoff", NO_PAUSE)
     options.setdefault("tick", 0.005)
     return ActivityWorker(ARN, fn, client=fake, **options)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.002)
 
 
 def answers(fake: FakeStepFunctions, token: str) -> list[str]:

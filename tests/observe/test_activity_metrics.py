@@ -10,6 +10,7 @@ from aws_lambda_powertools import Metrics
 
 from callback_kit.activity import METRICS_FLUSH_SECONDS, ActivityWorker, PollBackoff
 from callback_kit.testing import FakeStepFunctions
+from tests.clock import wait_until
 from tests.observe.conftest import emf_documents, total
 
 ARN = "arn:aws:states:us-east-1:123456789012:activity:ageCheck"
@@ -21,13 +22,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.005)
 
 
 def check_age(person: dict[str, int]) -> dict[str, bool]:
