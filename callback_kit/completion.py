@@ -579,5 +579,20 @@ def send_heartbeat(
 
 def _masked(text: str, token: str) -> str:
     """``text`` with the token replaced by its fingerprint: an error's text may quote the request (a Stubber's
-    mismatch, a custom hook's message), and it is logged and carried on in exceptions."""
-    return text.replace(token, fingerprint(token)) if token else text
+    mismatch, a custom hook's message), and it is logged and carried on in exceptions.
+
+    URL-encoded copies too: a durable callback id travels in the request's path, and a connection error quotes
+    the URL (``.../durable-execution-callbacks/AQB%2Bx%3D%3D/succeed``).
+
+    Example:
+        >>> _masked("POST /durable-execution-callbacks/a%2Bb%3D/fail failed", "a+b=") == (
+        ...     "POST /durable-execution-callbacks/" + fingerprint("a+b=") + "/fail failed")
+        True
+    """
+    if not token:
+        return text
+    from urllib.parse import quote
+
+    for form in {token, quote(token, safe=""), quote(token)}:
+        text = text.replace(form, fingerprint(token))
+    return text

@@ -211,6 +211,17 @@ class TokenRedactingFilter(logging.Filter):
         redacted = redact_tokens(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info:
+            # botocore logs a failed request's exception with its traceback, and a durable callback id sits in
+            # the request URL it quotes. The traceback is kept as redacted text (which formatters print in its
+            # place); the exception object itself is dropped from the record only when it quoted one.
+            try:
+                trace = logging.Formatter().formatException(record.exc_info)
+            except Exception:
+                return True
+            clean = redact_tokens(trace)
+            if clean != trace:
+                record.exc_info, record.exc_text = None, clean
         return True
 
 

@@ -305,3 +305,34 @@ def test_the_default_lambda_client_is_built_as_the_step_functions_one(monkeypatc
     assert client.meta.service_model.service_name == "lambda"
     assert timeouts.own(client)  # bounded variants, as for Step Functions
     assert client.meta.config.retries["total_max_attempts"] == 1  # the completer retries, not botocore
+
+
+def test_botocore_debug_logs_of_the_default_lambda_client_show_no_callback_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN callback-kit's default Lambda client, pointed at a port where nothing listens, and botocore at DEBUG
+    from callback_kit import answers
+    from callback_kit.logs import BOTOCORE_LOGGERS
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(answers, "_default_lambda_client", None)
+    callback_id = "SECRET+Callback/" + "k3y" * 60 + "=="
+    # WHEN a durable success cannot be delivered
+    with captured_logs(*BOTOCORE_LOGGERS) as handler, pytest.raises(ck.CallbackDeliveryError):
+        Completer(policy=RetryPolicy(max_attempts=1, sleep=lambda s: None)).complete(
+            callback_id, Failure("E", "c"), kind="durable"
+        )
+    # THEN the request was logged (its REST path included) with the id masked, raw or URL-encoded
+    from urllib.parse import quote
+
+    lines = "\n".join(handler.lines)
+    assert "durable-execution-callbacks/tok-" in lines
+    assert callback_id not in lines
+    assert quote(callback_id, safe="") not in lines
+    assert callback_id[16:60] not in lines
