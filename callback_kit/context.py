@@ -148,6 +148,9 @@ def hand_off() -> str:
     the ``callback-kit send-*`` commands. Heartbeats stop when the function returns. The token is a bearer
     credential: never log it.
 
+    For a Lambda durable callback (``current_task().kind == "durable"``) it returns the callback id, answered
+    with ``ck.send_success(callback_id, value, kind="durable")`` or ``callback-kit send-success --durable``.
+
     Example:
         >>> import callback_kit as ck
         >>> def notify_approver(request: dict) -> None:
