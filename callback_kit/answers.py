@@ -78,7 +78,10 @@ class Answers:
 
     def method(self, api: str) -> str:
         """The client method that makes ``api`` (``SendTaskSuccess`` -> ``send_task_success``)."""
-        return "".join("_" + c.lower() if c.isupper() else c for c in api).lstrip("_")
+        name = _METHODS.get(api)
+        if name is None:  # six names in all: worked out once each, as every call asks
+            name = _METHODS[api] = "".join("_" + c.lower() if c.isupper() else c for c in api).lstrip("_")
+        return name
 
     def success_params(self, target: str, output: str) -> dict[str, Any]:
         """The parameters of a success call carrying ``output`` (a JSON document within the limit)."""
@@ -111,6 +114,9 @@ class Answers:
     def heartbeat_params(self, target: str) -> dict[str, Any]:
         """The parameters of a heartbeat call."""
         return {self.id_param: target}
+
+
+_METHODS: dict[str, str] = {}
 
 
 def _lambda_error(cause: str) -> tuple[str, list[str]] | None:

@@ -228,7 +228,6 @@ class Completer:
         """
         answers = answers_for(kind)
         client = self._client(kind)
-        send = getattr(client, answers.method(answers.heartbeat_api))
         limiter = limiter_for(client)
         policy = self.policy
         observer = self.observer
@@ -244,7 +243,7 @@ class Completer:
             self.heartbeat_sending()
             try:
                 with call_span(answers.heartbeat_api):
-                    send(**answers.heartbeat_params(token))
+                    getattr(client, answers.method(answers.heartbeat_api))(**answers.heartbeat_params(token))
                 limiter.observe(None, ticket)
                 if observer is not None:
                     observer.heartbeat(True)

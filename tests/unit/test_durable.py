@@ -336,3 +336,8 @@ def test_botocore_debug_logs_of_the_default_lambda_client_show_no_callback_id(
     assert callback_id not in lines
     assert quote(callback_id, safe="") not in lines
     assert callback_id[16:60] not in lines
+
+
+def test_a_heartbeat_never_raises_whatever_the_lambda_client_does() -> None:
+    # A client without the durable methods (an old boto3's, say): the beat is logged as failed, the task goes on
+    assert Completer(lambda_client=object()).heartbeat("Y2I=", kind="durable") is True
