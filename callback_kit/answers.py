@@ -30,6 +30,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from callback_kit.exceptions import CallbackDeliveryError
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure
 from callback_kit.sources.records import Kind
 from callback_kit.sources.tokens import MAX_CALLBACK_ID_CHARS
@@ -205,6 +206,9 @@ def default_lambda_client() -> Any:
     Built as the Step Functions default is (:func:`callback_kit.completion.default_client`): from the same botocore
     session, with short timeouts and bounded variants, botocore's retries off (the completer retries), and
     callback ids masked in botocore's DEBUG logs.
+
+    Raises:
+        CallbackDeliveryError: the installed botocore predates the durable callback API (1.42.1).
     """
     global _default_lambda_client
     if _default_lambda_client is None:
@@ -215,5 +219,16 @@ def default_lambda_client() -> Any:
                 from callback_kit.timeouts import build_client
 
                 install_token_redaction()
-                _default_lambda_client = build_client("lambda", client_config())
+                client = build_client("lambda", client_config())
+                if not hasattr(client, DURABLE.method(DURABLE.success_api)):
+                    # botocore older than 1.42.1 (an old Lambda runtime's) has no durable callback API: say so,
+                    # rather than fail with an AttributeError on the first answer. The message goes back.
+                    import botocore
+
+                    raise CallbackDeliveryError(
+                        f"answering Lambda durable callbacks needs botocore >= 1.42.1; this is {botocore.__version__}",
+                        api=DURABLE.success_api,
+                        code="BotocoreTooOld",
+                    )
+                _default_lambda_client = client
     return _default_lambda_client

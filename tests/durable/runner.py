@@ -39,7 +39,6 @@ def durable_order(queue: CallbackQueue, *, timeout: int = 30, heartbeat_timeout:
     history (:func:`callback_failure`).
     """
 
-    @durable_execution
     def order(event: dict[str, Any], context: DurableContext) -> dict[str, Any]:
         config = WaitForCallbackConfig(
             timeout=Duration.from_seconds(timeout), heartbeat_timeout=Duration.from_seconds(heartbeat_timeout)
@@ -55,7 +54,8 @@ def durable_order(queue: CallbackQueue, *, timeout: int = 30, heartbeat_timeout:
         # Without a serdes the SDK hands the raw Result string over, as Lambda does.
         return {"result": json.loads(result)}
 
-    return order
+    # Applied by hand rather than as a decorator: where the SDK is absent to mypy (Python 3.10), it is untyped.
+    return durable_execution(order)
 
 
 def callback_failure(runner: DurableFunctionTestRunner, arn: str) -> tuple[Any, ...] | None:

@@ -341,3 +341,22 @@ def test_botocore_debug_logs_of_the_default_lambda_client_show_no_callback_id(
 def test_a_heartbeat_never_raises_whatever_the_lambda_client_does() -> None:
     # A client without the durable methods (an old boto3's, say): the beat is logged as failed, the task goes on
     assert Completer(lambda_client=object()).heartbeat("Y2I=", kind="durable") is True
+
+
+def test_a_botocore_without_the_durable_api_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a botocore whose Lambda client lacks the durable callback methods (older than 1.42.1)
+    from callback_kit import answers, timeouts
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setattr(answers, "_default_lambda_client", None)
+    monkeypatch.setattr(timeouts, "build_client", lambda service, config: object())
+
+    def echo(payload: Any) -> Any:
+        return payload
+
+    lam_less = ck.callback_handler(client=FakeStepFunctions(), retry=NO_SLEEP, heartbeat_interval=0)(echo)
+    # WHEN a durable callback comes / THEN the message goes back, and the reason says what to upgrade
+    with captured_logs() as handler:
+        response = lam_less(sqs_event({"callbackId": "Y2I="}), FakeLambdaContext())
+    assert count_failed(response) == 1
+    assert any("needs botocore >= 1.42.1" in line for line in handler.lines)
