@@ -4,9 +4,9 @@ Commands::
 
     callback-kit activity ARN module:function [--concurrency N] [--heartbeat-interval S] [--max-task-seconds S]
                                               [--worker-name W] [--shutdown-grace-seconds S] [--payload-path P]
-    callback-kit send-success [TOKEN] [--output JSON | --output-file FILE]
-    callback-kit send-failure [TOKEN] --error NAME [--cause TEXT]
-    callback-kit send-heartbeat [TOKEN]
+    callback-kit send-success [TOKEN] [--output JSON | --output-file FILE] [--durable]
+    callback-kit send-failure [TOKEN] --error NAME [--cause TEXT] [--durable]
+    callback-kit send-heartbeat [TOKEN] [--durable]
     callback-kit invoke module:handler --event FILE [--remaining-ms N]
     callback-kit check [PATH ...] [--format text|json] [--strict] [--ignore CODES]   (see docs/check.md)
     callback-kit run [--token-env TASK_TOKEN] [--output-file PATH] [--heartbeat-interval S] -- CMD ARGS...
@@ -14,6 +14,10 @@ Commands::
 A task token is a bearer credential; keep it out of shell history: give ``-`` to read it from stdin, or leave
 it out to read ``$CALLBACK_KIT_TASK_TOKEN``. AWS settings come from the usual environment (``AWS_PROFILE``,
 ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...).
+
+``--durable`` says that TOKEN is a Lambda durable function's callback id, answered with the Lambda API
+(SendDurableExecutionCallbackSuccess/Failure/Heartbeat). It is never guessed: the two kinds of string cannot be
+told apart reliably.
 
 ``-v``/``--verbose`` goes before or after the command; ``--version`` prints the version.
 
@@ -40,6 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from callback_kit import __version__
+from callback_kit.answers import DURABLE, STEP_FUNCTIONS, Answers
 from callback_kit.awsconfig import configuration_problem, region_from_arn
 from callback_kit.check.command import add_parser as add_check_parser
 from callback_kit.check.command import run as run_check
@@ -76,7 +81,7 @@ stop the worker: it is counted and followed by a backoff, and polling goes on.""
 _TOKEN_HELP = f"the task token; '-' reads it from stdin; omitted: ${ENV_TOKEN}"
 _CLOSED_MESSAGE = (
     "the task is already closed: it timed out, its execution stopped, or it was already answered "
-    "(Step Functions answered TaskTimedOut or TaskDoesNotExist); nothing changed"
+    "(Step Functions answered TaskTimedOut or TaskDoesNotExist; Lambda, CallbackTimeoutException); nothing changed"
 )
 
 
@@ -88,6 +93,7 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     client: Any = None,
+    lambda_client: Any = None,
     stdin: IO[str] | None = None,
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
@@ -96,6 +102,7 @@ def main(
 
     Args:
         client: a ``stepfunctions`` client to use instead of the default one (tests inject a fake).
+        lambda_client: a ``lambda`` client (or fake) for the ``--durable`` send commands.
 
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
@@ -114,6 +121,7 @@ def main(
     _quiet_logs(args.verbose or args.command in ("activity", "run"))
     command: Callable[[argparse.Namespace, _IO, Any], int] = args.run
     try:
+        args.lambda_client = lambda_client
         return command(args, io, client)
     except (UsageError, InvalidOutputError, ValueError, OSError) as exc:
         io.print_err(f"callback-kit {args.command}: error: {exc}")
@@ -199,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--output", metavar="JSON", help="the output, as JSON text")
     group.add_argument("--output-file", metavar="FILE", help="a file holding the output JSON ('-': stdin)")
+    _durable_flag(p)
     p.set_defaults(run=_send_success)
 
     p = sub.add_parser(
@@ -213,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("token", nargs="?", metavar="TOKEN", help=_TOKEN_HELP)
     p.add_argument("--error", required=True, help="the error name")
     p.add_argument("--cause", default="", help="a human-readable cause")
+    _durable_flag(p)
     p.set_defaults(run=_send_failure)
 
     p = sub.add_parser(
@@ -224,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     p.add_argument("token", nargs="?", metavar="TOKEN", help=_TOKEN_HELP)
+    _durable_flag(p)
     p.set_defaults(run=_send_heartbeat)
 
     p = sub.add_parser(
@@ -339,17 +350,36 @@ def _send_success(args: argparse.Namespace, io: _IO, client: Any) -> int:
         value = json.loads(text)
     except ValueError as exc:
         raise UsageError(f"the output is not valid JSON: {exc}") from None
-    return _report(io, "SendTaskSuccess", token, send_success(token, value, client=client))
+    answers, where = _where(args, client)
+    return _report(io, answers.success_api, token, send_success(token, value, **where))
 
 
 def _send_failure(args: argparse.Namespace, io: _IO, client: Any) -> int:
     token = read_token(args.token, io.stdin)
-    return _report(io, "SendTaskFailure", token, send_failure(token, args.error, args.cause, client=client))
+    answers, where = _where(args, client)
+    return _report(io, answers.failure_api, token, send_failure(token, args.error, args.cause, **where))
 
 
 def _send_heartbeat(args: argparse.Namespace, io: _IO, client: Any) -> int:
     token = read_token(args.token, io.stdin)
-    return _report(io, "SendTaskHeartbeat", token, send_heartbeat(token, client=client))
+    answers, where = _where(args, client)
+    return _report(io, answers.heartbeat_api, token, send_heartbeat(token, **where))
+
+
+def _durable_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="TOKEN is a Lambda durable function's callback id: answer it with the Lambda API "
+        "(SendDurableExecutionCallback*; output up to 1,048,576 bytes)",
+    )
+
+
+def _where(args: argparse.Namespace, client: Any) -> tuple[Answers, dict[str, Any]]:
+    """The backend the send commands answer, and the keyword arguments that send there."""
+    if args.durable:
+        return DURABLE, {"kind": "durable", "lambda_client": getattr(args, "lambda_client", None)}
+    return STEP_FUNCTIONS, {"client": client}
 
 
 def _invoke(args: argparse.Namespace, io: _IO, client: Any) -> int:

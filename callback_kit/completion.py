@@ -1,6 +1,8 @@
-"""Deliver callbacks to Step Functions: SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat.
+"""Deliver callbacks: to Step Functions (SendTask*) or to Lambda durable functions (SendDurableExecutionCallback*).
 
-Each answer from Step Functions falls in one of four classes (see ``AWS_FACTS``):
+What differs between the two backends (calls, codes, limits, failure shape) lives in :mod:`callback_kit.answers`;
+everything here is written once for both. Each answer from Step Functions falls in one of four classes (see
+``AWS_FACTS``; the durable API's codes map onto the same classes, see :mod:`callback_kit.answers`):
 
 * **transient** (throttling, 5xx, connection and read errors, ``KmsThrottlingException``): retried with
   exponential backoff and full jitter, within the attempt budget and any deadline;
@@ -35,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from callback_kit.answers import Answers, Kind, answers_for, default_lambda_client
 from callback_kit.classify import (
     CLOSED_CODES,
     CONFIG_FAULT_CODES,
@@ -125,11 +128,14 @@ class RetryPolicy:
 
 @dataclass
 class Completer:
-    """Sends callbacks for tokens, with the retry and error rules described in this module.
+    """Sends callbacks for tokens and durable callback ids, with the retry and error rules of this module.
 
     Args:
         client: a boto3 ``stepfunctions`` client (or a fake with the same methods); by default one shared,
             lazily built client (see :func:`default_client`).
+        lambda_client: what durable callbacks (``kind="durable"``) are answered with: a boto3 ``lambda`` client or
+            any object with its three ``send_durable_execution_callback_*`` methods; by default one shared, lazily
+            built client (:func:`callback_kit.answers.default_lambda_client`).
         policy: the retry policy.
         closed_is_expected: log a task found already closed at INFO rather than WARNING. For a caller that
             answers after someone else normally has (the ECS reaper, after a container that answered and exited),
@@ -148,16 +154,23 @@ class Completer:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     closed_is_expected: bool = False
     observer: MetricsRecorder | None = None
+    lambda_client: Any = None
 
-    def _client(self) -> SFNClient:
+    def _client(self, kind: Kind = "stepfunctions") -> Any:
+        if kind == "durable":
+            return self.lambda_client if self.lambda_client is not None else default_lambda_client()
         return self.client if self.client is not None else default_client()
 
-    def resolved_client(self) -> Any:
-        """The client calls are made with: the injected one, else the process-wide default (built on first use)."""
-        return self._client()
+    def resolved_client(self, kind: Kind = "stepfunctions") -> Any:
+        """The client ``kind``'s calls are made with: the injected one, else the process-wide default (built on
+        first use)."""
+        return self._client(kind)
 
-    def complete(self, token: str, outcome: Outcome, *, deadline: float | None = None) -> Delivery:
-        """Send ``outcome`` for ``token``; fall back to a failure callback if Step Functions rejects the output.
+    def complete(
+        self, token: str, outcome: Outcome, *, deadline: float | None = None, kind: Kind = "stepfunctions"
+    ) -> Delivery:
+        """Send ``outcome`` for ``token`` (a durable callback id with ``kind="durable"``); fall back to a failure
+        callback if the service rejects the output.
 
         Args:
             deadline: a ``policy.clock`` time after which no retry is started (the Lambda's end, say).
@@ -165,38 +178,43 @@ class Completer:
         Raises:
             CallbackDeliveryError: the callback could not be delivered; the message must be redelivered.
         """
+        answers = answers_for(kind)
         if isinstance(outcome, Success):
             try:
-                return self._call("SendTaskSuccess", token, deadline, output=outcome.output)
+                params = answers.success_params(token, outcome.output)
+                return self._call(answers, answers.success_api, token, deadline, params)
             except _Rejected as exc:
                 get_logger().warning(
-                    "Step Functions rejected the output; sending a failure instead",
+                    f"{answers.service} rejected the output; sending a failure instead",
                     extra={"token_fp": fingerprint(token), "code": exc.code},
                 )
-                outcome = failure(ERROR_OUTPUT_REJECTED, f"Step Functions rejected the output: {exc.message}")
+                outcome = failure(ERROR_OUTPUT_REJECTED, f"{answers.service} rejected the output: {exc.message}")
+        api = answers.failure_api
         try:
-            return self._call("SendTaskFailure", token, deadline, error=outcome.error, cause=outcome.cause)
+            return self._call(answers, api, token, deadline, answers.failure_params(token, outcome))
         except _Rejected as exc:
             # Our own limits should make this impossible; answer with the plainest failure rather than not at all.
             get_logger().error(
-                "Step Functions rejected a failure callback; retrying with a minimal one",
+                f"{answers.service} rejected a failure callback; retrying with a minimal one",
                 extra={"token_fp": fingerprint(token), "code": exc.code},
             )
+            plain = Failure(ERROR_OUTPUT_REJECTED, truncate_text(exc.message, 1000))
             try:
-                return self._call(
-                    "SendTaskFailure",
-                    token,
-                    deadline,
-                    error=ERROR_OUTPUT_REJECTED,
-                    cause=truncate_text(exc.message, 1000),
-                )
+                return self._call(answers, api, token, deadline, answers.failure_params(token, plain))
             except _Rejected as again:
-                raise CallbackDeliveryError(again.message, api="SendTaskFailure", code=again.code) from again
+                raise CallbackDeliveryError(again.message, api=api, code=again.code) from again
 
     def heartbeat_sending(self) -> None:
         """Called just before each heartbeat request goes out (not for beats the rate limiter skips); a hook."""
 
-    def heartbeat(self, token: str, *, within: float = 0.0, wanted: Callable[[], bool] | None = None) -> bool:
+    def heartbeat(
+        self,
+        token: str,
+        *,
+        within: float = 0.0,
+        wanted: Callable[[], bool] | None = None,
+        kind: Kind = "stepfunctions",
+    ) -> bool:
         """Send one heartbeat, ahead of any completion waiting for the rate limiter. Never raises.
 
         Args:
@@ -205,10 +223,11 @@ class Completer:
                 next beat is never far.
 
         Returns:
-            False when Step Functions says the task is closed, True otherwise (including on transient errors,
-            which are logged: a missed beat is covered by the next one).
+            False when the service says the task (callback) is closed, True otherwise (including on transient
+            errors, which are logged: a missed beat is covered by the next one).
         """
-        client = self._client()
+        answers = answers_for(kind)
+        client = self._client(kind)
         limiter = limiter_for(client)
         policy = self.policy
         observer = self.observer
@@ -223,8 +242,8 @@ class Completer:
                     return True  # its task began completing while this beat waited: no beat may start now
             self.heartbeat_sending()
             try:
-                with call_span("SendTaskHeartbeat"):
-                    client.send_task_heartbeat(taskToken=token)
+                with call_span(answers.heartbeat_api):
+                    getattr(client, answers.method(answers.heartbeat_api))(**answers.heartbeat_params(token))
                 limiter.observe(None, ticket)
                 if observer is not None:
                     observer.heartbeat(True)
@@ -242,14 +261,15 @@ class Completer:
             break
         if observer is not None:
             observer.heartbeat(False)
-        if code in CLOSED_CODES:
+        if code in answers.closed_codes:
             get_logger().info("heartbeat says the task is closed", extra={"token_fp": fingerprint(token), "code": code})
             return False
-        if code == INVALID_TOKEN_CODE:
-            # Not a token Step Functions issued: the real task is still open. The completion will say so too
-            # and hand the message back; a heartbeat must not take it for a closed task.
+        if code in answers.not_issued_codes:
+            # Not a token (callback id) the service issued: the real task is still open. The completion will say
+            # so too and hand the message back; a heartbeat must not take it for a closed task.
             get_logger().error(
-                "heartbeat: Step Functions says this is not a task token", extra={"token_fp": fingerprint(token)}
+                f"heartbeat: {answers.service} says this is not a {_noun(answers)} it issued",
+                extra={"token_fp": fingerprint(token), "code": code},
             )
             return True
         get_logger().warning(
@@ -277,11 +297,11 @@ class Completer:
             wait = limiter.wait(ticket)  # type: ignore[arg-type]
         return ticket
 
-    def _call(self, api: str, token: str, deadline: float | None, **params: str) -> Delivery:
+    def _call(self, answers: Answers, api: str, token: str, deadline: float | None, params: dict[str, Any]) -> Delivery:
         policy = self.policy
         log = lazy_logger()  # powertools is imported only if a line is logged: a cold start's cost
-        landed = False  # whether an earlier attempt may have reached Step Functions
-        client = self._client()
+        landed = False  # whether an earlier attempt may have reached the service
+        client = self._client(answers.kind)
         limiter = limiter_for(client)  # one limiter shared by every call to this endpoint
         failed = throttled = 0  # failed attempts, and throttled ones (see RetryPolicy)
         front = False  # whether the last attempt was throttled: it asks again at the head of the queue
@@ -296,17 +316,17 @@ class Completer:
                         extra={"token_fp": fingerprint(token), "attempt": attempt},
                     )
                     raise CallbackDeliveryError("no time left before the deadline", api=api, code="Deadline")
-            method = getattr(bounded(client, timeout), _METHODS[api])
+            method = getattr(bounded(client, timeout), answers.method(api))
             try:
                 with call_span(api):
-                    method(taskToken=token, **params)
+                    method(**params)
             except Exception as exc:
                 limiter.observe(exc, ticket)
                 code = error_code(exc)
                 if code in THROTTLE_CODES and self.observer is not None:
                     self.observer.throttled()
-                if code in CLOSED_CODES:
-                    if landed and api != "SendTaskHeartbeat":
+                if code in answers.closed_codes:
+                    if landed and api != answers.heartbeat_api:
                         # An earlier attempt may have landed before its response was lost: that answer stands.
                         log.info(
                             f"{api}: task closed on retry; an earlier attempt was delivered",
@@ -316,26 +336,26 @@ class Completer:
                     report = log.info if self.closed_is_expected else log.warning
                     report(f"{api}: the task is already closed", extra={"token_fp": fingerprint(token), "code": code})
                     return Delivery.ALREADY_CLOSED
-                if code == INVALID_TOKEN_CODE:
+                if code in answers.not_issued_codes:
                     log.error(
-                        f"{api}: Step Functions says this is not a task token it issued (quoted, URL-encoded, "
-                        "truncated, or taken from the wrong field?); the task it belongs to still waits",
+                        f"{api}: {answers.service} says this is not a {_noun(answers)} it issued (quoted, "
+                        "URL-encoded, truncated, or taken from the wrong field?); what it belongs to still waits",
                         extra={"token_fp": fingerprint(token), "code": code},
                     )
                     raise InvalidTokenError(_masked(str(exc), token), api=api, code=code) from exc
-                if code in REJECTED_CODES:
+                if code in answers.rejected_codes:
                     raise _Rejected(code or "", _masked(str(exc), token)) from exc
-                if code in CONFIG_FAULT_CODES:
+                if code in answers.config_fault_codes:
                     log.error(f"{api}: KMS configuration fault", extra={"token_fp": fingerprint(token), "code": code})
                     raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
-                if not is_transient(exc):
+                if not (is_transient(exc) or code in answers.transient_codes):
                     log.error(
                         f"{api}: callback failed",
                         extra={"token_fp": fingerprint(token), "code": code or _masked(repr(exc), token)},
                     )
                     raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
                 landed = landed or may_have_landed(exc)
-                if code in THROTTLE_CODES:
+                if code in THROTTLE_CODES:  # TooManyRequestsException, the durable API's throttle, is one
                     # A throttle is the quota speaking, not a fault of this call: under a deadline it keeps its
                     # turn until the deadline leaves no room. A pacing limiter says when to go again; else back off.
                     throttled += 1
@@ -378,11 +398,8 @@ class _Rejected(Exception):
         self.message = message
 
 
-_METHODS = {
-    "SendTaskSuccess": "send_task_success",
-    "SendTaskFailure": "send_task_failure",
-    "SendTaskHeartbeat": "send_task_heartbeat",
-}
+def _noun(answers: Answers) -> str:
+    return "durable callback id" if answers.kind == "durable" else "task token"
 
 
 _client_lock = threading.Lock()
@@ -427,26 +444,34 @@ def expect_concurrent_calls(count: int) -> None:
             )
 
 
+def client_config() -> Any:
+    """The botocore ``Config`` of callback-kit's default clients (Step Functions and Lambda alike).
+
+    Short timeouts, botocore's own retries off because :class:`Completer` retries (the two would multiply), and
+    enough connections kept open for the calls the process runs at once (see :func:`expect_concurrent_calls`).
+    """
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=5,
+        read_timeout=15,
+        max_pool_connections=max(MIN_POOL_CONNECTIONS, _expected_calls) + POOL_HEADROOM,
+        user_agent_extra="callback-kit",
+    )
+
+
 def default_client() -> SFNClient:
     """The process-wide ``stepfunctions`` client, built on first use (never at import).
 
-    It honours the usual AWS environment (region, credentials, ``AWS_ENDPOINT_URL``), has short timeouts, has
-    botocore's own retries turned off because :class:`Completer` retries, and keeps enough connections open for
-    the calls the process runs at once (see :func:`expect_concurrent_calls`).
+    It honours the usual AWS environment (region, credentials, ``AWS_ENDPOINT_URL``) and is configured by
+    :func:`client_config`.
     """
     global _default_client
     if _default_client is None:
         with _client_lock:
             if _default_client is None:
-                from botocore.config import Config
-
-                config = Config(
-                    retries={"mode": "standard", "total_max_attempts": 1},
-                    connect_timeout=5,
-                    read_timeout=15,
-                    max_pool_connections=max(MIN_POOL_CONNECTIONS, _expected_calls) + POOL_HEADROOM,
-                    user_agent_extra="callback-kit",
-                )
+                config = client_config()
                 # botocore's DEBUG logs print request bodies, task tokens included: mask them before any is made.
                 install_token_redaction()
                 # Built from the shared session, with its recipe kept (callback_kit.timeouts), so that its bounded
@@ -457,29 +482,54 @@ def default_client() -> SFNClient:
     return _default_client
 
 
-def send_success(token: str, output: Any = None, *, client: Any = None) -> Delivery:
+def _completer(client: Any, lambda_client: Any, kind: Kind) -> Completer:
+    answers_for(kind)  # an unknown kind is refused before anything is encoded or sent
+    return Completer(client, lambda_client=lambda_client)
+
+
+def send_success(
+    token: str, output: Any = None, *, client: Any = None, kind: Kind = "stepfunctions", lambda_client: Any = None
+) -> Delivery:
     """Complete a task successfully with ``output`` (any JSON-able value), retrying transient errors.
 
+    With ``kind="durable"``, ``token`` is a Lambda durable callback id, answered with
+    SendDurableExecutionCallbackSuccess through ``lambda_client`` (default: callback-kit's own Lambda client).
+    The kind is never guessed: a token and a callback id cannot be told apart reliably.
+
     Example:
-        >>> from callback_kit.testing import FakeStepFunctions
+        >>> from callback_kit.testing import FakeDurableCallbacks, FakeStepFunctions
         >>> fake = FakeStepFunctions()
         >>> send_success(fake.open_task(), {"approved": True}, client=fake)
         <Delivery.DELIVERED: 'delivered'>
+        >>> lam = FakeDurableCallbacks()
+        >>> send_success(lam.open_callback(), {"approved": True}, kind="durable", lambda_client=lam)
+        <Delivery.DELIVERED: 'delivered'>
 
     Raises:
-        InvalidOutputError: ``output`` is not JSON-serialisable or over 262,144 bytes; nothing was sent.
-        CallbackDeliveryError: Step Functions could not be reached, or refused the call.
+        InvalidOutputError: ``output`` is not JSON-serialisable or over the limit (262,144 bytes for Step
+            Functions, 1,048,576 for a durable callback); nothing was sent.
+        CallbackDeliveryError: the service could not be reached, or refused the call.
     """
-    encoded = encode_output(output)
+    completer = _completer(client, lambda_client, kind)
+    encoded = encode_output(output, max_bytes=answers_for(kind).max_output_bytes, service=answers_for(kind).service)
     if isinstance(encoded, Failure):
         raise InvalidOutputError(encoded.cause, error=encoded.error)
-    return Completer(client).complete(token, encoded)
+    return completer.complete(token, encoded, kind=kind)
 
 
 def send_failure(
-    token: str, error: str | BaseException = "Error", cause: str | None = None, *, client: Any = None
+    token: str,
+    error: str | BaseException = "Error",
+    cause: str | None = None,
+    *,
+    client: Any = None,
+    kind: Kind = "stepfunctions",
+    lambda_client: Any = None,
 ) -> Delivery:
     """Fail a task with an error name and cause (or with an exception, mapped as the decorator maps it).
+
+    With ``kind="durable"``, ``token`` is a durable callback id: the error name becomes ``ErrorType`` and the
+    cause ``ErrorMessage`` (see :mod:`callback_kit.answers`).
 
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
@@ -489,19 +539,22 @@ def send_failure(
 
     Raises:
         ValueError: ``error`` starts with the reserved ``States.`` or is over 256 characters.
-        CallbackDeliveryError: Step Functions could not be reached, or refused the call.
+        CallbackDeliveryError: the service could not be reached, or refused the call.
     """
+    completer = _completer(client, lambda_client, kind)
     if isinstance(error, BaseException):
         outcome = from_exception(error)
     else:
         from callback_kit.exceptions import validate_error_name
 
         outcome = Failure(validate_error_name(error), truncate_text(cause or "", 32_768))
-    return Completer(client).complete(token, outcome)
+    return completer.complete(token, outcome, kind=kind)
 
 
-def send_heartbeat(token: str, *, client: Any = None) -> Delivery:
-    """Send one heartbeat for ``token``, retrying transient errors.
+def send_heartbeat(
+    token: str, *, client: Any = None, kind: Kind = "stepfunctions", lambda_client: Any = None
+) -> Delivery:
+    """Send one heartbeat for ``token`` (a durable callback id with ``kind="durable"``), retrying transient errors.
 
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
@@ -510,18 +563,35 @@ def send_heartbeat(token: str, *, client: Any = None) -> Delivery:
         <Delivery.DELIVERED: 'delivered'>
 
     Returns:
-        ``Delivery.ALREADY_CLOSED`` if Step Functions says the task is closed (stop working on it).
+        ``Delivery.ALREADY_CLOSED`` if the service says the task is closed (stop working on it).
 
     Raises:
-        CallbackDeliveryError: Step Functions could not be reached, or refused the call.
+        CallbackDeliveryError: the service could not be reached, or refused the call.
     """
+    completer = _completer(client, lambda_client, kind)
+    answers = answers_for(kind)
     try:
-        return Completer(client)._call("SendTaskHeartbeat", token, None)
+        return completer._call(answers, answers.heartbeat_api, token, None, answers.heartbeat_params(token))
     except _Rejected as exc:
-        raise CallbackDeliveryError(exc.message, api="SendTaskHeartbeat", code=exc.code) from exc
+        raise CallbackDeliveryError(exc.message, api=answers.heartbeat_api, code=exc.code) from exc
 
 
 def _masked(text: str, token: str) -> str:
     """``text`` with the token replaced by its fingerprint: an error's text may quote the request (a Stubber's
-    mismatch, a custom hook's message), and it is logged and carried on in exceptions."""
-    return text.replace(token, fingerprint(token)) if token else text
+    mismatch, a custom hook's message), and it is logged and carried on in exceptions.
+
+    URL-encoded copies too: a durable callback id travels in the request's path, and a connection error quotes
+    the URL (``.../durable-execution-callbacks/AQB%2Bx%3D%3D/succeed``).
+
+    Example:
+        >>> _masked("POST /durable-execution-callbacks/a%2Bb%3D/fail failed", "a+b=") == (
+        ...     "POST /durable-execution-callbacks/" + fingerprint("a+b=") + "/fail failed")
+        True
+    """
+    if not token:
+        return text
+    from urllib.parse import quote
+
+    for form in {token, quote(token, safe=""), quote(token)}:
+        text = text.replace(form, fingerprint(token))
+    return text

@@ -30,6 +30,8 @@ class TaskInfo:
         heartbeat_interval: seconds between automatic heartbeats (``None``: off).
         envelope: what was unwrapped to reach the message in an SQS body: ``"sns"`` (an SNS notification) or
             ``"eventbridge"`` (an EventBridge event); ``None`` when the body was the message itself.
+        kind: what waits for the answer: ``"stepfunctions"`` (a task token) or ``"durable"`` (a Lambda durable
+            function's callback id; ``token_fingerprint`` is then the id's fingerprint).
     """
 
     source: str
@@ -39,6 +41,7 @@ class TaskInfo:
     group_id: str | None = None
     heartbeat_interval: float | None = None
     envelope: str | None = None
+    kind: str = "stepfunctions"
 
 
 class TaskState:
@@ -144,6 +147,9 @@ def hand_off() -> str:
     the token completes the task with :func:`callback_kit.send_success` / :func:`callback_kit.send_failure` or
     the ``callback-kit send-*`` commands. Heartbeats stop when the function returns. The token is a bearer
     credential: never log it.
+
+    For a Lambda durable callback (``current_task().kind == "durable"``) it returns the callback id, answered
+    with ``ck.send_success(callback_id, value, kind="durable")`` or ``callback-kit send-success --durable``.
 
     Example:
         >>> import callback_kit as ck

@@ -150,6 +150,7 @@ def callback_handler(
     heartbeat_interval: float | None = None,
     source: str | None = None,
     client: Any = None,
+    lambda_client: Any = None,
     error_map: ErrorMap | None = None,
     deadline_margin: float | None = None,
     max_concurrency: int | None = None,
@@ -167,7 +168,8 @@ def callback_handler(
 
     The function's return value becomes SendTaskSuccess output; an exception becomes SendTaskFailure with the
     exception's class name as the error (or ``TaskFailed.error``, or ``error_map``). Heartbeats are sent while it
-    runs.
+    runs. A message that carries a Lambda durable function's ``callbackId`` instead of a task token is answered
+    the same way through the Lambda API (SendDurableExecutionCallbackSuccess/Failure/Heartbeat).
 
     Args:
         model: a pydantic model (or any type pydantic validates) the payload is validated into; a payload that
@@ -178,6 +180,10 @@ def callback_handler(
             or 30. Give the task a ``HeartbeatSeconds`` of about 3x this.
         source: ``"sqs"``, ``"sns"``, ``"eventbridge"`` or ``"direct"`` to skip shape detection.
         client: a boto3 ``stepfunctions`` client to use instead of the default one.
+        lambda_client: what Lambda durable callbacks (messages with a ``callbackId`` and no task token) are
+            answered with instead of the default ``lambda`` client: a boto3 ``lambda`` client, or any object with
+            its ``send_durable_execution_callback_success/failure/heartbeat`` methods (a test fake). See
+            docs/durable.md.
         error_map: exception class -> error name, matched along the exception's class hierarchy.
         deadline_margin: seconds before the Lambda timeout at which running tasks are failed with
             ``CallbackKit.LambdaDeadline``. Default: ``$CALLBACK_KIT_DEADLINE_MARGIN`` or 2.
@@ -218,6 +224,16 @@ def process_event(
         ...     return {"approved": True}
         >>> def lambda_handler(event, context):
         ...     return ck.process_event(event, context, check, heartbeat_interval=20)
+
+        A durable callback, answered through a fake Lambda:
+
+        >>> from callback_kit.testing import FakeDurableCallbacks
+        >>> lam = FakeDurableCallbacks()
+        >>> callback_id = lam.open_callback()
+        >>> ck.process_event({"callbackId": callback_id, "total": 3}, None, check, lambda_client=lam,
+        ...                  heartbeat_interval=0)
+        >>> lam.outcome(callback_id)
+        ('success', {'approved': True})
     """
     check_option_names(options, OPTION_NAMES, "process_event()")
     resolved = HandlerOptions.resolve(**options)
@@ -226,14 +242,16 @@ def process_event(
 
 def _task_parts(options: HandlerOptions) -> tuple[Completer, RunOptions]:
     """The completer and runner options of every invocation under ``options`` (both stateless)."""
-    if options.client is None:
+    if options.client is None or options.lambda_client is None:
         expect_concurrent_calls(options.max_concurrency)  # the default client's connections (built on first use)
     recorder = None
     if options.metrics is not None:
         from callback_kit.observe.metrics import MetricsRecorder
 
         recorder = MetricsRecorder(options.metrics)
-    completer = Completer(options.client, options.retry or RetryPolicy(), observer=recorder)
+    completer = Completer(
+        options.client, options.retry or RetryPolicy(), observer=recorder, lambda_client=options.lambda_client
+    )
     return completer, RunOptions(options.model, options.error_map, options.heartbeat_interval)
 
 

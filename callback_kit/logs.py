@@ -12,6 +12,7 @@ import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -143,8 +144,13 @@ BOTOCORE_LOGGERS: tuple[str, ...] = (
 # only ends in "token" (nextToken, X-Amz-Security-Token) is not one of them.
 # Any run of quotes and backslashes may surround the key and open the value: a token someone quoted
 # (JSON.stringify), inside a JSON string inside a JSON body inside a bytes repr, is written '\\"AQB...\\"'.
+# A Lambda durable callback id is a bearer credential too: it travels under callbackId / CallbackId / callback_id,
+# and in the REST path of the durable callback API (/2025-12-01/durable-execution-callbacks/{CallbackId}/succeed),
+# URL-encoded there, which botocore logs as the request URL.
 _TOKEN_VALUE = re.compile(
-    r"""(?P<key>(?<![\w-])(?:my_?)?(?:task_?)?token[\\"']*\s*[:=]\s*[\\"']*)(?P<value>[^"'\\\s,&}]+)""",
+    r"""(?P<key>(?<![\w-])(?:(?:my_?)?(?:task_?)?token|callback_?id)[\\"']*\s*[:=]\s*[\\"']*)"""
+    r"""(?P<value>[^"'\\\s,&}]+)"""
+    r"""|(?P<path>durable-execution-callbacks/)(?P<encoded>[^/\s"'?]+)""",
     re.IGNORECASE,
 )
 #: A token found after a key is also masked wherever else it appears in the same record (an activity's input may
@@ -161,13 +167,32 @@ def redact_tokens(text: str) -> str:
         "params: {'taskToken': 'tok-b81e622a5310', 'output': '{}'}"
         >>> redact_tokens("{'taskToken': 'AAAAKgAAAAIAAAAAAAAAA', 'input': '{cb: AAAAKgAAAAIAAAAAAAAAA}'}")
         "{'taskToken': 'tok-b81e622a5310', 'input': '{cb: tok-b81e622a5310}'}"
+
+        Durable callback ids too, under their key and in the API's REST path (URL-encoded there):
+
+        >>> redact_tokens("POST https://lambda/2025-12-01/durable-execution-callbacks/AAAA%2BKgAAAAIAAAAAAAA%3D/fail")
+        'POST https://lambda/2025-12-01/durable-execution-callbacks/tok-6cfce2169065/fail'
+        >>> redact_tokens("{'CallbackId': 'AAAA+KgAAAAIAAAAAAAA='}")
+        "{'CallbackId': 'tok-6cfce2169065'}"
     """
-    values = {m.group("value") for m in _TOKEN_VALUE.finditer(text)}
-    text = _TOKEN_VALUE.sub(lambda m: m.group("key") + fingerprint(m.group("value")), text)
+    values = set()
+    for match in _TOKEN_VALUE.finditer(text):
+        if match.group("value") is not None:
+            values.add(match.group("value"))
+        else:  # the id as it is, too: the same record may quote the request's parameters beside its URL
+            values.add(unquote(match.group("encoded")))
+    text = _TOKEN_VALUE.sub(_masked_match, text)
     copies = sorted((value for value in values if len(value) >= _MIN_COPY_CHARS), key=len, reverse=True)
     if copies:
         text = re.sub("|".join(map(re.escape, copies)), lambda m: fingerprint(m.group()), text)
     return text
+
+
+def _masked_match(match: re.Match[str]) -> str:
+    if match.group("value") is not None:
+        return match.group("key") + fingerprint(match.group("value"))
+    # The fingerprint of the id itself, so that the line correlates with callback-kit's own lines about it.
+    return match.group("path") + fingerprint(unquote(match.group("encoded")))
 
 
 class TokenRedactingFilter(logging.Filter):
@@ -186,6 +211,17 @@ class TokenRedactingFilter(logging.Filter):
         redacted = redact_tokens(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info:
+            # botocore logs a failed request's exception with its traceback, and a durable callback id sits in
+            # the request URL it quotes. The traceback is kept as redacted text (which formatters print in its
+            # place); the exception object itself is dropped from the record only when it quoted one.
+            try:
+                trace = logging.Formatter().formatException(record.exc_info)
+            except Exception:
+                return True
+            clean = redact_tokens(trace)
+            if clean != trace:
+                record.exc_info, record.exc_text = None, clean
         return True
 
 

@@ -48,6 +48,7 @@ class HandlerOptions:
     heartbeat_interval: float | None = None
     source: Source | None = None
     client: Any = None
+    lambda_client: Any = None
     error_map: ErrorMap | None = None
     deadline_margin: float = DEFAULT_DEADLINE_MARGIN
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY

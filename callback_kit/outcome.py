@@ -83,8 +83,13 @@ class Failure:
 Outcome: TypeAlias = Success | Failure
 
 
-def encode_output(value: Any) -> Success | Failure:
+def encode_output(
+    value: Any, *, max_bytes: int = MAX_OUTPUT_BYTES, service: str = "Step Functions"
+) -> Success | Failure:
     """Encode a function's return value as SendTaskSuccess output, or explain why it cannot be.
+
+    ``max_bytes`` is the limit of the backend the output goes to (a durable callback's ``Result`` takes 1 MiB),
+    and ``service`` the name its refusal gives.
 
     pydantic models, dataclasses, dicts, lists, tuples, sets, scalars, ``None``, dates, UUIDs and Decimals are
     accepted (through pydantic's serializer); NaN and infinities become ``null`` as they have no JSON form.
@@ -105,10 +110,10 @@ def encode_output(value: Any) -> Success | Failure:
             raw = to_json(value, inf_nan_mode="null")
         except Exception as exc:
             return failure(ERROR_OUTPUT_NOT_SERIALIZABLE, f"the return value is not JSON-serialisable: {describe(exc)}")
-    if len(raw) > MAX_OUTPUT_BYTES:
+    if len(raw) > max_bytes:
         return failure(
             ERROR_OUTPUT_TOO_LARGE,
-            f"the return value is {len(raw)} bytes of JSON; Step Functions accepts at most {MAX_OUTPUT_BYTES}",
+            f"the return value is {len(raw)} bytes of JSON; {service} accepts at most {max_bytes}",
         )
     return Success(raw.decode("utf-8"))
 

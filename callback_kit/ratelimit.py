@@ -265,7 +265,7 @@ class _Unpaced(RateLimiter):
 UNPACED: RateLimiter = _Unpaced()
 
 _limiters_lock = threading.Lock()
-_limiters: dict[tuple[str | None, str], RateLimiter] = {}
+_limiters: dict[tuple[str | None, str | None, str], RateLimiter] = {}
 
 
 def limiter_for(client: Any) -> RateLimiter:
@@ -284,7 +284,10 @@ def limiter_for(client: Any) -> RateLimiter:
     endpoint = getattr(meta, "endpoint_url", None)
     if not isinstance(endpoint, str):
         return UNPACED
-    key = (getattr(meta, "region_name", None), endpoint)
+    # The service too: Step Functions' and Lambda's quotas are separate buckets, even behind one endpoint URL
+    # (AWS_ENDPOINT_URL pointing every service at a local emulator).
+    service = getattr(getattr(meta, "service_model", None), "service_name", None)
+    key = (getattr(meta, "region_name", None), service if isinstance(service, str) else None, endpoint)
     limiter = _limiters.get(key)
     if limiter is None:
         with _limiters_lock:

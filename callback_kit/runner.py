@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from callback_kit.answers import Kind, answers_for
 from callback_kit.completion import Completer, Delivery
 from callback_kit.context import TaskInfo, TaskState, _current
 from callback_kit.exceptions import (
@@ -323,7 +324,7 @@ class TaskRun:
             return self._duplicate(self.twin, wait=True)
         key = fingerprint(record.token)
         if self.ledger is None:
-            self.ledger = ledger_for(self.completer.resolved_client())
+            self.ledger = ledger_for(self.completer.resolved_client(record.kind))
         twin = self.ledger.claim(key, self)
         if twin is not None:
             return self._duplicate(twin, wait=False)
@@ -335,6 +336,7 @@ class TaskRun:
             group_id=record.group_id,
             heartbeat_interval=self.options.heartbeat_interval,
             envelope=record.envelope,
+            kind=record.kind,
         )
         state = TaskState(info, token=record.token)
         with self._lock:
@@ -398,10 +400,12 @@ class TaskRun:
         interval = self.options.heartbeat_interval
         if not interval:
             # No automatic beats, but ck.heartbeat() still beats (rate-limited) when the function asks.
-            state.beat = _ManualBeat(self.completer, token, state.cancelled.set, self.clock)
+            state.beat = _ManualBeat(self.completer, token, state.cancelled.set, self.clock, self.record.kind)
             return
         # A throttled beat may be retried for half an interval: it still lands within 1.5 intervals.
-        send = functools.partial(self.completer.heartbeat, token, within=interval / 2, wanted=self._beating)
+        send = functools.partial(
+            self.completer.heartbeat, token, within=interval / 2, wanted=self._beating, kind=self.record.kind
+        )
         # Beats go out on the scheduler's threads: give them the task's span as parent (none when tracing is off).
         beat = self.scheduler.register(tracing.within(self._span, send), interval, state.cancelled.set)
         self._beat = beat
@@ -437,7 +441,8 @@ class TaskRun:
                 },
             )
             return answer
-        return encode_output(value)
+        answers = answers_for(self.record.kind)
+        return encode_output(value, max_bytes=answers.max_output_bytes, service=answers.service)
 
     def _finish(self, outcome: Outcome, duration: float | None = None, ended: float | None = None) -> TaskResult | None:
         if not self._claim():
@@ -468,7 +473,7 @@ class TaskRun:
         token = self.record.token
         assert token is not None
         try:
-            delivery = self.completer.complete(token, outcome, deadline=deadline)
+            delivery = self.completer.complete(token, outcome, deadline=deadline, kind=self.record.kind)
         except CallbackDeliveryError as exc:
             return TaskResult(Status.UNDELIVERABLE, self.record, detail=f"{exc.api}: {exc}", duration=duration)
         latency = None if ended is None else self.clock() - ended
@@ -483,9 +488,15 @@ class _ManualBeat:
     """``ck.heartbeat()`` when automatic heartbeats are off: one beat now, at most one per MIN_MANUAL_GAP."""
 
     def __init__(
-        self, completer: Completer, token: str, on_closed: Callable[[], None], clock: Callable[[], float]
+        self,
+        completer: Completer,
+        token: str,
+        on_closed: Callable[[], None],
+        clock: Callable[[], float],
+        kind: Kind = "stepfunctions",
     ) -> None:
         self._completer = completer
+        self._kind = kind
         self._token = token
         self._on_closed = on_closed
         self._clock = clock
@@ -498,7 +509,7 @@ class _ManualBeat:
             if self._last is not None and now - self._last < MIN_MANUAL_GAP:
                 return
             self._last = now
-        if not self._completer.heartbeat(self._token):
+        if not self._completer.heartbeat(self._token, kind=self._kind):
             self._on_closed()
 
 

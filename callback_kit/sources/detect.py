@@ -6,7 +6,15 @@ from typing import Any
 
 from callback_kit.sources.envelopes import is_eventbridge_event
 from callback_kit.sources.records import Source
-from callback_kit.sources.tokens import MISSING, TOKEN_KEYS, find_token_path, get_path, is_mapping
+from callback_kit.sources.tokens import (
+    CALLBACK_ID_KEY,
+    MISSING,
+    TOKEN_KEYS,
+    find_callback_id_path,
+    find_token_path,
+    get_path,
+    is_mapping,
+)
 
 #: How many top-level keys :func:`describe_event` names (an event can be large; the log line should not be).
 MAX_KEYS_SHOWN = 20
@@ -33,6 +41,8 @@ def detect_source(event: Any, *, token_path: str | None = None) -> Source | None
         'eventbridge'
         >>> detect_source({"token": "t"})
         'direct'
+        >>> detect_source({"callbackId": "Y2I="})
+        'direct'
         >>> detect_source({"order": 7}) is None
         True
         >>> detect_source({"TaskToken": "t", "source": "shop", "detail-type": "order"}, token_path="TaskToken")
@@ -50,7 +60,7 @@ def detect_source(event: Any, *, token_path: str | None = None) -> Source | None
             return "sns"
     if is_eventbridge_event(event):  # an envelope, even one that lost its detail
         return "eventbridge"
-    if find_token_path(event, token_path) is not None:
+    if find_token_path(event, token_path) is not None or (not token_path and find_callback_id_path(event)):
         return "direct"
     if records == []:
         return "sqs"
@@ -62,7 +72,7 @@ def describe_event(event: Any, *, token_path: str | None = None) -> str:
 
     Example:
         >>> describe_event({"order": 7, "user": "u1"})
-        "the event has no known shape: got an object with keys ['order', 'user']; expected an SQS or SNS batch (Records), an EventBridge event (detail-type, source, detail) or a direct payload with a task token (looked for context.Task.Token, TaskToken, taskToken, tasktoken, TASK_TOKEN, task_token, MyTaskToken, token, Token)"
+        "the event has no known shape: got an object with keys ['order', 'user']; expected an SQS or SNS batch (Records), an EventBridge event (detail-type, source, detail) or a direct payload with a task token (looked for context.Task.Token, TaskToken, taskToken, tasktoken, TASK_TOKEN, task_token, MyTaskToken, token, Token) or a durable callback id (callbackId)"
     """  # noqa: E501 - the doctest shows the message as one line
     if is_mapping(event):
         keys = [str(k)[:40] for k in list(event)[:MAX_KEYS_SHOWN]]
@@ -77,9 +87,10 @@ def describe_event(event: Any, *, token_path: str | None = None) -> str:
     else:
         got = f"a {type(event).__name__}"
     wanted = token_path or ", ".join(TOKEN_KEYS)
+    durable = "" if token_path else f" or a durable callback id ({CALLBACK_ID_KEY})"
     return (
         f"the event has no known shape: got {got}; expected an SQS or SNS batch (Records), an EventBridge event "
-        f"(detail-type, source, detail) or a direct payload with a task token (looked for {wanted})"
+        f"(detail-type, source, detail) or a direct payload with a task token (looked for {wanted}){durable}"
     )
 
 

@@ -9,11 +9,14 @@ from callback_kit.exceptions import MalformedEventError
 from callback_kit.sources.depth import MessageTooDeepError, loads
 from callback_kit.sources.detect import describe_event, detect_source
 from callback_kit.sources.envelopes import Unwrapped, execution_from_resources, unwrap
-from callback_kit.sources.records import SOURCES, Envelope, Source, TaskRecord
+from callback_kit.sources.records import SOURCES, Envelope, Kind, Source, TaskRecord
 from callback_kit.sources.tokens import (
+    CALLBACK_ID_KEY,
     MISSING,
     TOKEN_KEYS,
+    check_callback_id,
     check_token,
+    find_callback_id_path,
     find_token_path,
     get_path,
     is_mapping,
@@ -105,11 +108,30 @@ def parse_message(
         >>> r = parse_message({"token": "card-1", "context": {"Task": {"Token": "t"}}}, "direct")
         >>> r.token, r.payload
         ('t', {'token': 'card-1', 'context': {'Task': {}}})
+        >>> r = parse_message({"callbackId": "Y2I=", "order": 7}, "sqs")
+        >>> r.kind, r.token, r.payload
+        ('durable', 'Y2I=', {'order': 7})
     """
     path = find_token_path(message, token_path)
     token, problem = check_token(get_path(message, path) if path else None)
-    if path is None:
-        problem = f"no task token found (looked for {token_path or ', '.join(TOKEN_KEYS)})"
+    kind: Kind = "stepfunctions"
+    # A durable callback id is looked for only where the user did not say where the token is: with token_path,
+    # the message is a Step Functions task's, and a field that merely looks like a callback id is its business.
+    id_path = None if token_path else find_callback_id_path(message)
+    if id_path is not None and path is not None:
+        # Which one waits cannot be told: answering the wrong one leaves the other waiting. Hand it back.
+        token, problem = (
+            None,
+            (
+                f"the message carries both a task token ({'.'.join(path)}) and a durable callback id ({id_path[0]}); "
+                "say which to answer with token_path"
+            ),
+        )
+    elif id_path is not None:
+        kind, path = "durable", id_path
+        token, problem = check_callback_id(message[id_path[0]])
+    elif path is None:
+        problem = f"no task token found (looked for {token_path or ', '.join(TOKEN_KEYS)} and {CALLBACK_ID_KEY})"
     if execution_arn is None:
         execution_arn = _str_or_none(get_path(message, "context.Execution.Id"))
     try:
@@ -135,6 +157,7 @@ def parse_message(
         problem,
         envelope,
         traceparent=traceparent if isinstance(traceparent, str) else None,
+        kind=kind,
     )
 
 

@@ -13,6 +13,8 @@ SOURCES: tuple[Source, ...] = ("sqs", "sns", "eventbridge", "direct", "activity"
 
 #: What an SQS body can hold around the message: an SNS notification or an EventBridge event.
 Envelope: TypeAlias = Literal["sns", "eventbridge"]
+#: What waits for the answer: a Step Functions task (a task token) or a Lambda durable function (a callback id).
+Kind: TypeAlias = Literal["stepfunctions", "durable"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -21,7 +23,8 @@ class TaskRecord:
 
     Attributes:
         source: where it came from.
-        token: the task token, or ``None`` when there is no usable one (the message must be redelivered).
+        token: the task token (for ``kind="durable"``, the callback id), or ``None`` when there is no usable one
+            (the message must be redelivered).
         payload: what the user function receives (before ``model=`` validation).
         record_id: the SQS message id, the SNS message id or the EventBridge event id, for logs and batch item
             failures (for an SQS record always the SQS message id, whatever its body held).
@@ -32,6 +35,8 @@ class TaskRecord:
             ``"eventbridge"``: an EventBridge event), or ``None``.
         trace_header: the SQS record's ``AWSTraceHeader`` attribute (X-Ray format), which its span links to.
         traceparent: a W3C ``traceparent`` the message carries (a ``traceparent`` key, or an SQS message attribute).
+        kind: ``"stepfunctions"`` (a task token) or ``"durable"`` (a Lambda durable callback id): where the answer
+            goes (:mod:`callback_kit.answers`).
 
     The repr shows the token's fingerprint, never the token (a bearer credential), and a payload of any size or
     depth shortened.
@@ -40,7 +45,7 @@ class TaskRecord:
         >>> TaskRecord("sqs", "tok", {"n": 1}, record_id="m-1", envelope="sns").envelope
         'sns'
         >>> TaskRecord("direct", "tok", {"n": 1})
-        TaskRecord(source='direct', token_fp='tok-1a7674eb4ee7', payload={'n': 1}, record_id=None, group_id=None, execution_arn=None, problem=None, envelope=None, trace_header=None, traceparent=None)
+        TaskRecord(source='direct', token_fp='tok-1a7674eb4ee7', payload={'n': 1}, record_id=None, group_id=None, execution_arn=None, problem=None, envelope=None, trace_header=None, traceparent=None, kind='stepfunctions')
     """  # noqa: E501 - the doctest shows the repr as one line
 
     source: Source
@@ -53,6 +58,7 @@ class TaskRecord:
     envelope: Envelope | None = None
     trace_header: str | None = None
     traceparent: str | None = None
+    kind: Kind = "stepfunctions"
 
     def __repr__(self) -> str:
         parts = []

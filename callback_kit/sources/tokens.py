@@ -34,6 +34,12 @@ TOKEN_KEYS: tuple[str, ...] = (
 )
 #: Step Functions' longest task token (botocore's model since 2024; older documents say 1,024).
 MAX_TOKEN_CHARS = 2048
+#: Where a Lambda durable callback id is looked for, at the top of a message (any case, ``_`` ignored, as for
+#: token keys: ``callbackId``, ``CallbackId``, ``callback_id``). AWS defines no envelope for it; this is the
+#: name its own API gives the parameter.
+CALLBACK_ID_KEY = "callbackId"
+#: The longest durable callback id (botocore's ``CallbackId`` shape).
+MAX_CALLBACK_ID_CHARS = 1024
 
 #: The places of the lookup order, as normalised key paths (see :func:`normalise`).
 _PLACES: tuple[tuple[str, ...], ...] = (("context", "task", "token"), ("tasktoken",), ("mytasktoken",), ("token",))
@@ -92,6 +98,38 @@ def find_token_path(message: Any, token_path: str | None = None) -> tuple[str, .
         if below is not None:
             return (key, *below)
     return None
+
+
+def find_callback_id_path(message: Any) -> tuple[str, ...] | None:
+    """The key path of a durable callback id in ``message`` (spelled as the message spells it), or ``None``.
+
+    Example:
+        >>> find_callback_id_path({"callback_id": "abc", "order": 7})
+        ('callback_id',)
+        >>> find_callback_id_path({"order": 7}) is None
+        True
+    """
+    if not is_mapping(message):
+        return None
+    key = _normalised_keys(message).get(normalise(CALLBACK_ID_KEY))
+    return None if key is None else (key,)
+
+
+def check_callback_id(value: Any) -> tuple[str | None, str | None]:
+    """``(callback id, None)`` for a usable durable callback id, else ``(None, why not)``.
+
+    Example:
+        >>> check_callback_id("Y2ItMQ==")
+        ('Y2ItMQ==', None)
+        >>> check_callback_id("")
+        (None, 'the durable callback id is not a non-empty string (got str)')
+    """
+    if not isinstance(value, str) or not value:
+        return None, f"the durable callback id is not a non-empty string (got {type(value).__name__})"
+    if len(value) > MAX_CALLBACK_ID_CHARS:
+        # Lambda would refuse it (InvalidParameterValueException): this callback can never be answered from here.
+        return None, f"the durable callback id is {len(value)} characters; Lambda's are at most {MAX_CALLBACK_ID_CHARS}"
+    return value, None
 
 
 def check_token(value: Any) -> tuple[str | None, str | None]:

@@ -26,12 +26,14 @@ from callback_kit.testing.events import (
     sns_notification,
     sqs_event,
 )
+from callback_kit.testing.fake_durable import FakeDurableCallbacks
 from callback_kit.testing.fake_sfn import Call, FakeStepFunctions, client_error
 
 __all__ = [
     "ACCOUNT",
     "REGION",
     "Call",
+    "FakeDurableCallbacks",
     "FakeLambdaContext",
     "FakeStepFunctions",
     "client_error",

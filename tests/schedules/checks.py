@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN
 from callback_kit.logs import fingerprint
 from tests.schedules.drivers import Trace
-from tests.schedules.fake import CLOSED, CallRecord
+from tests.schedules.fake import CLOSED, HEARTBEATS, CallRecord
 
 #: Real seconds of lateness forgiven to the OS: on a loaded machine a thread wakes some milliseconds late.
 SLACK = 0.02
@@ -371,7 +371,7 @@ def _closed_verdict_unheard(calls: list[CallRecord]) -> bool:
     if not completions or any(c.result in CLOSED or c.landed for c in completions):
         return False
     first = min(c.start for c in completions)
-    return any(c.api == "SendTaskHeartbeat" and c.result in CLOSED and c.start <= first for c in calls)
+    return any(c.api in HEARTBEATS and c.result in CLOSED and c.start <= first for c in calls)
 
 
 def _check_stats(trace: Trace) -> list[Violation]:

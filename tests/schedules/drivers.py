@@ -98,6 +98,7 @@ def _tokens(s: Schedule) -> list[str | None]:
 def _open(fake: ScheduleFake, s: Schedule, tokens: list[str | None]) -> None:
     for r, token in zip(s.records, tokens, strict=True):
         if r.kind == "real" and token is not None:
+            # A durable callback's close code is Step Functions' here; the fake answers Lambda's (fake.code_for).
             fake.open_task(
                 token, close_at=r.close_at, close_code=r.close_code, completions=r.completions, heartbeats=r.heartbeats
             )
@@ -107,18 +108,19 @@ def _open(fake: ScheduleFake, s: Schedule, tokens: list[str | None]) -> None:
 DEEP = 600
 
 
-def _message(i: int, token: str | None, shape: str = "plain") -> dict[str, Any]:
+def _message(i: int, token: str | None, shape: str = "plain", *, durable: bool = False) -> dict[str, Any]:
     message: dict[str, Any] = {"i": i, "order": {"id": f"o-{i}", "total": 12}}
+    key = "callbackId" if durable else "TaskToken"
     if token is not None:
-        message["TaskToken"] = token
-    return _shaped(message, token, shape)
+        message[key] = token
+    return _shaped(message, token, shape, key)
 
 
-def _shaped(message: dict[str, Any], token: str | None, shape: str) -> dict[str, Any]:
+def _shaped(message: dict[str, Any], token: str | None, shape: str, key: str = "TaskToken") -> dict[str, Any]:
     if shape == "huge":
         message["blob"] = "x" * 300_000
     elif shape == "deep":
-        nested: dict[str, Any] = {"TaskToken": token} if token is not None else {}
+        nested: dict[str, Any] = {key: token} if token is not None else {}
         for _ in range(DEEP):
             nested = {"a": nested}
         message["nested"] = nested
@@ -191,7 +193,10 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
     _open(fake, s, tokens)
     runs = Runs()
     fn = dispatcher(s.records, scale, runs)
-    event = _event(s, [_message(i, t, r.shape) for i, (t, r) in enumerate(zip(tokens, s.records, strict=True))])
+    event = _event(
+        s,
+        [_message(i, t, r.shape, durable=r.durable) for i, (t, r) in enumerate(zip(tokens, s.records, strict=True))],
+    )
     options: dict[str, Any] = {
         "heartbeat_interval": (s.heartbeat_interval or 0) * scale,
         "deadline_margin": s.margin * scale,
@@ -201,6 +206,8 @@ def run_lambda(s: Schedule, scale: float, *, make_handler: MakeHandler | None = 
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     with _clients(s, fake, tokens, trace) as built, captured_logs() as lines:
         options["client"] = built
+        if any(r.durable for r in s.records):
+            options["lambda_client"] = fake  # it serves the Lambda durable callback API too (never over HTTP)
         handler = (make_handler or (_process_event if s.seed % 2 else _callback_handler))(fn, options)
         trace.t_start = time.monotonic()
         trace.deadline = trace.t_start + s.remaining * scale

@@ -12,6 +12,7 @@ every call for it is answered with its close code, as Step Functions answers a t
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import types
@@ -22,16 +23,55 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
+from callback_kit.answers import MAX_CALLBACK_ID_CHARS, MAX_DURABLE_RESULT_BYTES
 from callback_kit.testing import client_error
 from callback_kit.testing.fake_sfn import field_error
 from tests.schedules.plan import CallPlan
 
-COMPLETIONS = ("SendTaskSuccess", "SendTaskFailure")
+#: Durable callbacks (Lambda durable functions) are answered through the Lambda API, which this fake serves too.
+DURABLE_APIS = frozenset(
+    {
+        "SendDurableExecutionCallbackSuccess",
+        "SendDurableExecutionCallbackFailure",
+        "SendDurableExecutionCallbackHeartbeat",
+    }
+)
+COMPLETIONS = (
+    "SendTaskSuccess",
+    "SendTaskFailure",
+    "SendDurableExecutionCallbackSuccess",
+    "SendDurableExecutionCallbackFailure",
+)
+HEARTBEATS = ("SendTaskHeartbeat", "SendDurableExecutionCallbackHeartbeat")
 #: Errors after which the caller cannot tell whether the call landed.
-AMBIGUOUS = frozenset({"InternalFailure", "ServiceUnavailable", "ConnectionClosedError", "ReadTimeoutError"})
-#: Answers that say "this task is over" (timed out, stopped, or answered before).
-CLOSED = frozenset({"TaskTimedOut", "TaskDoesNotExist"})
+AMBIGUOUS = frozenset(
+    {"InternalFailure", "ServiceUnavailable", "ServiceException", "ConnectionClosedError", "ReadTimeoutError"}
+)
+#: Answers that say "this task is over" (timed out, stopped, or answered before); the durable API's one too.
+CLOSED = frozenset({"TaskTimedOut", "TaskDoesNotExist", "CallbackTimeoutException"})
+#: What the Lambda durable API answers where Step Functions answers a schedule's fault or verdict.
+DURABLE_CODES = {
+    "ThrottlingException": "TooManyRequestsException",
+    "KmsThrottlingException": "TooManyRequestsException",
+    "InternalFailure": "ServiceException",
+    "ServiceUnavailable": "ServiceException",
+    "KmsAccessDeniedException": "KMSAccessDeniedException",
+    "TaskTimedOut": "CallbackTimeoutException",
+    "TaskDoesNotExist": "CallbackTimeoutException",
+    "InvalidToken": "ResourceNotFoundException",
+    "ValidationException": "InvalidParameterValueException",
+}
+_STATUS = {"TooManyRequestsException": 429, "ServiceException": 500}
+
+
+def code_for(api: str, code: str) -> str:
+    """The code ``api`` answers with where Step Functions would answer ``code``."""
+    return DURABLE_CODES.get(code, code) if api in DURABLE_APIS else code
+
+
 ENDPOINT = "https://states.us-east-1.amazonaws.com"
+#: botocore's ``CallbackId`` pattern.
+_CALLBACK_ID = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 @dataclass
@@ -74,7 +114,12 @@ def _fault(name: str, api: str) -> Exception:
         return ConnectionClosedError(endpoint_url=ENDPOINT)
     if name == "ReadTimeoutError":
         return ReadTimeoutError(endpoint_url=ENDPOINT)
-    return client_error(api, name)
+    return _client_error(api, name)
+
+
+def _client_error(api: str, code: str) -> Exception:
+    code = code_for(api, code)
+    return client_error(api, code, status=_STATUS.get(code))
 
 
 class ScheduleFake:
@@ -162,25 +207,37 @@ class ScheduleFake:
     def get_activity_task(self, *, activityArn: str, workerName: str = "") -> dict[str, Any]:
         return self._poll(None)
 
+    # -- the lambda client's durable callback methods -------------------------------------------------------
+    def send_durable_execution_callback_success(self, *, CallbackId: str, Result: bytes = b"") -> dict[str, Any]:
+        return self._call("SendDurableExecutionCallbackSuccess", CallbackId, None, Result=Result)
+
+    def send_durable_execution_callback_failure(self, *, CallbackId: str, Error: Any = None) -> dict[str, Any]:
+        return self._call("SendDurableExecutionCallbackFailure", CallbackId, None, Error=Error or {})
+
+    def send_durable_execution_callback_heartbeat(self, *, CallbackId: str) -> dict[str, Any]:
+        return self._call("SendDurableExecutionCallbackHeartbeat", CallbackId, None)
+
     # -- internals ------------------------------------------------------------------------------------------
     def _call(
-        self, api: str, token: str, timeout: float | None, issued: float | None = None, **params: str
+        self, api: str, token: str, timeout: float | None, issued: float | None = None, **params: Any
     ) -> dict[str, Any]:
         rec = CallRecord(api, token, time.monotonic(), threading.current_thread().name, timeout, issued)
         if api == "SendTaskFailure":
             rec.error = params.get("error")
+        elif api == "SendDurableExecutionCallbackFailure":
+            rec.error = params["Error"].get("ErrorType")
         kind = "completion" if rec.completion else "heartbeat"
         with self._lock:
             self.calls.append(rec)
             if self._bucket is not None and not self._bucket.take(rec.start):
                 # Refused before it reaches the task: it does not land, and uses none of the token's plans.
-                rec.result, rec.end = "ThrottlingException", time.monotonic()
+                rec.result, rec.end = code_for(api, "ThrottlingException"), time.monotonic()
                 throttled = True
             else:
                 throttled = False
                 self._in_flight += 1
         if throttled:
-            raise client_error(api, "ThrottlingException")
+            raise _client_error(api, "ThrottlingException")
         with self._lock:
             task = self.tasks.get(token)
             plan = CallPlan(0.0)
@@ -196,7 +253,7 @@ class ScheduleFake:
                 rec.end = time.monotonic()
                 self._in_flight -= 1
 
-    def _play(self, rec: CallRecord, plan: CallPlan, params: dict[str, str]) -> dict[str, Any]:
+    def _play(self, rec: CallRecord, plan: CallPlan, params: dict[str, Any]) -> dict[str, Any]:
         latency = plan.latency * self.scale
         if rec.timeout is not None and latency > rec.timeout:
             time.sleep(max(0.0, rec.timeout))
@@ -219,29 +276,43 @@ class ScheduleFake:
                     self._apply(rec, params)
             raise ReadTimeoutError(endpoint_url=ENDPOINT)
         if plan.fault is not None and not plan.after:
-            rec.result, rec.ambiguous = plan.fault, plan.fault in AMBIGUOUS
+            fault = code_for(rec.api, plan.fault)
+            rec.result, rec.ambiguous = fault, fault in AMBIGUOUS
             raise _fault(plan.fault, rec.api)
         with self._lock:
             code = self._apply(rec, params)
         if code is not None:
             rec.result = code
-            raise client_error(rec.api, code)
+            raise _client_error(rec.api, code)
         if plan.fault is not None:
-            rec.result, rec.ambiguous = plan.fault, True
+            rec.result, rec.ambiguous = code_for(rec.api, plan.fault), True
             raise _fault(plan.fault, rec.api)
         rec.result = "ok"
         return {"ResponseMetadata": {"HTTPStatusCode": 200}}
 
-    def _land_late(self, rec: CallRecord, params: dict[str, str]) -> None:
+    def _land_late(self, rec: CallRecord, params: dict[str, Any]) -> None:
         with self._lock:
             self._apply(rec, params)
             self._pending_landings -= 1
 
-    def _apply(self, rec: CallRecord, params: dict[str, str]) -> str | None:
-        """Apply a call that reached Step Functions (lock held); return the error code it gets, if any."""
+    def _apply(self, rec: CallRecord, params: dict[str, Any]) -> str | None:
+        """Apply a call that reached the service (lock held); return the error code it gets, if any."""
+        code = self._verdict(rec, params)
+        if code is not None:
+            return code_for(rec.api, code)
+        rec.landed, rec.landed_at = True, time.monotonic()
+        if rec.completion:
+            self.tasks[rec.token].answered = rec
+        return None
+
+    def _verdict(self, rec: CallRecord, params: dict[str, Any]) -> str | None:
+        """Step Functions' answer to a call (``code_for`` turns it into the durable API's), or None: it lands."""
         token = rec.token
-        if not token or len(token) > 2048:
+        durable = rec.api in DURABLE_APIS
+        if not token or len(token) > (MAX_CALLBACK_ID_CHARS if durable else 2048):
             return "ValidationException"
+        if durable and not _CALLBACK_ID.fullmatch(token):
+            return "ValidationException"  # Lambda: InvalidParameterValueException
         task = self.tasks.get(token)
         if task is None:
             return "InvalidToken"
@@ -250,13 +321,10 @@ class ScheduleFake:
             return "TaskTimedOut"
         if task.close_at is not None and now >= task.close_at:
             return task.close_code
-        code = field_error(rec.api, params)
-        if code is not None:
-            return code
-        rec.landed, rec.landed_at = True, now
-        if rec.completion:
-            task.answered = rec
-        return None
+        if durable:
+            too_large = len(params.get("Result", b"")) > MAX_DURABLE_RESULT_BYTES
+            return "ValidationException" if too_large else None
+        return field_error(rec.api, params)
 
     def _poll(self, timeout: float | None) -> dict[str, Any]:
         rec = CallRecord("GetActivityTask", "", time.monotonic(), threading.current_thread().name, timeout)
@@ -327,3 +395,16 @@ class _Timed:
 
     def get_activity_task(self, *, activityArn: str, workerName: str = "") -> dict[str, Any]:
         return self.fake._poll(self.seconds)
+
+    def send_durable_execution_callback_success(self, *, CallbackId: str, Result: bytes = b"") -> dict[str, Any]:
+        return self.fake._call(
+            "SendDurableExecutionCallbackSuccess", CallbackId, self.seconds, self.issued, Result=Result
+        )
+
+    def send_durable_execution_callback_failure(self, *, CallbackId: str, Error: Any = None) -> dict[str, Any]:
+        return self.fake._call(
+            "SendDurableExecutionCallbackFailure", CallbackId, self.seconds, self.issued, Error=Error or {}
+        )
+
+    def send_durable_execution_callback_heartbeat(self, *, CallbackId: str) -> dict[str, Any]:
+        return self.fake._call("SendDurableExecutionCallbackHeartbeat", CallbackId, self.seconds, self.issued)

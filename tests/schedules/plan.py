@@ -109,6 +109,9 @@ class RecordPlan:
     #: depth (its SQS or SNS text cannot be read: handed back; a decoded event or an activity input with a
     #: readable token: answered MalformedMessage); ``huge``, carrying a 300 kB field.
     shape: Literal["plain", "deep", "huge"] = "plain"
+    #: A Lambda durable function's callback (its id under ``callbackId``, answered through the Lambda API) rather
+    #: than a Step Functions task. Its closed answer is ``CallbackTimeoutException``.
+    durable: bool = False
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,9 @@ class Schedule:
             parts.append(f"twins across groups={len(twins)}")
         if self.token_in_input:
             parts.append("token in the input")
+        durable = sum(1 for r in self.records if r.durable)
+        if durable:
+            parts.append(f"durable callbacks={durable}")
         if self.driver == "activity":
             parts.append(
                 f"slots={self.concurrency} max_task={self.max_task_seconds} stop_at={self.stop_at} "
@@ -249,7 +255,7 @@ def _bucket(seed: int) -> tuple[float, float, float] | None:
 
 def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
     """The schedule of ``seed`` (the same seed always gives the same schedule)."""
-    return _hostile(_generate(seed, driver=driver))
+    return _durable(_hostile(_generate(seed, driver=driver)))
 
 
 def _hostile(s: Schedule) -> Schedule:
@@ -277,6 +283,28 @@ def _hostile(s: Schedule) -> Schedule:
             records[dst] = replace(records[dst], kind="duplicate", dup_of=src, group=other)
     token_in_input = s.driver == "activity" and rng.random() < 0.5
     return replace(s, records=tuple(records), token_in_input=token_in_input)
+
+
+#: The share of Lambda schedules whose records may be durable callbacks, and of their records that are.
+DURABLE_SHARE = 0.3
+DURABLE_RECORDS = 0.5
+
+
+def _durable(s: Schedule) -> Schedule:
+    """Make some records durable callbacks: one worker answering both kinds, in one batch.
+
+    Drawn from a generator of its own, last, so that every other draw of a seed, and what older seeds mean, stay
+    as they were. Activities are Step Functions' alone, and schedules over HTTP use callback-kit's Step Functions
+    clients against an endpoint that serves that API only.
+    """
+    rng = random.Random(f"durable-{s.seed}")
+    if s.driver == "activity" or s.over_http or rng.random() >= DURABLE_SHARE:
+        return s
+    records = [replace(r, durable=rng.random() < DURABLE_RECORDS) for r in s.records]
+    for i, r in enumerate(records):
+        if r.kind == "duplicate" and r.dup_of is not None:  # the same id twice: of the same kind, necessarily
+            records[i] = replace(r, durable=records[r.dup_of].durable)
+    return replace(s, records=tuple(records))
 
 
 def _generate(seed: int, *, driver: Driver | None = None) -> Schedule:

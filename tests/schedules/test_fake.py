@@ -118,3 +118,39 @@ def test_a_bucketed_fake_has_an_endpoint_of_its_own_so_callback_kit_paces_it() -
     assert limiter_for(a) is not limiter_for(b)
     assert limiter_for(a) is not UNPACED
     assert limiter_for(ScheduleFake(SCALE)) is UNPACED
+
+
+def test_durable_callbacks_answer_with_lambdas_codes() -> None:
+    # GIVEN a durable callback that closes 1 schedule second after t0
+    fake = ScheduleFake(SCALE)
+    fake.open_task("Y2I=", close_at=1.0, close_code="TaskTimedOut")
+    fake.send_durable_execution_callback_heartbeat(CallbackId="Y2I=")
+    time.sleep(1.5 * SCALE)
+    with pytest.raises(ClientError) as closed:
+        fake.send_durable_execution_callback_success(CallbackId="Y2I=", Result=b"{}")
+    with pytest.raises(ClientError) as unknown:
+        fake.send_durable_execution_callback_success(CallbackId="bm9wZQ==", Result=b"{}")
+    with pytest.raises(ClientError) as malformed:
+        fake.send_durable_execution_callback_failure(CallbackId='"Y2I="', Error={"ErrorType": "E"})
+    # THEN Lambda's codes, where Step Functions would say TaskTimedOut, InvalidToken, ValidationException
+    assert fake.calls[0].landed
+    assert (_code(closed), _code(unknown), _code(malformed)) == (
+        "CallbackTimeoutException",
+        "ResourceNotFoundException",
+        "InvalidParameterValueException",
+    )
+    assert fake.calls[-1].error == "E"
+
+
+def test_durable_records_come_from_a_stream_of_their_own() -> None:
+    # GIVEN seeds' schedules with durable records / THEN without them each is the schedule the seed always meant
+    from dataclasses import replace
+
+    from tests.schedules.plan import _generate, _hostile
+
+    durable = [seed for seed in range(300) if any(r.durable for r in generate(seed).records)]
+    assert len(durable) > 10
+    for seed in durable:
+        plain = generate(seed)
+        plain = replace(plain, records=tuple(replace(r, durable=False) for r in plain.records))
+        assert plain == _hostile(_generate(seed))
