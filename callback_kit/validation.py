@@ -137,7 +137,7 @@ def check_error_map(error_map: Any) -> None:
     for key, value in error_map.items():
         if isinstance(key, str):
             raise TypeError(f"error_map keys must be exception classes, not the string {key!r}: write {key}, unquoted")
-        if not (isinstance(key, type) and issubclass(key, BaseException)):
+        if not _is_subclass(key, BaseException):
             raise TypeError(f"error_map keys must be exception classes, not {_describe(key)}")
         if not isinstance(value, str):
             raise TypeError(f"error_map[{key.__name__}] must be an error name (a string), not {_describe(value)}")
@@ -234,7 +234,15 @@ def _is_pydantic_model(cls: Any) -> bool:
         from pydantic import BaseModel
     except ImportError:  # pragma: no cover - pydantic is a dependency
         return False
-    return isinstance(cls, type) and issubclass(cls, BaseModel)
+    return _is_subclass(cls, BaseModel)
+
+
+def _is_subclass(value: Any, base: type) -> bool:
+    """Whether ``value`` is a class derived from ``base``, never raising."""
+    try:
+        return isinstance(value, type) and issubclass(value, base)
+    except TypeError:  # Python 3.10 takes a parametrised generic (list[int]) for a type, and issubclass refuses it
+        return False
 
 
 def _describe(value: Any) -> str:
