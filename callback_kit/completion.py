@@ -73,6 +73,7 @@ __all__ = [
     "REJECTED_CODES",
     "TRANSIENT_CODES",
     "Completer",
+    "Deadline",
     "Delivery",
     "RetryPolicy",
     "default_client",
@@ -167,13 +168,15 @@ class Completer:
         return self._client(kind)
 
     def complete(
-        self, token: str, outcome: Outcome, *, deadline: float | None = None, kind: Kind = "stepfunctions"
+        self, token: str, outcome: Outcome, *, deadline: Deadline = None, kind: Kind = "stepfunctions"
     ) -> Delivery:
         """Send ``outcome`` for ``token`` (a durable callback id with ``kind="durable"``); fall back to a failure
         callback if the service rejects the output.
 
         Args:
-            deadline: a ``policy.clock`` time after which no retry is started (the Lambda's end, say).
+            deadline: a ``policy.clock`` time after which no retry is started (the Lambda's end, say), or a
+                function that says it at each look: a deadline that comes while the call waits (an activity
+                worker's stop) then bounds the rest of its wait.
 
         Raises:
             CallbackDeliveryError: the callback could not be delivered; the message must be redelivered.
@@ -277,7 +280,7 @@ class Completer:
         )
         return True
 
-    def _turn(self, limiter: RateLimiter, deadline: float | None, *, front: bool) -> Ticket | None:
+    def _turn(self, limiter: RateLimiter, deadline: Deadline, *, front: bool) -> Ticket | None:
         """Wait for this call's turn at the shared limiter, never past ``deadline`` (less a call's minimum time).
 
         ``front``: a throttled call asking again keeps the turn it had, at the head of the queue.
@@ -286,18 +289,20 @@ class Completer:
             The ticket to send on, or ``None``: its turn does not come before the deadline.
         """
         policy = self.policy
-        ticket = limiter.reserve(None if deadline is None else deadline - policy.clock() - MIN_TIMEOUT, front=front)
+        limit = _resolve(deadline)
+        ticket = limiter.reserve(None if limit is None else limit - policy.clock() - MIN_TIMEOUT, front=front)
         wait = 0.0 if ticket is None else ticket.wait
         while wait > 0:
-            if deadline is not None and policy.clock() + wait + MIN_TIMEOUT > deadline:
-                return None  # a cut moved its turn past the deadline
+            limit = _resolve(deadline)
+            if limit is not None and policy.clock() + wait + MIN_TIMEOUT > limit:
+                return None  # a cut, or a deadline that came meanwhile, moved its turn past the deadline
             # Sleep half the wait and ask again: the rate may rise while this call waits, and unless it doubles
             # meanwhile the call is never late for its turn (a late turn is a burst the service may refuse).
             policy.sleep(wait / 2 if wait > limiter.token_time() else wait)
             wait = limiter.wait(ticket)  # type: ignore[arg-type]
         return ticket
 
-    def _call(self, answers: Answers, api: str, token: str, deadline: float | None, params: dict[str, Any]) -> Delivery:
+    def _call(self, answers: Answers, api: str, token: str, until: Deadline, params: dict[str, Any]) -> Delivery:
         policy = self.policy
         log = lazy_logger()  # powertools is imported only if a line is logged: a cold start's cost
         landed = False  # whether an earlier attempt may have reached the service
@@ -306,7 +311,8 @@ class Completer:
         failed = throttled = 0  # failed attempts, and throttled ones (see RetryPolicy)
         front = False  # whether the last attempt was throttled: it asks again at the head of the queue
         for attempt in itertools.count():
-            ticket = self._turn(limiter, deadline, front=front)
+            ticket = self._turn(limiter, until, front=front)
+            deadline = _resolve(until)  # read again at each attempt: it may have come while this call waited
             timeout = None
             if deadline is not None:
                 timeout = deadline - policy.clock()
@@ -389,6 +395,15 @@ class Completer:
                 limiter.observe(None, ticket)
                 return Delivery.DELIVERED
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+#: When a completion's calls must be over: a ``policy.clock`` time, a function that says it (``None``: no bound yet),
+#: or ``None``.
+Deadline = float | Callable[[], float | None] | None
+
+
+def _resolve(deadline: Deadline) -> float | None:
+    return deadline() if callable(deadline) else deadline
 
 
 class _Rejected(Exception):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callback_kit.answers import Kind, answers_for
-from callback_kit.completion import Completer, Delivery
+from callback_kit.completion import Completer, Deadline, Delivery
 from callback_kit.context import TaskInfo, TaskState, _current
 from callback_kit.exceptions import (
     ERROR_INVALID_PAYLOAD,
@@ -459,7 +459,9 @@ class TaskRun:
                 extra={"token_fp": fingerprint(self.record.token)},
             )
             return TaskResult(Status.CLOSED, self.record, detail="closed while running", duration=duration)
-        return self._deliver(outcome, self.deadline, duration, ended)
+        # Read at each look, not now: an activity worker's stop sets a deadline while this answer may be waiting
+        # for its turn at the rate limiter, and it must then be over by that deadline too.
+        return self._deliver(outcome, self._deadline_now, duration, ended)
 
     def _hand_back(self, reason: str) -> TaskResult | None:
         if not self._claim():
@@ -467,8 +469,11 @@ class TaskRun:
         get_logger().info("handing the message back for redelivery", extra={"token_fp": fingerprint(self.record.token)})
         return TaskResult(Status.UNDELIVERABLE, self.record, detail=reason)
 
+    def _deadline_now(self) -> float | None:
+        return self.deadline
+
     def _deliver(
-        self, outcome: Outcome, deadline: float | None, duration: float | None = None, ended: float | None = None
+        self, outcome: Outcome, deadline: Deadline, duration: float | None = None, ended: float | None = None
     ) -> TaskResult:
         token = self.record.token
         assert token is not None

@@ -198,3 +198,30 @@ def test_a_heartbeat_that_waited_for_its_turn_is_not_sent_once_its_task_is_being
     assert t.slept
     assert alive is True
     assert fake.calls_for(token) == []
+
+
+def test_a_deadline_that_comes_while_a_completion_waits_its_turn_bounds_the_rest_of_the_wait(
+    t: FakeTime, limiter: RateLimiter
+) -> None:
+    # GIVEN a limiter pacing at ~9/s with 1,000 calls queued (a turn ~110 s away), and a completion with no deadline
+    # yet, as an activity worker's answer has until the worker is stopped
+    pacing(limiter, t)
+    for _ in range(1000):
+        limiter.reserve()
+    fake = FakeStepFunctions()
+    token = fake.open_task()
+    began = t.now
+    stop: list[float] = []
+
+    def deadline() -> float | None:
+        if not stop and t.now - began > 5.0:
+            stop.append(t.now + 3.0)  # the worker is stopped 5 s in: every answer must be over 3 s later
+        return stop[0] if stop else None
+
+    # WHEN it is sent
+    delivery = completer(fake, t).complete(token, Success("{}"), deadline=deadline)
+    # THEN it stopped waiting for its turn once the deadline came, went out before it, and was delivered
+    assert delivery is Delivery.DELIVERED
+    assert stop
+    assert len(fake.calls_for(token)) == 1
+    assert t.now <= stop[0]
