@@ -20,7 +20,7 @@ from typing import Any, TypeAlias
 
 import callback_kit as ck
 from callback_kit import testing
-from callback_kit.activity import PollBackoff
+from callback_kit.activity import FINAL_DELIVERY_SECONDS, PollBackoff
 from callback_kit.completion import RetryPolicy
 from callback_kit.testing import FakeLambdaContext, eventbridge_event, sqs_event
 from tests.schedules import endpoint
@@ -273,7 +273,7 @@ def run_activity(s: Schedule, scale: float) -> Trace:
     runs = Runs()
     trace = Trace(s, scale, fake, tokens, runs, t_start=time.monotonic())
     work = sum(r.duration for r in s.records) + len(s.records) * s.max_delay * s.max_attempts
-    cap = (work + s.remaining + 20 * POLL_HOLD + 20) * scale + LOAD_ALLOWANCE
+    cap = (work + _quota_time(s) + s.remaining + 20 * POLL_HOLD + 20) * scale + LOAD_ALLOWANCE
     cap += REAL_CLIENT_EXTRA if s.over_http else 0.0
     with _clients(s, fake, tokens, trace) as client, captured_logs() as lines:
         worker = _worker(s, scale, dispatcher(s.records, scale, runs), client)
@@ -291,6 +291,18 @@ def run_activity(s: Schedule, scale: float) -> Trace:
         trace.stats = worker.stats
     trace.logs = lines
     return trace
+
+
+def _quota_time(s: Schedule) -> float:
+    """Schedule seconds the bucket's refill takes to let every call of the schedule through, eight times over (a limiter
+    that was throttled paces below the refill rate for a while): an activity's answers have no deadline to cut
+    their wait short, so its run lasts as long as the quota says."""
+    if s.bucket is None:
+        return 0.0
+    burst, refill, fill = s.bucket
+    beats = sum(r.duration / s.heartbeat_interval for r in s.records) if s.heartbeat_interval else 0.0
+    calls = len(s.records) * (2 + s.max_attempts) + beats
+    return 8 * max(0.0, calls - burst * fill) / refill
 
 
 def _worker(s: Schedule, scale: float, fn: Callable[[Any], Any], client: Any) -> Any:
@@ -372,7 +384,8 @@ def _drive_slots(worker: Any, fake: ScheduleFake, trace: Trace, cap: float) -> N
                 break
             time.sleep(0.05 * scale)
     worker.stop()
-    trace.finished = bool(worker.wait(cap))
+    # The answers of a stopping worker are bounded by the grace plus FINAL_DELIVERY_SECONDS, in real time.
+    trace.finished = bool(worker.wait(cap + FINAL_DELIVERY_SECONDS))
     trace.t_return = time.monotonic()
 
 

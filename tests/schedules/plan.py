@@ -244,13 +244,19 @@ def _batch_size(rng: random.Random) -> int:
 HOSTILE_BEHAVIOURS: tuple[str, ...] = ("task_failed_object", "members_raise", "shared_groups")
 
 
-def _bucket(seed: int) -> tuple[float, float, float] | None:
+def _bucket(seed: int, least_burst: float = 0.0) -> tuple[float, float, float] | None:
+    """The schedule's slice of the account's bucket, if it draws one.
+
+    A slice whose burst is under one call admits none: the account is saturated by others. The Lambda's deadline
+    bounds how long its answers try; an activity's answers have no deadline, only their throttled-attempts budget
+    (unit-tested on injected time), which would take real minutes here, so its slices admit one call at least.
+    """
     # A generator of its own, so that drawing a bucket changes none of the schedule's other draws.
     rng = random.Random(seed ^ 0xB0C4E7)
     if rng.random() >= BUCKETED:
         return None
     share = rng.choice(SLICES)
-    return rng.choice(BURSTS) * share, rng.choice(REFILLS) * share, rng.choice(FILLS)
+    return max(least_burst, rng.choice(BURSTS) * share), rng.choice(REFILLS) * share, rng.choice(FILLS)
 
 
 def generate(seed: int, *, driver: Driver | None = None) -> Schedule:
@@ -326,7 +332,7 @@ def _generate(seed: int, *, driver: Driver | None = None) -> Schedule:
         "real_client": rng.random() < 0.03,
         # Lambda drivers only for now: an activity's completion has no deadline, so under a tiny slice of the
         # quota it holds its slot for minutes and outlives the worker's shutdown grace (see docs/reliability.md).
-        "bucket": None if chosen == "activity" else _bucket(seed),
+        "bucket": _bucket(seed, least_burst=1.0 if chosen == "activity" else 0.0),
     }
     if not common["real_client"]:
         common["user_client"] = _user_client(seed)

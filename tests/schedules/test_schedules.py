@@ -8,11 +8,13 @@ seed can be changed with ``CALLBACK_KIT_SCHEDULES`` and ``CALLBACK_KIT_SCHEDULES
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
 from tests.schedules.explore import Outcome, quiet_library_output, run_many, run_seed
+from tests.schedules.plan import generate
 
 CI_COUNT = int(os.environ.get("CALLBACK_KIT_SCHEDULES", "500"))
 CI_SEED = int(os.environ.get("CALLBACK_KIT_SCHEDULES_SEED", "1"))
@@ -61,10 +63,17 @@ def _quiet() -> None:
     quiet_library_output()
 
 
+#: Activity seeds pinned before activity schedules drew a quota bucket: replayed without one, as they broke.
+PINNED_WITHOUT_BUCKET = frozenset({15, 110, 91823, 243})
+
+
 @pytest.mark.parametrize("seed", sorted(PINNED))
 def test_pinned_seed_keeps_every_invariant(seed: int) -> None:
     # GIVEN a schedule that once broke an invariant / WHEN it runs / THEN none breaks
-    outcome = run_seed(seed)
+    schedule = generate(seed)
+    if seed in PINNED_WITHOUT_BUCKET:
+        schedule = dataclasses.replace(schedule, bucket=None)
+    outcome = run_seed(seed, schedule=schedule)
     assert not outcome.violations, f"{PINNED[seed]}\n{_report([outcome])}"
 
 
