@@ -9,8 +9,10 @@ the layer have no part in a local run and are skipped.
 The EventBridge rule gets an SQS target from which the simulator feeds the function as an async invoke (moto
 cannot invoke Lambda code), with the function's ``EventInvokeConfig.MaximumRetryAttempts``. SNS topics are
 created (their e-mail subscriptions are not); a function behind API Gateway (an ``Api`` event) is not served:
-the demo stands in for the person who would call it. The functions' environment variables that name created
-resources (a topic's ARN, the API's URL) are collected in :attr:`Deployed.environment` for the demo to set.
+the demo stands in for the person who would call it. A durable function (``DurableConfig``) is left to
+:mod:`demo.durable`, which runs it on AWS's local durable runner. The functions' environment variables that name
+created resources (a topic's ARN, the API's URL, a queue's URL) are collected in :attr:`Deployed.environment` for
+the demo to set.
 
 Example:
     >>> deployed = deploy(sim, app, wrap=lambda h: h)                         # doctest: +SKIP
@@ -225,6 +227,13 @@ def _create_functions(
         code_uri = props.get("CodeUri", code_defaults.get("CodeUri"))
         if not isinstance(code_uri, str) or not isinstance(props.get("Handler"), str):
             raise TemplateError(f"{logical_id} needs a local CodeUri and a Handler")
+        if "DurableConfig" in props:
+            # A durable function runs on AWS's local durable runner (demo.durable), not in moto; its code needs the
+            # durable SDK (Python 3.11+), so it is not imported here. Its environment names the queue it sends to.
+            name = app.physical_name(logical_id, props, "FunctionName")
+            _collect_environment(app, logical_id, props, out)
+            app.add(logical_id, Ref=name, Arn=f"arn:aws:lambda:{sim.region}:{sim.account_id}:function:{name}")
+            continue
         with _service_name(props):
             handler = wrap(load_code(app.root / code_uri, props["Handler"]))
         name = app.physical_name(logical_id, props, "FunctionName")

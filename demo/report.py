@@ -4,6 +4,7 @@ Lines come from three threads at once (the history follower, the workers' callba
 worker's polls), so every write holds one lock. Colours are used only when asked for or when the output is a
 terminal (and ``NO_COLOR`` is unset). Tokens only ever appear as fingerprints: the history events are already
 redacted by the simulator, callbacks carry fingerprints, and the activity hand-out is printed by fingerprint.
+Durable callback ids are shown the same way (:mod:`demo.durable` prints its runner's events by fingerprint).
 
 Example:
     >>> import io
@@ -203,6 +204,23 @@ class Reporter:
         function = self.functions.get(delivery.target, delivery.target)
         detail = f"{function} ({via}, {tokens}) {outcome} after {delivery.seconds:.2f}s"
         self.line("worker", self._state, detail)
+
+    def enter(self, state: str) -> None:
+        """Say which state the next callback and worker lines belong to (a durable function's wait)."""
+        with self._lock:
+            self._state = state
+
+    @property
+    def state(self) -> str:
+        """The state the callback and worker lines belong to now."""
+        return self._state
+
+    def durable_callback(self, api: str, fingerprint: str, detail: str, rejected: str | None) -> None:
+        """A line for a SendDurableExecutionCallback* call the worker made (the callback id as its fingerprint)."""
+        kind = "heartbeat" if api.endswith("Heartbeat") else "callback"
+        shown = f" {summarise(detail)}" if detail else ""
+        refused = f"  (rejected: {rejected})" if rejected else ""
+        self.line(kind, self._state, f"{api} {fingerprint}{shown}{refused}")
 
     def handed_out(self, fingerprint: str, worker_name: str) -> None:
         """Note an activity task handed to a worker; its line is written with the ``ActivityStarted`` event.

@@ -7,6 +7,10 @@ does ``--work-seconds`` of simulated work so that its heartbeats show. Orders ov
 for a person: the app's notifier hands the token off, and :class:`demo.approver.Approver` decides them with
 ``callback-kit send-success`` / ``send-failure``.
 
+The last case runs the app's durable function (``DurableConfig``) on AWS's local durable runner
+(:mod:`demo.durable`): it sends its callback id on the same queue, and the same order-check worker answers it. It
+needs Python 3.11 or later, and is skipped, with the reason, where that runner cannot run.
+
 Exit status: 0 when every case ended as expected, 1 when one did not, 2 when the demo could not start.
 """
 
@@ -53,6 +57,7 @@ class Case:
         output: for a success, the values the output must hold, by dotted path.
         error: for a failure, the error the execution must end with.
         approval: what the demo's approver decides when the order waits for approval (``approve``/``reject``).
+        durable: run by the app's durable function on AWS's local durable runner, not by the state machine.
     """
 
     key: str
@@ -62,6 +67,7 @@ class Case:
     output: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: str | None = None
     approval: str | None = None
+    durable: bool = False
 
     def problems(self, described: Mapping[str, Any]) -> list[str]:
         """What differs from the expected end (an empty list when the execution ended as expected)."""
@@ -94,10 +100,11 @@ class CaseResult:
     summary: str
     problems: list[str]
     seconds: float
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether it ended as expected."""
+        """Whether it ended as expected (a skipped case is not a failure)."""
         return not self.problems
 
 
@@ -144,6 +151,8 @@ def build_cases(root: Path) -> list[Case]:
     approved["order"].update(orderId="ord-1003", items=[{"sku": "TV-OLED-65", "quantity": 1, "unitPrice": "1899.00"}])
     declined = copy.deepcopy(base)
     declined["order"].update(orderId="ord-1004", items=[{"sku": "EBIKE-CITY", "quantity": 1, "unitPrice": "2400.00"}])
+    durable = copy.deepcopy(base["order"])
+    durable["orderId"] = "ord-2001"
     delivered = {"ageCheck.verified": True, "notification.acknowledged": True}
     return [
         Case(
@@ -183,6 +192,14 @@ def build_cases(root: Path) -> list[Case]:
             error="Order.NotApproved",
             approval="reject",
         ),
+        Case(
+            "durable",
+            "durable function: wait_for_callback sends its callback id on OrderQueue -> the same order-check worker",
+            {"order": durable},
+            "SUCCEEDED",
+            output={"status": "approved", "orderCheck.ageCheck": "online"},
+            durable=True,
+        ),
     ]
 
 
@@ -197,14 +214,17 @@ def _slowed(fn: Callable[[Any], Any], seconds: float) -> Callable[[Any], Any]:
     return work
 
 
-def _as_worker(handler: Any, *, sim: Any, work: float, heartbeat: float) -> Any:
-    """The app's handler with the demo's work time and heartbeat interval, answering to the simulator."""
+def _as_worker(handler: Any, *, sim: Any, work: float, heartbeat: float, lambda_client: Any = None) -> Any:
+    """The app's handler with the demo's work time and heartbeat interval, answering task tokens to the simulator
+    and durable callbacks to ``lambda_client`` (AWS's local durable runner, when the durable case runs)."""
     from callback_kit.handler import CallbackHandler, callback_handler
 
     if not isinstance(handler, CallbackHandler):
         return handler  # a plain Lambda function: run as written
     options = {f.name: getattr(handler.options, f.name) for f in dataclasses.fields(handler.options)}
     options.update(heartbeat_interval=heartbeat, client=sim.sfn)
+    if lambda_client is not None:
+        options.update(lambda_client=lambda_client)
     return callback_handler(**options)(_slowed(handler.fn, work))
 
 
@@ -318,17 +338,32 @@ def _run_cases(
     from demo.activities import ActivityTaskBridge
     from demo.approver import Approver
     from demo.deploy import deploy, load_code
+    from demo.durable import DurableRun, durable_functions, unavailable
 
     with ExitStack() as stack:
         sim = stack.enter_context(LocalStepFunctions())
         bridge = stack.enter_context(ActivityTaskBridge(sim))
-        as_worker = functools.partial(_as_worker, sim=sim, work=args.work_seconds, heartbeat=args.heartbeat_interval)
+        specs = durable_functions(app)
+        skip = unavailable() if specs else "the template has no durable function (DurableConfig)"
+        durable = stack.enter_context(DurableRun(specs[0], reporter.durable_callback)) if skip is None else None
+        as_worker = functools.partial(
+            _as_worker,
+            sim=sim,
+            work=args.work_seconds,
+            heartbeat=args.heartbeat_interval,
+            lambda_client=durable.lambda_client if durable is not None else None,
+        )
         deployed = deploy(sim, app, wrap=as_worker)
         stack.enter_context(_environment(deployed.environment))
         reporter.write(f"callback-kit demo: {app.root / 'template.yaml'} on moto's Step Functions simulator")
         reporter.write("created in moto (no AWS account, no Docker):")
         for line in deployed.created:
             reporter.write(f"  {line}")
+        if durable is not None:
+            reporter.write(
+                f"durable function: {durable.spec.name} ({durable.spec.handler}, DurableConfig) runs on AWS's local "
+                "durable runner; the order-check worker answers its callbacks through the runner's Lambda API"
+            )
         subs = ", ".join(f"{k}={v}" for k, v in deployed.substitutions.items())
         reporter.write(f"DefinitionSubstitutions: {subs}")
         code_root = app.root / str(app.globals_of("Function").get("CodeUri", "handlers/"))
@@ -350,7 +385,8 @@ def _run_cases(
             reporter.write(f"activity worker: {ACTIVITY_HANDLER} polls {arn.rsplit(':', 1)[-1]} ({logical_id})")
         reporter.write(
             f"each worker does {args.work_seconds:g}s of simulated work and heartbeats every "
-            f"{args.heartbeat_interval:g}s; tokens are shown only as fingerprints (tok-<sha256 prefix>)"
+            f"{args.heartbeat_interval:g}s; tokens and callback ids are shown only as fingerprints "
+            "(tok-<sha256 prefix>)"
         )
         reporter.functions.update(deployed.functions)
         approver = Approver(sim, reporter, {c.input["order"]["orderId"]: c.approval for c in cases if c.approval})
@@ -368,11 +404,18 @@ def _run_cases(
         for worker in workers:
             worker.start()
         stack.callback(_stop_workers, workers, bridge)
+        skipped = [CaseResult(c, "SKIPPED", "skipped", [], 0.0, skip) for c in cases if c.durable and durable is None]
+        for result in skipped:
+            reporter.write(f"case {result.case.key} skipped: {skip}")
+        runnable = [c for c in cases if not (c.durable and durable is None)]
         with sim.pump():
-            return [
-                _run_case(sim, deployed.state_machine_arn, case, n, len(cases), args.timeout, reporter)
-                for n, case in enumerate(cases, 1)
+            results = [
+                _run_durable_case(durable, case, n, len(runnable), args.timeout, reporter)
+                if case.durable and durable is not None
+                else _run_case(sim, deployed.state_machine_arn, case, n, len(runnable), args.timeout, reporter)
+                for n, case in enumerate(runnable, 1)
             ]
+        return results + skipped
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns or raises
 
 
@@ -426,6 +469,43 @@ def _run_case(sim: Any, arn: str, case: Case, n: int, total: int, timeout: float
     if last is not None and last.type == "ExecutionFailed":
         described.setdefault("error", last.details.get("error"))
         described.setdefault("cause", last.details.get("cause"))
+    return _conclude(case, described, started, reporter)
+
+
+def _run_durable_case(durable: Any, case: Case, n: int, total: int, timeout: float, reporter: Any) -> CaseResult:
+    from demo.durable import describe
+
+    reporter.write()
+    reporter.write(reporter.paint(f"== case {n}/{total}: {case.title}", "bold"))
+    reporter.header()
+    reporter.begin()
+    started = time.monotonic()
+    arn = durable.start(case.input, f"demo-{case.key}-{os.urandom(3).hex()}")
+    try:
+        for event in durable.follow(arn, timeout=timeout):
+            line = describe(event)
+            if line is None:
+                continue
+            kind, state, detail = line
+            if kind == "state entered":
+                reporter.enter(state)
+            reporter.line(
+                kind, reporter.state if state is None else state, detail, at=event.event_timestamp.timestamp()
+            )
+    except TimeoutError:
+        problem = f"the durable execution did not end within {timeout:g}s"
+        return CaseResult(case, "RUNNING", problem, [problem], time.monotonic() - started)
+    result = durable.runner.wait_for_result(arn, timeout=2)
+    described: dict[str, Any] = {"status": result.status.name}
+    if result.result is not None:
+        described["output"] = json.loads(result.result)
+    if result.error is not None:
+        described["error"] = result.error.type
+    return _conclude(case, described, started, reporter)
+
+
+def _conclude(case: Case, described: Mapping[str, Any], started: float, reporter: Any) -> CaseResult:
+    """Compare an ended execution with the case, and say how it went."""
     status = str(described["status"])
     problems = case.problems(described)
     seconds = time.monotonic() - started
@@ -444,12 +524,16 @@ def _summary(reporter: Any, results: list[CaseResult], seconds: float) -> int:
     reporter.write()
     reporter.write(reporter.paint("== summary", "bold"))
     for result in results:
+        if result.skipped is not None:
+            reporter.write(f"  {reporter.paint('skip', 'yellow')}  {result.case.key:<9} {result.skipped}")
+            continue
         mark = reporter.paint("ok  ", "green") if result.ok else reporter.paint("FAIL", "red")
         reporter.write(f"  {mark}  {result.case.key:<9} {result.summary:<32} {result.seconds:5.1f}s")
-    failed = [r for r in results if not r.ok]
+    ran = [r for r in results if r.skipped is None]
+    failed = [r for r in ran if not r.ok]
     if failed:
         names = ", ".join(r.case.key for r in failed)
-        reporter.write(f"demo FAILED: {len(failed)} of {len(results)} cases did not end as expected ({names})")
+        reporter.write(f"demo FAILED: {len(failed)} of {len(ran)} cases did not end as expected ({names})")
         return 1
-    reporter.write(f"demo passed: all {len(results)} executions ended as expected in {seconds:.1f}s")
+    reporter.write(f"demo passed: all {len(ran)} executions ended as expected in {seconds:.1f}s")
     return 0

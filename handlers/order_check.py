@@ -1,8 +1,11 @@
-"""SQS worker: answers the ``CheckOrder`` task (``sqs:sendMessage.waitForTaskToken``).
+"""SQS worker: answers the ``CheckOrder`` task (``sqs:sendMessage.waitForTaskToken``) and the durable order's callback.
 
-The message body is ``{"TaskToken": ..., "order": {...}}``; the function sees only the order. It rejects orders
-that cannot be fulfilled with a named failure the state machine can Catch, and tells the state machine whether a
-person must approve the order and which age check, if any, it needs.
+Two kinds of message come on OrderQueue: the state machine's ``{"TaskToken": ..., "order": {...}}`` and the
+durable function's (durable_order.py) ``{"callbackId": ..., "order": {...}}``. callback_kit tells them apart and
+answers each through its own API (SendTask* or SendDurableExecutionCallback*); the function sees only the order
+either way. It rejects orders that cannot be fulfilled with a named failure (a Catch matches it; the durable
+function reads it as a callback failure), and says whether a person must approve the order and which age check,
+if any, it needs.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import Any
 
 from callback_kit.simulator.cloud import CloudResources
 from callback_kit.simulator.records import Delivery, LambdaHandler, Queue, find_token, token_fingerprint
+from callback_kit.sources.tokens import find_callback_id_path
 from callback_kit.testing import FakeLambdaContext
 
 _log = logging.getLogger("callback_kit.simulator")
@@ -284,12 +285,12 @@ def lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def tokens_in(source: str, event: Any) -> Sequence[str]:
-    """Tokens an event carries, for observers' fingerprints (best effort)."""
+    """Tokens (or durable callback ids) an event carries, for observers' fingerprints (best effort)."""
     if source == "sqs":
         found = []
         for record in event.get("Records", []):
             with contextlib.suppress(ValueError, TypeError):
-                token = find_token(json.loads(record["body"]))
+                token = _answerable(json.loads(record["body"]))
                 if token:
                     found.append(token)
         return found
@@ -297,9 +298,19 @@ def tokens_in(source: str, event: Any) -> Sequence[str]:
         found = []
         for record in event.get("Records", []):
             with contextlib.suppress(ValueError, TypeError, KeyError):
-                token = find_token(json.loads(record["Sns"]["Message"]))
+                token = _answerable(json.loads(record["Sns"]["Message"]))
                 if token:
                     found.append(token)
         return found
-    token = find_token(event.get("detail") if source == "eventbridge" else event)
+    token = _answerable(event.get("detail") if source == "eventbridge" else event)
     return [token] if token else []
+
+
+def _answerable(message: Any) -> str | None:
+    """The task token in a message, else the durable callback id a worker would answer instead."""
+    token = find_token(message)
+    if token:
+        return token
+    path = find_callback_id_path(message)
+    value = message[path[0]] if path else None
+    return value if isinstance(value, str) and value else None

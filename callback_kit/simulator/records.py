@@ -74,7 +74,7 @@ class Delivery:
         result: what the handler returned (``None`` when it raised).
         error: the exception it raised, if any.
         attempt: 1 for the first delivery of this event, 2+ for retries.
-        tokens: fingerprints of the tokens found in the event.
+        tokens: fingerprints of the tokens (or durable callback ids) found in the event.
         seconds: how long the call took.
 
     Example:

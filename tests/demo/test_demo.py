@@ -1,13 +1,15 @@
 """The local demo (``python -m demo``, the README's main command) runs end to end.
 
 It runs in-process on moto's simulator, as ``scripts/demo`` runs it, with observers that collect every raw
-token the workers were handed, so that the output can be checked for leaks.
+token and durable callback id the workers were handed, so that the output can be checked for leaks. The durable
+case runs where AWS's local durable runner does (Python 3.11 and later); elsewhere the demo skips it and says why.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +18,35 @@ import pytest
 from callback_kit.logs import fingerprint
 from callback_kit.simulator import Delivery
 from callback_kit.sources import parse_event
-from demo import DemoContext, run
+from demo import DemoContext, durable, run
 from demo.template import find_checkout, load_template, resolve
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--color", "never", "--work-seconds", "0.3", "--heartbeat-interval", "0.1"]
+#: Whether the durable case runs here (AWS's local durable runner needs Python 3.11 and later).
+DURABLE = durable.unavailable() is None
+CASES = 6 if DURABLE else 5
 
 
-def raw_tokens(delivery: Delivery) -> list[str]:
-    """The tokens a worker invocation carried (the simulator's ``lambda`` source is a direct payload)."""
+def raw_ids(delivery: Delivery, kind: str) -> list[str]:
+    """The task tokens (``stepfunctions``) or durable callback ids (``durable``) a worker invocation carried (the
+    simulator's ``lambda`` source is a direct payload)."""
     source = "direct" if delivery.source == "lambda" else delivery.source
-    return [r.token for r in parse_event(delivery.event, source=source) if r.token]  # type: ignore[arg-type]
+    records = parse_event(delivery.event, source=source)  # type: ignore[arg-type]
+    return [r.token for r in records if r.token and r.kind == kind]
 
 
 def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token(tmp_path: Path) -> None:
-    # GIVEN observers that collect every token handed to a worker (SQS, EventBridge, direct, activity)
+    # GIVEN observers that collect every token handed to a worker (SQS, EventBridge, direct, activity), and every
+    # durable callback id (on the same SQS queue)
     tokens: set[str] = set()
+    callback_ids: set[str] = set()
 
     def on_ready(ctx: DemoContext) -> None:
-        ctx.sim.on_delivery(lambda d: tokens.update(raw_tokens(d)))
+        ctx.sim.on_delivery(lambda d: tokens.update(raw_ids(d, "stepfunctions")))
+        ctx.sim.on_delivery(lambda d: callback_ids.update(raw_ids(d, "durable")))
         ctx.bridge.on_handed_out(lambda handed: tokens.add(handed.token))
 
     out = io.StringIO()
@@ -49,9 +59,9 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token(tmp_pat
     text = out.getvalue()
     assert status == 0, text
     assert "state machine callback-kit-callbacks from statemachine/callbacks.asl.json" in text
-    assert "== case 1/5: success" in text
-    assert "== case 3/5: failure" in text
-    assert text.count(": as expected") == 5
+    assert f"== case 1/{CASES}: success" in text
+    assert f"== case 3/{CASES}: failure" in text
+    assert text.count(": as expected") == CASES
     assert '-> SUCCEEDED with orderCheck.ageCheck="online"' in text
     assert '-> SUCCEEDED with orderCheck.ageCheck="in_store"' in text
     assert "-> FAILED with error Order.Rejected: as expected" in text
@@ -60,7 +70,20 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token(tmp_pat
     assert "-> FAILED with error Order.NotApproved: as expected" in text
     assert "ord-1003: callback-kit send-success tok-" in text
     assert "ord-1004: callback-kit send-failure tok-" in text
-    assert "demo passed: all 5 executions ended as expected" in text
+    assert f"demo passed: all {CASES} executions ended as expected" in text
+    if DURABLE:
+        # AND the durable function's callback id went through the same queue to the same order-check worker, which
+        # beat and answered it through the Lambda API
+        assert "== case 6/6: durable function" in text
+        assert "started on AWS's local durable runner" in text
+        durable_case = text[text.index("== case 6/6") : text.index("== metrics")]
+        assert "callback-kit-OrderCheckFunction (SQS batch, tok-" in durable_case
+        assert "SendDurableExecutionCallbackHeartbeat tok-" in durable_case
+        assert "SendDurableExecutionCallbackSuccess tok-" in durable_case
+        assert '-> SUCCEEDED with status="approved", orderCheck.ageCheck="online": as expected' in durable_case
+        assert re.search(r"ok +durable +SUCCEEDED", text)
+    else:
+        assert "case durable skipped: AWS's local durable runner needs Python 3.11 or later" in text
     # AND it showed each kind of progress line
     for kind in ("state entered", "token out", "heartbeat", "callback", "task done", "task failed", "SUCCEEDED"):
         assert f"  {kind}" in text, kind
@@ -68,12 +91,15 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token(tmp_pat
     # AND every token appears as a fingerprint only: 3 tasks per success case (the approved one too), 1 in the
     # rejected case, 2 in the declined one
     assert len(tokens) == 12, tokens
-    for token in tokens:
+    # AND so does the durable function's callback id
+    assert len(callback_ids) == (1 if DURABLE else 0), callback_ids
+    for token in tokens | callback_ids:
         assert token not in text
         assert fingerprint(token) in text
     # AND no colours when asked for none
     assert "\033[" not in text
-    # AND the metrics the workers wrote are added up per worker: the order check answered 4 and failed 1 (case 3)
+    # AND the metrics the workers wrote are added up per worker: the order check answered 4 tasks (and the durable
+    # callback, where it runs) and failed 1 (case 3)
     metrics = text[text.index("== metrics the workers wrote") : text.index("== summary")]
     rows = {
         line.split(")")[0].strip() + ")": line.split(")")[1].split()
@@ -87,11 +113,29 @@ def test_demo_runs_the_success_and_failure_cases_and_prints_no_raw_token(tmp_pat
         "age-check (activity)",
         "request-approval (direct)",
     }
-    assert rows["order-check (sqs)"][1:3] == ["4", "1"]  # succeeded, failed
+    assert rows["order-check (sqs)"][1:3] == ["5" if DURABLE else "4", "1"]  # succeeded, failed
     assert rows["request-approval (direct)"][5] == "2"  # handed off
     # AND they were drawn as a PNG chart, where the output says
     assert f"chart: {chart}" in metrics
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_demo_without_the_durable_runner_skips_the_durable_case_and_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a Python where AWS's local durable runner cannot run (as on 3.10)
+    monkeypatch.setattr(durable, "unavailable", lambda: "AWS's local durable runner needs Python 3.11 or later")
+    out = io.StringIO()
+
+    # WHEN the demo runs
+    status = run([*FAST, "--root", str(ROOT), "--no-chart"], out=out)
+
+    # THEN the five state machine cases ran and passed, and the durable one was skipped with its reason in one line
+    text = out.getvalue()
+    assert status == 0, text
+    assert "== case 5/5: hand-off" in text
+    assert "demo passed: all 5 executions ended as expected" in text
+    reasons = [line for line in text.splitlines() if "skipped: AWS's local durable runner needs Python 3.11" in line]
+    assert reasons == ["case durable skipped: AWS's local durable runner needs Python 3.11 or later"]
+    assert re.search(r"skip +durable +AWS's local durable runner needs Python 3.11 or later", text)
 
 
 def test_demo_outside_a_checkout_says_so(tmp_path: Path) -> None:
@@ -139,7 +183,8 @@ def test_demo_exits_non_zero_with_a_clear_message_when_an_execution_does_not_end
     text = out.getvalue()
     assert status == 1, text
     assert "the execution did not end within 0.3s" in text
-    assert "demo FAILED: 5 of 5 cases did not end as expected (online, instore, rejected, approved, declined)" in text
+    names = "online, instore, rejected, approved, declined" + (", durable" if DURABLE else "")
+    assert f"demo FAILED: {CASES} of {CASES} cases did not end as expected ({names})" in text
 
 
 def test_demo_names_an_unsupported_moto_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,9 @@ function role that can do more than its trigger and its callbacks need.
 Who answers callback tasks is read from the state machine itself: each ``.waitForTaskToken`` task (and each
 activity task) names a queue, a bus, a function or an activity through ``DefinitionSubstitutions``; a worker is
 the function invoked directly, the function triggered by that queue or bus, or whoever polls that activity.
+Who answers a durable function's callbacks is read from the durable function: the queue its environment names is
+where its submitter sends the callback id, and the function that queue triggers answers it, on that durable
+function's executions only (``<its ARN>:*``: Lambda authorises them against the execution's qualified ARN).
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ SQS_POLL = frozenset(
 DESTINATION = {"SQS": "sqs:SendMessage", "SNS": "sns:Publish", "Lambda": "lambda:InvokeFunction"}
 DESTINATION["EventBridge"] = "events:PutEvents"
 IDEMPOTENCY_TABLE = frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"})
+DURABLE_CALLBACK = frozenset(
+    {
+        "lambda:SendDurableExecutionCallbackSuccess",
+        "lambda:SendDurableExecutionCallbackFailure",
+        "lambda:SendDurableExecutionCallbackHeartbeat",
+    }
+)
+#: What a durable function needs on its own executions (AWSLambdaBasicDurableExecutionRolePolicy, scoped).
+DURABLE_CHECKPOINT = frozenset({"lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"})
+_EXECUTIONS_OF = re.compile(r"\$\{(\w+)\.Arn\}:\*")
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -37,6 +50,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _target(value: Any, template: dict[str, Any]) -> str:
     """The logical id a resource expression points at (``!Ref X``, ``!GetAtt X.Arn``, a state machine's !Sub ARN),
+    ``X:*`` for the durable executions of function X (``!Sub ${X.Arn}:*``, or its ARN built from its FunctionName),
     or the expression itself as text."""
     if isinstance(value, dict):
         if "Ref" in value:
@@ -45,6 +59,14 @@ def _target(value: Any, template: dict[str, Any]) -> str:
             return str(value["Fn::GetAtt"][0])
         if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
             text = value["Fn::Sub"]
+            executions = _EXECUTIONS_OF.fullmatch(text)
+            if executions:
+                return f"{executions.group(1)}:*"
+            for logical_id, resource in template["Resources"].items():
+                name = resource.get("Properties", {}).get("FunctionName")
+                sub = name.get("Fn::Sub") if isinstance(name, dict) else None
+                if sub and resource["Type"] == "AWS::Serverless::Function" and text.endswith(f":function:{sub}:*"):
+                    return f"{logical_id}:*"
             for logical_id, resource in template["Resources"].items():
                 name = resource.get("Properties", {}).get("Name")
                 sub = name.get("Fn::Sub") if isinstance(name, dict) else None
@@ -93,6 +115,21 @@ def _handoff_completers(template: dict[str, Any], callbacks: set[str]) -> set[st
     }
 
 
+def _durable_senders(template: dict[str, Any]) -> dict[str, set[str]]:
+    """Queue logical id -> the durable functions (``DurableConfig``) whose environment names it: their submitters
+    send callback ids there, for whoever reads the queue to answer."""
+    found: dict[str, set[str]] = {}
+    for logical_id, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::Serverless::Function" or "DurableConfig" not in props:
+            continue
+        for value in (props.get("Environment", {}).get("Variables") or {}).values():
+            target = _target(value, template)
+            if template["Resources"].get(target, {}).get("Type") == "AWS::SQS::Queue":
+                found.setdefault(target, set()).add(logical_id)
+    return found
+
+
 def _task_states(states: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for state in states.values():
         if state.get("Type") == "Task":
@@ -136,12 +173,16 @@ def _function_needs(
         needs |= {(a, _target(log_group, template)) for a in LOGS}
     answers = logical_id in callbacks
     reaps = False
+    if "DurableConfig" in props:
+        needs |= {(a, f"{logical_id}:*") for a in DURABLE_CHECKPOINT}
     for event in (props.get("Events") or {}).values():
         event_props = event.get("Properties", {})
         if event["Type"] == "SQS":
             queue = _target(event_props["Queue"], template)
             needs |= {(a, queue) for a in SQS_POLL}
             answers |= queue in callbacks
+            for durable in _durable_senders(template).get(queue, set()):
+                needs |= {(a, f"{durable}:*") for a in DURABLE_CALLBACK}
         if event["Type"] in ("EventBridgeRule", "CloudWatchEvent"):
             answers |= _target(event_props.get("EventBusName"), template) in callbacks
             # The reaper: ECS tasks' stops, whose tokens are the state machine's container tasks (it fails them).
@@ -155,6 +196,8 @@ def _function_needs(
             needs |= {(a, target) for a in IDEMPOTENCY_TABLE}  # callback_kit.idempotency's table
         if template["Resources"].get(target, {}).get("Type") == "AWS::SNS::Topic":
             needs.add(("sns:Publish", target))  # a topic it is told to publish to (a hand-off's notification)
+        if template["Resources"].get(target, {}).get("Type") == "AWS::SQS::Queue" and "DurableConfig" in props:
+            needs.add(("sqs:SendMessage", target))  # where its submitter sends the callback id
     machines = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::StateMachine"]
     if answers:
         needs |= {(a, m) for a in SEND_TASK for m in machines}
@@ -215,6 +258,14 @@ def violations(template: dict[str, Any]) -> list[str]:
             problems.append(f"{logical_id}: grants SendTask* to {functions}, which answer no callback task")
         if answers and not sends:
             problems.append(f"{logical_id}: {functions} answer callback tasks but may not call SendTask*")
+        granted = set(grants)
+        for kind, actions in (
+            ("durable callbacks", DURABLE_CALLBACK),
+            ("their durable executions", DURABLE_CHECKPOINT),
+        ):
+            missing = {(a, r) for a, r in needed if a in actions} - granted
+            if missing:
+                problems.append(f"{logical_id}: {functions} may not act on {kind}: {sorted(missing)}")
         for action, target in grants:
             if (action, target) not in needed and not (action in SEND_TASK and not answers):
                 problems.append(f"{logical_id}: {action} on {target} is more than {functions} need")
@@ -241,10 +292,20 @@ def test_every_callback_target_is_found(template: dict[str, Any]) -> None:
     assert _handoff_completers(template, targets) == {"ApprovalDecisionFunction"}
 
 
+def test_the_durable_functions_queue_is_found(template: dict[str, Any]) -> None:
+    # GIVEN the durable function / WHEN the queues durable submitters send to are read / THEN it is OrderQueue
+    assert _durable_senders(template) == {"OrderQueue": {"DurableOrderFunction"}}
+
+
 def _statement(resource: dict[str, Any]) -> list[dict[str, Any]]:
     policy = resource["Properties"]["Policies"][0]
     statements: list[dict[str, Any]] = policy.get("PolicyDocument", policy)["Statement"]
     return statements
+
+
+def _sid(template: dict[str, Any], role: str, sid: str) -> dict[str, Any]:
+    (statement,) = [s for s in _statement(template["Resources"][role]) if s.get("Sid") == sid]
+    return statement
 
 
 MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
@@ -291,6 +352,40 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "send-task-to-a-non-worker": (
         lambda t: t["Resources"]["OrderCheckFunction"]["Properties"].pop("Events"),
         "answer no callback task",
+    ),
+    "durable-callbacks-for-a-worker-of-another-queue": (
+        lambda t: _statement(t["Resources"]["NotifyRole"]).append(
+            {
+                "Effect": "Allow",
+                "Action": "lambda:SendDurableExecutionCallbackSuccess",
+                "Resource": {"Fn::Sub": "${DurableOrderFunction.Arn}:*"},
+            }
+        ),
+        "lambda:SendDurableExecutionCallbackSuccess on DurableOrderFunction:* is more than ['NotifyFunction'] need",
+    ),
+    "durable-callbacks-on-the-bare-function-arn": (
+        lambda t: _sid(t, "OrderCheckRole", "AnswerTheDurableOrdersCallbacks").update(
+            Resource={"Fn::GetAtt": ["DurableOrderFunction", "Arn"]}
+        ),
+        "may not act on durable callbacks",
+    ),
+    "worker-that-cannot-answer-durable-callbacks": (
+        lambda t: _statement(t["Resources"]["OrderCheckRole"]).remove(
+            _sid(t, "OrderCheckRole", "AnswerTheDurableOrdersCallbacks")
+        ),
+        "may not act on durable callbacks",
+    ),
+    "durable-function-that-cannot-checkpoint": (
+        lambda t: _statement(t["Resources"]["DurableOrderRole"]).remove(
+            _sid(t, "DurableOrderRole", "CheckpointItsOwnExecutions")
+        ),
+        "may not act on their durable executions",
+    ),
+    "durable-function-checkpointing-another-function": (
+        lambda t: _sid(t, "DurableOrderRole", "CheckpointItsOwnExecutions").update(
+            Resource={"Fn::Sub": "${AgeCheckFunction.Arn}:*"}
+        ),
+        "lambda:CheckpointDurableExecution on AgeCheckFunction:* is more than",
     ),
 }
 

@@ -311,7 +311,13 @@ def test_built_function_answers_its_task(
         assert description.get("error") == case.expect["error"], description
 
 
+#: Events of the durable function and of its callbacks: they need Lambda's durable execution API, which moto lacks.
+#: The demo and tests/durable run that exchange on AWS's local durable runner instead.
+DURABLE_EVENTS = {"durable_order.json", "sqs_order_check_durable.json"}
+
+
 def test_every_event_file_is_run_on_a_built_function() -> None:
-    # GIVEN the events/ directory WHEN compared with the cases above THEN none is left untried
+    # GIVEN the events/ directory WHEN compared with the cases above THEN none is left untried but the durable ones
     lambda_events = {p.name for p in EVENTS.glob("*.json")} - {"state_machine_input.json"}
-    assert lambda_events == {case.event for case in CASES}
+    assert lambda_events - DURABLE_EVENTS == {case.event for case in CASES}
+    assert lambda_events >= DURABLE_EVENTS

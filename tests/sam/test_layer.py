@@ -43,6 +43,19 @@ def test_the_layer_is_built_by_its_makefile() -> None:
     assert "build-CallbackKitLayer:" in (LAYER_DIR / "Makefile").read_text(encoding="utf-8")
 
 
+def test_the_durable_sdk_layer_is_built_by_its_makefile_and_pins_the_sdks_major_version() -> None:
+    # GIVEN the layer only the durable function takes
+    layer: dict[str, Any] = load_template(ROOT / "template.yaml")["Resources"]["DurableSdkLayer"]
+    directory = ROOT / layer["Properties"]["ContentUri"]
+    # THEN its Makefile builds it by the layer's name, and it holds the SDK at the major version the code is written for
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert "build-DurableSdkLayer:" in (directory / "Makefile").read_text(encoding="utf-8")
+    lines = [
+        line for line in (directory / "requirements.txt").read_text(encoding="utf-8").splitlines() if line[:1].isalpha()
+    ]
+    assert lines == ["aws-durable-execution-sdk-python>=3.0,<4"]
+
+
 def test_the_layer_requirements_are_the_dependencies_minus_the_aws_sdk() -> None:
     # GIVEN the package's dependencies (pyproject.toml's, as installed) and the layer's requirements
     dependencies = requirement_names([r for r in requires("callback-kit") or [] if "extra ==" not in r])

@@ -8,6 +8,7 @@ the EventBridge worker, least-privilege IAM, HeartbeatSeconds against the heartb
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -22,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 SEND_TASK_ACTIONS = {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+DURABLE_CALLBACK_ACTIONS = {
+    "lambda:SendDurableExecutionCallbackSuccess",
+    "lambda:SendDurableExecutionCallbackFailure",
+    "lambda:SendDurableExecutionCallbackHeartbeat",
+}
+DURABLE_CHECKPOINT_ACTIONS = {"lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"}
 CALLBACK_RESOURCES = (
     "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
     "arn:aws:states:::events:putEvents.waitForTaskToken",
@@ -103,7 +110,7 @@ def role_actions(template: dict[str, Any], role: str) -> set[str]:
 def test_is_a_sam_template_on_a_current_python(template: dict[str, Any]) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     functions = resources_of(template, "AWS::Serverless::Function")
-    assert len(functions) == 6
+    assert len(functions) == 7
     for name, props in functions.items():
         assert props["Runtime"] in {"python3.12", "python3.13"}, name
         assert props["Layers"], f"{name} has no callback_kit layer"
@@ -182,6 +189,72 @@ def test_reaper_hears_only_stopped_tasks_step_functions_started_on_the_apps_clus
         "ReaperDeadLetterQueueAlarm",
     } == reaper
     assert template["Parameters"]["ContainerClusterArn"]["Default"] == ""
+
+
+def durable_queues(template: dict[str, Any]) -> dict[str, str]:
+    """Queue logical id -> the durable function (``DurableConfig``) whose environment names it (its submitter's)."""
+    return {
+        ref_target(value): name
+        for name, props in resources_of(template, "AWS::Serverless::Function").items()
+        if "DurableConfig" in props
+        for value in props["Environment"]["Variables"].values()
+        if isinstance(value, dict) and template["Resources"][ref_target(value)]["Type"] == "AWS::SQS::Queue"
+    }
+
+
+def test_the_durable_function_waits_for_the_order_check_worker_through_its_queue(template: dict[str, Any]) -> None:
+    # GIVEN the durable function and the SQS worker of the queue its submitter sends to
+    functions = resources_of(template, "AWS::Serverless::Function")
+    (durable,) = [name for name, props in functions.items() if "DurableConfig" in props]
+    props = functions[durable]
+    ((queue, sender),) = durable_queues(template).items()
+    (worker,) = [
+        name
+        for name, p in functions.items()
+        for event in p.get("Events", {}).values()
+        if event["Type"] == "SQS" and ref_target(event["Properties"]["Queue"]) == queue
+    ]
+    # THEN it is the state machine's CheckOrder queue, read by the one order-check worker
+    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    assert sender == durable
+    assert ref_target(machine["DefinitionSubstitutions"]["OrderQueueUrl"]) == queue
+    assert functions[worker]["Handler"] == "order_check.handler"
+    # AND its handler waits for a callback (a timeout, a heartbeat timeout) and sends the id as the worker reads it
+    source = handler_source(props)
+    assert "wait_for_callback(" in source
+    assert "WaitForCallbackConfig(timeout=" in source
+    assert "heartbeat_timeout=" in source
+    assert '{"callbackId": callback_id, "order":' in source
+    assert 'payload_path="order"' in handler_source(functions[worker])
+    # AND its DurableConfig bounds the execution and keeps its history for a while
+    config = props["DurableConfig"]
+    assert 0 < int(config["ExecutionTimeout"]) <= 31_622_400
+    assert 1 <= int(config["RetentionPeriodInDays"]) <= 90
+    # AND it gets the durable SDK, which the Lambda runtime lacks, from a layer built from layers/durable_sdk
+    layers = [template["Resources"][ref_target(layer)] for layer in props["Layers"]]
+    (sdk,) = [layer for layer in layers if "durable" in layer["Properties"]["ContentUri"]]
+    assert sdk["Metadata"]["BuildMethod"] == "makefile"
+    requirements = (ROOT / sdk["Properties"]["ContentUri"] / "requirements.txt").read_text(encoding="utf-8")
+    assert "aws-durable-execution-sdk-python" in requirements
+    assert props["Runtime"] in sdk["Properties"]["CompatibleRuntimes"]
+
+
+def test_the_durable_functions_timeouts_fit_the_queue_and_the_heartbeat_interval(template: dict[str, Any]) -> None:
+    # GIVEN the durable handler's callback timeouts (its module needs the durable SDK: Python 3.11 and later)
+    pytest.importorskip("aws_durable_execution_sdk_python", reason="the durable SDK needs Python >= 3.11")
+    from demo.deploy import load_code
+
+    functions = resources_of(template, "AWS::Serverless::Function")
+    (props,) = [p for p in functions.values() if "DurableConfig" in p]
+    module = load_code(ROOT / props["CodeUri"], props["Handler"].rsplit(".", 1)[0] + ".CALLBACK_TIMEOUT")
+    heartbeat = load_code(ROOT / props["CodeUri"], props["Handler"].rsplit(".", 1)[0] + ".HEARTBEAT_TIMEOUT")
+    (queue,) = durable_queues(template)
+    queue_props = resources_of(template, "AWS::SQS::Queue")[queue]
+    redelivered_for = int(queue_props["VisibilityTimeout"]) * int(queue_props["RedrivePolicy"]["maxReceiveCount"])
+    # THEN the callback waits as long as the queue may redeliver its message, and times out before the execution
+    assert redelivered_for <= module.to_seconds() < int(props["DurableConfig"]["ExecutionTimeout"])
+    # AND a heartbeat timeout leaves room for two lost beats at the workers' longest interval, as HeartbeatSeconds does
+    assert heartbeat.to_seconds() >= 3 * int(template["Parameters"]["HeartbeatInterval"]["MaxValue"])
 
 
 def test_parameters_reach_every_function_as_environment(template: dict[str, Any]) -> None:
@@ -267,12 +340,25 @@ def test_functions_may_only_answer_tasks_and_serve_their_trigger(template: dict[
         "Api": set(),  # API Gateway's permission to invoke is the function's resource policy, not its role
     }
     logs = {"logs:CreateLogStream", "logs:PutLogEvents"}
+    durable = durable_queues(template)
     for name, props in resources_of(template, "AWS::Serverless::Function").items():
         role = ref_target(props["Role"])
+        if "DurableConfig" in props:
+            # A durable function answers no task: it checkpoints and sends its callback id to its worker's queue.
+            actions = role_actions(template, role)
+            assert actions <= DURABLE_CHECKPOINT_ACTIONS | logs | {"sqs:SendMessage"}, name
+            assert actions >= DURABLE_CHECKPOINT_ACTIONS | {"sqs:SendMessage"}, name
+            continue
         allowed = SEND_TASK_ACTIONS | logs
         events = props.get("Events", {}).values()
         for event in events:
             allowed |= allowed_for_trigger[event["Type"]]
+        reads_durable_callbacks = any(
+            event["Type"] == "SQS" and ref_target(event["Properties"]["Queue"]) in durable for event in events
+        )
+        if reads_durable_callbacks:
+            allowed |= DURABLE_CALLBACK_ACTIONS
+            assert role_actions(template, role) >= DURABLE_CALLBACK_ACTIONS, f"{name} cannot answer its callbacks"
         env = props.get("Environment", {}).get("Variables", {}).values()
         named = {ref_target(v) for v in env if isinstance(v, dict)}
         if any(template["Resources"].get(t, {}).get("Type") == "AWS::SNS::Topic" for t in named):
@@ -296,6 +382,25 @@ def test_send_task_permissions_name_this_state_machine(template: dict[str, Any])
         if set(as_list(statement["Action"])) & SEND_TASK_ACTIONS:
             subs = [r["Fn::Sub"] for r in as_list(statement["Resource"]) if isinstance(r, dict) and "Fn::Sub" in r]
             assert any(sub.endswith(f":stateMachine:{name}") for sub in subs), owner
+
+
+def test_durable_permissions_name_the_durable_functions_executions(template: dict[str, Any]) -> None:
+    # GIVEN the durable function (its name, which its own role must build: it cannot !GetAtt what refers to it)
+    functions = resources_of(template, "AWS::Serverless::Function")
+    ((durable, props),) = [(n, p) for n, p in functions.items() if "DurableConfig" in p]
+    name = props["FunctionName"]["Fn::Sub"]
+    executions = {
+        f"${{{durable}.Arn}}:*",
+        f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}:*",
+    }
+    # WHEN every statement that acts on durable executions is read
+    durable_actions = DURABLE_CALLBACK_ACTIONS | DURABLE_CHECKPOINT_ACTIONS
+    found = [(o, s) for o, s in policy_statements(template) if set(as_list(s["Action"])) & durable_actions]
+    # THEN each names that function's executions, qualified (":*"): the bare function ARN never matches one
+    assert {owner for owner, _ in found} == {"OrderCheckRole", ref_target(props["Role"])}
+    for owner, statement in found:
+        for resource in as_list(statement["Resource"]):
+            assert resource["Fn::Sub"] in executions, owner
 
 
 def test_state_machine_may_only_send_to_its_queue_bus_and_function(template: dict[str, Any]) -> None:
@@ -404,7 +509,18 @@ def test_event_has_the_shape_lambda_delivers(path: Path) -> None:
         for record in event["Records"]:
             assert record["eventSource"] == "aws:sqs"
             assert isinstance(record["body"], str), "an SQS body is a JSON string"
-            assert json.loads(record["body"])["TaskToken"].startswith("FAKE-TASK-TOKEN-")
+            body = json.loads(record["body"])
+            if "callbackId" in body:
+                # A durable function's callback id: base64 (Lambda's pattern), a fake one that says so.
+                assert re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", body["callbackId"])
+                assert base64.b64decode(body["callbackId"]).startswith(b"FAKE-CALLBACK-ID-")
+                assert "TaskToken" not in body, "a message with both is ambiguous: the worker hands it back"
+            else:
+                assert body["TaskToken"].startswith("FAKE-TASK-TOKEN-")
+    elif path.name.startswith("durable_"):
+        # A durable function's input, as `sam local invoke` or `aws lambda invoke` passes it: the order alone.
+        assert set(event) == {"order"}
+        assert {"orderId", "customerId", "items"} <= event["order"].keys()
     elif path.name.startswith("eventbridge_"):
         expected = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
         assert set(event) == expected
