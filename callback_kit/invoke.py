@@ -1,8 +1,9 @@
 """Run a Lambda handler (or an activity function) on one event offline, and say what it would have answered.
 
 The docker-less stand-in for ``sam local invoke`` behind ``callback-kit invoke``: the handler runs in this process
-against :class:`~callback_kit.testing.FakeStepFunctions`, which opens a task for every token in the event and
-records the callbacks, so nothing reaches AWS.
+against :class:`~callback_kit.testing.FakeStepFunctions` (and, for Lambda durable callback ids,
+:class:`~callback_kit.testing.FakeDurableCallbacks`), which open a task or callback for every token or id in the
+event and record the answers, so nothing reaches AWS.
 
 Example:
     >>> import io, callback_kit as ck
@@ -27,7 +28,7 @@ from callback_kit.exceptions import CallbackKitError
 from callback_kit.handler import CallbackHandler, HandlerOptions, process_event
 from callback_kit.logs import fingerprint
 from callback_kit.sources import TaskRecord, parse_event
-from callback_kit.testing import FakeLambdaContext, FakeStepFunctions
+from callback_kit.testing import FakeDurableCallbacks, FakeLambdaContext, FakeStepFunctions
 
 #: The ARN an activity-shaped event is said to come from (it is never called).
 INVOKE_ACTIVITY_ARN = "arn:aws:states:us-east-1:123456789012:activity:callback-kit-invoke"
@@ -67,12 +68,15 @@ def invoke(
     records = parse_event(
         event, source=options.source, token_path=options.token_path, payload_path=options.payload_path
     )
+    lam = FakeDurableCallbacks()
     for record in records:
-        if record.token is not None:
+        if record.token is not None and record.kind == "durable":
+            lam.open_callback(record.token)
+        elif record.token is not None:
             sfn.open_task(record.token)
     kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
     # None means "off" once resolved, but "use the default" to resolve(): say "off" explicitly.
-    kwargs.update(client=sfn, heartbeat_interval=options.heartbeat_interval or 0)
+    kwargs.update(client=sfn, lambda_client=lam, heartbeat_interval=options.heartbeat_interval or 0)
     raised: Exception | None = None
     response: Any = None
     try:
@@ -82,7 +86,7 @@ def invoke(
     failures = (response or {}).get("batchItemFailures") if isinstance(response, Mapping) else None
     handed_back = {f.get("itemIdentifier") for f in failures or []}
     acknowledged = [r for r in records if raised is None and r.record_id not in handed_back]
-    answered = _print_callbacks(sfn, records, out, acknowledged)
+    answered = _print_callbacks(sfn, records, out, acknowledged, lam)
     if raised is not None:
         _print(out, f"handler raised {type(raised).__name__}: {raised}  (Lambda would retry the event)")
     else:
@@ -108,7 +112,11 @@ def _invoke_activity(
 
 
 def _print_callbacks(
-    sfn: FakeStepFunctions, records: list[TaskRecord], out: IO[str], acknowledged: list[TaskRecord] | None = None
+    sfn: FakeStepFunctions,
+    records: list[TaskRecord],
+    out: IO[str],
+    acknowledged: list[TaskRecord] | None = None,
+    lam: FakeDurableCallbacks | None = None,
 ) -> bool:
     """Print what each record's task was answered with; True when each got exactly one answer (or was handed off)."""
     all_answered = True
@@ -118,9 +126,10 @@ def _print_callbacks(
             _print(out, f"record ({where}): no usable task token: {record.problem}; no callback possible")
             all_answered = False
             continue
-        answers = [c for c in sfn.calls_for(record.token) if c.result == "ok" and c.api != "SendTaskHeartbeat"]
-        beats = sfn.heartbeats(record.token)
-        head = f"task {fingerprint(record.token)} ({where})"
+        service: Any = lam if record.kind == "durable" and lam is not None else sfn
+        answers = [c for c in service.calls_for(record.token) if c.result == "ok" and "Heartbeat" not in c.api]
+        beats = service.heartbeats(record.token)
+        head = ("callback" if service is lam else "task") + f" {fingerprint(record.token)} ({where})"
         if not answers and any(r is record for r in acknowledged or []):
             # Acknowledged with nothing sent: the function called ck.hand_off(); whoever holds the token answers.
             _print(out, f"{head}: handed off (ck.hand_off()): nothing sent; whoever holds the token completes it")
@@ -132,9 +141,15 @@ def _print_callbacks(
             _print(out, f"{head}: {call.api}" + (f" after {beats} heartbeat(s)" if beats else ""))
             if call.api == "SendTaskSuccess":
                 _print(out, _indent(_pretty(call.params["output"])))
-            else:
+            elif call.api == "SendTaskFailure":
                 _print(out, f"  error: {call.params['error']}")
                 _print(out, "  cause: " + _pretty(call.params["cause"]).replace("\n", "\n  "))
+            elif "Error" in call.params:  # SendDurableExecutionCallbackFailure
+                error = call.params["Error"]
+                _print(out, f"  error: {error.get('ErrorType')}")
+                _print(out, f"  message: {error.get('ErrorMessage')}")
+            else:  # SendDurableExecutionCallbackSuccess: the result is JSON bytes
+                _print(out, _indent(_pretty(call.params["Result"].decode("utf-8", errors="replace"))))
     return all_answered
 
 

@@ -95,21 +95,21 @@ EVENTS = {
     "direct_age_check_underage.json": ("handlers.age_check:handler", '"verified": false'),
     "direct_age_check_invalid.json": ("handlers.age_check:handler", "Age.InvalidBirthDate"),
     "activity_age_check.json": ("handlers.age_check:check_age", "SendTaskSuccess"),
+    "sqs_order_check_durable.json": ("handlers.order_check:handler", "SendDurableExecutionCallbackSuccess"),
 }
 
 
 # Events `callback-kit invoke` has no offline stand-in for: the approval API's (not a callback event: it completes
 # handed-off tokens itself) and the approval notifier's (it publishes to an SNS topic). tests/e2e/test_patterns.py
 # runs both on the simulator, and tests/sam/test_built_functions.py on the built functions. The ECS events are the
-# reaper's, which runs no user function (tests/unit/test_reaper.py runs it on them). The durable ones need Lambda's
-# durable execution API, for which `callback-kit invoke` has no stand-in (its fake client is Step Functions'): the
-# demo and tests/durable run that exchange on AWS's local durable runner.
+# reaper's, which runs no user function (tests/unit/test_reaper.py runs it on them). The durable function's own
+# event needs Lambda's durable execution service to run it: the demo and tests/durable run it on AWS's local
+# durable runner.
 NOT_INVOKED = {
     "apigateway_approve.json",
     "apigateway_reject.json",
     "direct_request_approval.json",
     "durable_order.json",
-    "sqs_order_check_durable.json",
     *(p.name for p in (REPO / "events").glob("ecs_*.json")),
 }
 
