@@ -381,7 +381,8 @@ class Completer:
                         extra={"token_fp": fingerprint(token), "code": code or _masked(repr(exc), token)},
                     )
                     raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
-                log.warning(
+                # A throttle is the quota's normal pacing (a storm makes thousands): INFO. A fault: WARNING.
+                (log.info if code in THROTTLE_CODES else log.warning)(
                     f"{api}: transient error, retrying",
                     extra={
                         "token_fp": fingerprint(token),
