@@ -29,7 +29,9 @@ class SimTime:
     def __init__(self) -> None:
         self.now = 0.0
         self._lock = threading.Lock()
-        self._running = 0
+        # The thread that makes the SimTime holds the clock until join(): otherwise the first thread it spawns
+        # could sleep, and move time on, before the others were spawned.
+        self._running = 1
         self._sleepers: list[tuple[float, int, threading.Event]] = []
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
@@ -66,10 +68,15 @@ class SimTime:
         return thread
 
     def join(self) -> None:
-        """Wait for every spawned thread to end."""
+        """Let simulated time run, and wait for every spawned thread to end."""
+        with self._lock:
+            self._running -= 1
+            self._advance()
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        with self._lock:
+            self._running += 1
 
     def _advance(self) -> None:
         # Lock held. Wake everyone due at the earliest wake-up once no thread is running.
