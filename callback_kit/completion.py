@@ -55,7 +55,7 @@ from callback_kit.exceptions import (
     InvalidTokenError,
 )
 from callback_kit.heartbeat_senders import MAX_SENDERS
-from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger
+from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger, mask_token
 from callback_kit.observe.tracing import call_span
 from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
 from callback_kit.ratelimit import THROTTLE_CODES, RateLimiter, Ticket, limiter_for
@@ -253,7 +253,7 @@ class Completer:
                 return True
             except Exception as exc:
                 limiter.observe(exc, ticket)
-                code, what = error_code(exc), _masked(repr(exc), token)
+                code, what = error_code(exc), mask_token(repr(exc), token)
                 if code in THROTTLE_CODES:
                     pause = 0.0 if limiter.enabled else policy.delay(0)
                     if policy.clock() + max(pause, limiter.token_time()) < give_up:
@@ -348,18 +348,18 @@ class Completer:
                         "URL-encoded, truncated, or taken from the wrong field?); what it belongs to still waits",
                         extra={"token_fp": fingerprint(token), "code": code},
                     )
-                    raise InvalidTokenError(_masked(str(exc), token), api=api, code=code) from exc
+                    raise InvalidTokenError(mask_token(str(exc), token), api=api, code=code) from exc
                 if code in answers.rejected_codes:
-                    raise _Rejected(code or "", _masked(str(exc), token)) from exc
+                    raise _Rejected(code or "", mask_token(str(exc), token)) from exc
                 if code in answers.config_fault_codes:
                     log.error(f"{api}: KMS configuration fault", extra={"token_fp": fingerprint(token), "code": code})
-                    raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
+                    raise CallbackDeliveryError(mask_token(str(exc), token), api=api, code=code) from exc
                 if not (is_transient(exc) or code in answers.transient_codes):
                     log.error(
                         f"{api}: callback failed",
-                        extra={"token_fp": fingerprint(token), "code": code or _masked(repr(exc), token)},
+                        extra={"token_fp": fingerprint(token), "code": code or mask_token(repr(exc), token)},
                     )
-                    raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
+                    raise CallbackDeliveryError(mask_token(str(exc), token), api=api, code=code) from exc
                 landed = landed or may_have_landed(exc)
                 if code in THROTTLE_CODES:  # TooManyRequestsException, the durable API's throttle, is one
                     # A throttle is the quota speaking, not a fault of this call: under a deadline it keeps its
@@ -378,15 +378,15 @@ class Completer:
                 if last or (deadline is not None and policy.clock() + pause + MIN_TIMEOUT > deadline):
                     log.error(
                         f"{api}: giving up after {attempt + 1} attempts",
-                        extra={"token_fp": fingerprint(token), "code": code or _masked(repr(exc), token)},
+                        extra={"token_fp": fingerprint(token), "code": code or mask_token(repr(exc), token)},
                     )
-                    raise CallbackDeliveryError(_masked(str(exc), token), api=api, code=code) from exc
+                    raise CallbackDeliveryError(mask_token(str(exc), token), api=api, code=code) from exc
                 # A throttle is the quota's normal pacing (a storm makes thousands): INFO. A fault: WARNING.
                 (log.info if code in THROTTLE_CODES else log.warning)(
                     f"{api}: transient error, retrying",
                     extra={
                         "token_fp": fingerprint(token),
-                        "code": code or _masked(repr(exc), token),
+                        "code": code or mask_token(repr(exc), token),
                         "attempt": attempt + 1,
                     },
                 )
@@ -590,24 +590,3 @@ def send_heartbeat(
         return completer._call(answers, answers.heartbeat_api, token, None, answers.heartbeat_params(token))
     except _Rejected as exc:
         raise CallbackDeliveryError(exc.message, api=answers.heartbeat_api, code=exc.code) from exc
-
-
-def _masked(text: str, token: str) -> str:
-    """``text`` with the token replaced by its fingerprint: an error's text may quote the request (a Stubber's
-    mismatch, a custom hook's message), and it is logged and carried on in exceptions.
-
-    URL-encoded copies too: a durable callback id travels in the request's path, and a connection error quotes
-    the URL (``.../durable-execution-callbacks/AQB%2Bx%3D%3D/succeed``).
-
-    Example:
-        >>> _masked("POST /durable-execution-callbacks/a%2Bb%3D/fail failed", "a+b=") == (
-        ...     "POST /durable-execution-callbacks/" + fingerprint("a+b=") + "/fail failed")
-        True
-    """
-    if not token:
-        return text
-    from urllib.parse import quote
-
-    for form in {token, quote(token, safe=""), quote(token)}:
-        text = text.replace(form, fingerprint(token))
-    return text

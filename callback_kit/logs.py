@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -33,6 +33,25 @@ def fingerprint(token: str | None) -> str:
     if not token:
         return "tok-none"
     return "tok-" + hashlib.sha256(token.encode("utf-8", errors="replace")).hexdigest()[:12]
+
+
+def mask_token(text: str, token: str | None) -> str:
+    """``text`` with every copy of ``token`` replaced by its fingerprint, URL-encoded copies included.
+
+    An error's text may quote the request (a Stubber's mismatch, a hook's message, a stopped container's reason),
+    and a durable callback id travels in the request's path, which a connection error quotes URL-encoded
+    (``.../durable-execution-callbacks/AQB%2Bx%3D%3D/succeed``).
+
+    Example:
+        >>> mask_token("POST /durable-execution-callbacks/a%2Bb%3D/fail failed", "a+b=") == (
+        ...     "POST /durable-execution-callbacks/" + fingerprint("a+b=") + "/fail failed")
+        True
+    """
+    if not token:
+        return text
+    for form in {token, quote(token, safe=""), quote(token)}:
+        text = text.replace(form, fingerprint(token))
+    return text
 
 
 def get_logger() -> Logger:

@@ -42,7 +42,7 @@ from callback_kit.exceptions import (
     MalformedEventError,
     MissingTokenError,
 )
-from callback_kit.logs import fingerprint, get_logger
+from callback_kit.logs import fingerprint, get_logger, mask_token
 from callback_kit.outcome import failure
 from callback_kit.sources.tokens import check_token
 
@@ -252,7 +252,7 @@ def _detail(event: Any) -> Mapping[str, Any]:
 def _masked(text: str, tokens: Iterable[str]) -> str:
     """``text`` with every copy of a token replaced by its fingerprint: a reason may quote the environment."""
     for token in tokens:
-        text = text.replace(token, fingerprint(token))
+        text = mask_token(text, token)
     return text
 
 

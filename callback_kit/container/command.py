@@ -24,7 +24,7 @@ from callback_kit.exceptions import (
     CallbackDeliveryError,
 )
 from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
-from callback_kit.logs import fingerprint, get_logger
+from callback_kit.logs import fingerprint, get_logger, mask_token
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure, Outcome, encode_output, failure
 from callback_kit.validation import check_metrics
 
@@ -238,7 +238,7 @@ class CommandRun:
         except RecursionError:
             return failure(ERROR_INVALID_COMMAND_OUTPUT, f"{where} is JSON nested too deeply to read")
         except ValueError as exc:
-            shown = text[:200].replace(self.token, fingerprint(self.token))
+            shown = mask_token(text[:200], self.token)
             return failure(ERROR_INVALID_COMMAND_OUTPUT, f"{where} is not JSON ({exc}); it starts: {shown!r}")
         # Judged by its compact JSON, as a Lambda function's return value is: print()'s newline, indentation and
         # escapes do not count against Step Functions' limit.

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from callback_kit.logs import fingerprint, redact_tokens
+from callback_kit.logs import fingerprint, mask_token, redact_tokens
 from callback_kit.observe.upstream import Upstream, from_traceparent, from_xray, state_machine_of
 
 if TYPE_CHECKING:
@@ -202,9 +202,7 @@ def redact(text: str, token: str | None) -> str:
         >>> redact("bad token AAAAKgAAAAIAAAAAAAAAA", "AAAAKgAAAAIAAAAAAAAAA")
         'bad token tok-b81e622a5310'
     """
-    if token:
-        text = text.replace(token, fingerprint(token))
-    return redact_tokens(text)[:MAX_MESSAGE_CHARS]
+    return redact_tokens(mask_token(text, token))[:MAX_MESSAGE_CHARS]
 
 
 def link_contexts(record: TaskRecord) -> list[Upstream]:
