@@ -30,6 +30,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from callback_kit.classify import CLOSED_CODES, CONFIG_FAULT_CODES, INVALID_TOKEN_CODE, REJECTED_CODES
 from callback_kit.exceptions import CallbackDeliveryError
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure
 from callback_kit.sources.records import Kind
@@ -147,10 +148,10 @@ STEP_FUNCTIONS = Answers(
     success_api="SendTaskSuccess",
     failure_api="SendTaskFailure",
     heartbeat_api="SendTaskHeartbeat",
-    closed_codes=frozenset({"TaskTimedOut", "TaskDoesNotExist"}),
-    not_issued_codes=frozenset({"InvalidToken"}),
-    rejected_codes=frozenset({"InvalidOutput", "ValidationException"}),
-    config_fault_codes=frozenset({"KmsAccessDeniedException", "KmsInvalidStateException"}),
+    closed_codes=CLOSED_CODES,
+    not_issued_codes=frozenset({INVALID_TOKEN_CODE}),
+    rejected_codes=REJECTED_CODES,
+    config_fault_codes=CONFIG_FAULT_CODES,
     transient_codes=frozenset(),
     max_output_bytes=MAX_OUTPUT_BYTES,
     id_param="taskToken",
