@@ -39,8 +39,9 @@ from callback_kit.sources.tokens import MAX_CALLBACK_ID_CHARS
 #: The backends, by the name ``ck.current_task().kind`` reports.
 KINDS: tuple[Kind, ...] = ("stepfunctions", "durable")
 
-#: The largest ``Result`` of SendDurableExecutionCallbackSuccess, from botocore's model (``BinaryOperationPayload``,
-#: 1,048,576 since botocore 1.44; tests/unit/test_answers.py reads the installed model to keep this honest).
+#: The largest ``Result`` of SendDurableExecutionCallbackSuccess: 1,048,576 bytes in botocore's model since 1.44
+#: (262,144 from the API's first model, botocore 1.42.1, to 1.43). A botocore client checks its own model's limit
+#: before sending, so :meth:`Answers.output_limit` reads the client's; this is the limit of a client without one.
 MAX_DURABLE_RESULT_BYTES = 1_048_576
 
 
@@ -77,6 +78,8 @@ class Answers:
     max_output_bytes: int
     #: The key of the string in each call's parameters.
     id_param: str
+    #: The key of the output in the success call's parameters.
+    output_param: str
 
     def method(self, api: str) -> str:
         """The client method that makes ``api`` (``SendTaskSuccess`` -> ``send_task_success``)."""
@@ -84,6 +87,27 @@ class Answers:
         if name is None:  # six names in all: worked out once each, as every call asks
             name = _METHODS[api] = "".join("_" + c.lower() if c.isupper() else c for c in api).lstrip("_")
         return name
+
+    def output_limit(self, client: Any) -> int:
+        """The largest success output, in UTF-8 bytes, that ``client`` sends.
+
+        A botocore client refuses, before sending, a parameter over its own model's limit, and the installed
+        botocore may predate the service's current limit (a durable ``Result`` took 256 KiB in botocore 1.42 and
+        1.43, 1 MiB since 1.44). An output within the service's limit but over the client's would then never be
+        sent, and its callback would wait until it timed out; over this limit, it is answered with a failure
+        ``CallbackKit.OutputTooLarge`` instead. A client without botocore's model (a fake) takes
+        :attr:`max_output_bytes`.
+
+        Example:
+            >>> DURABLE.output_limit(object()) == MAX_DURABLE_RESULT_BYTES
+            True
+        """
+        try:
+            shape = client.meta.service_model.operation_model(self.success_api).input_shape
+            limit = shape.members[self.output_param].metadata["max"]
+        except Exception:  # not a botocore client, or a model that does not say
+            return self.max_output_bytes
+        return limit if isinstance(limit, int) and limit > 0 else self.max_output_bytes
 
     def success_params(self, target: str, output: str) -> dict[str, Any]:
         """The parameters of a success call carrying ``output`` (a JSON document within the limit)."""
@@ -155,6 +179,7 @@ STEP_FUNCTIONS = Answers(
     transient_codes=frozenset(),
     max_output_bytes=MAX_OUTPUT_BYTES,
     id_param="taskToken",
+    output_param="output",
 )
 
 DURABLE = Answers(
@@ -166,8 +191,8 @@ DURABLE = Answers(
     heartbeat_api="SendDurableExecutionCallbackHeartbeat",
     closed_codes=frozenset({"CallbackTimeoutException"}),
     not_issued_codes=frozenset({"ResourceNotFoundException", "InvalidParameterValueException"}),
-    # botocore checks the Result's size before sending, and callback-kit keeps within it: nothing is refused
-    # for its content that a failure callback could carry better.
+    # botocore checks the Result's size before sending, and callback-kit keeps within the client's limit
+    # (output_limit): nothing is refused for its content that a failure callback could carry better.
     rejected_codes=frozenset(),
     config_fault_codes=frozenset(
         {"KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException"}
@@ -175,6 +200,7 @@ DURABLE = Answers(
     transient_codes=frozenset({"ServiceException", "TooManyRequestsException"}),
     max_output_bytes=MAX_DURABLE_RESULT_BYTES,
     id_param="CallbackId",
+    output_param="Result",
 )
 
 _BY_KIND = {a.kind: a for a in (STEP_FUNCTIONS, DURABLE)}

@@ -523,11 +523,14 @@ def send_success(
 
     Raises:
         InvalidOutputError: ``output`` is not JSON-serialisable or over the limit (262,144 bytes for Step
-            Functions, 1,048,576 for a durable callback); nothing was sent.
+            Functions, 1,048,576 for a durable callback, or less if the client's botocore says less); nothing was
+            sent.
         CallbackDeliveryError: the service could not be reached, or refused the call.
     """
     completer = _completer(client, lambda_client, kind)
-    encoded = encode_output(output, max_bytes=answers_for(kind).max_output_bytes, service=answers_for(kind).service)
+    answers = answers_for(kind)
+    limit = answers.output_limit(completer.resolved_client(kind))
+    encoded = encode_output(output, max_bytes=limit, service=answers.service)
     if isinstance(encoded, Failure):
         raise InvalidOutputError(encoded.cause, error=encoded.error)
     return completer.complete(token, encoded, kind=kind)

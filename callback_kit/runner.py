@@ -442,7 +442,8 @@ class TaskRun:
             )
             return answer
         answers = answers_for(self.record.kind)
-        return encode_output(value, max_bytes=answers.max_output_bytes, service=answers.service)
+        limit = answers.output_limit(self.completer.resolved_client(self.record.kind))
+        return encode_output(value, max_bytes=limit, service=answers.service)
 
     def _finish(self, outcome: Outcome, duration: float | None = None, ended: float | None = None) -> TaskResult | None:
         if not self._claim():

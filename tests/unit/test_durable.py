@@ -159,6 +159,67 @@ def test_a_result_over_a_mebibyte_fails_with_output_too_large(lam: FakeDurableCa
     assert "Lambda accepts at most 1048576" in outcome[2]
 
 
+def _client_of_an_older_botocore(tmp_path: pathlib.Path, result_max: int) -> Any:
+    """A real botocore Lambda client whose model says ``Result`` takes ``result_max`` bytes, as botocore 1.42.1 to
+    1.43 said 262,144 (the installed model, rewritten into a data path of the client's own session)."""
+    import botocore.session
+
+    model = _lambda_model()
+    model["shapes"]["BinaryOperationPayload"]["max"] = result_max
+    folder = tmp_path / "lambda" / "2015-03-31"
+    folder.mkdir(parents=True)
+    (folder / "service-2.json").write_text(json.dumps(model))
+    session = botocore.session.get_session()
+    session.set_config_variable("data_path", str(tmp_path))
+    return session.create_client(
+        "lambda", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
+@needs_durable_botocore
+def test_a_result_within_lambdas_limit_but_over_the_clients_fails_at_once_rather_than_never_being_sent(
+    tmp_path: pathlib.Path,
+) -> None:
+    from botocore.stub import ANY, Stubber
+
+    # GIVEN a user's Lambda client from a botocore whose model still takes 256 KiB Results (botocore refuses a
+    # larger one before sending it), and a function that returns 300,000 bytes: within Lambda's 1 MiB
+    client = _client_of_an_older_botocore(tmp_path, 262_144)
+    assert DURABLE.output_limit(client) == 262_144
+    stub = Stubber(client)
+    stub.add_response(
+        "send_durable_execution_callback_failure",
+        {},
+        {"CallbackId": "cb-1", "Error": {"ErrorType": ERROR_OUTPUT_TOO_LARGE, "ErrorMessage": ANY}},
+    )
+    worker = ck.callback_handler(lambda_client=client, heartbeat_interval=0, retry=NO_SLEEP)
+    handler: Any = worker(lambda p: "x" * 300_000)
+    # WHEN the worker runs it
+    with stub:
+        response = handler(sqs_event({"callbackId": "cb-1"}), FakeLambdaContext())
+    # THEN the callback is failed with the documented error name, naming the client's limit, and the message is
+    # acknowledged: not handed back again and again until the callback times out
+    stub.assert_no_pending_responses()
+    assert failed_ids(response) == []
+    # AND send_success refuses such a result before any call, as for one over 1 MiB
+    with pytest.raises(ck.InvalidOutputError, match="262144"):
+        ck.send_success("cb-2", "x" * 300_000, kind="durable", lambda_client=client)
+
+
+@needs_durable_botocore
+def test_the_output_limit_is_the_clients_model(tmp_path: pathlib.Path) -> None:
+    # GIVEN clients from the installed botocore, from one that says less, and a fake without a model
+    import boto3
+
+    installed = boto3.client("lambda", region_name="us-east-1")
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    # THEN each limit is the one its client checks before sending
+    assert DURABLE.output_limit(installed) == _lambda_model()["shapes"]["BinaryOperationPayload"]["max"]
+    assert DURABLE.output_limit(_client_of_an_older_botocore(tmp_path, 1000)) == 1000
+    assert DURABLE.output_limit(FakeDurableCallbacks()) == MAX_DURABLE_RESULT_BYTES
+    assert STEP_FUNCTIONS.output_limit(sfn) == STEP_FUNCTIONS.max_output_bytes == 262_144
+
+
 @pytest.mark.parametrize("code", ["TooManyRequestsException", "ServiceException"])
 def test_throttles_and_server_faults_are_retried(lam: FakeDurableCallbacks, code: str) -> None:
     cb = lam.open_callback()
