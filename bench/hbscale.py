@@ -1,7 +1,7 @@
 """Heartbeats at scale: how late beats come as open tasks grow, and what each open task costs.
 
 N tasks are registered at once (the worst case: a big batch or a busy activity worker starting together) on a
-:class:`~callback_kit.heartbeat.HeartbeatScheduler` whose heartbeat call takes 30 ms (a real SendTaskHeartbeat's
+:class:`~callback_kit.task.heartbeat.HeartbeatScheduler` whose heartbeat call takes 30 ms (a real SendTaskHeartbeat's
 round trip; the fake sleeps, releasing the GIL as a socket read does). For each task the gaps between its
 beats are recorded, from its registration to the end of the run, so a task never beaten shows as one long gap.
 
@@ -70,7 +70,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _run_scheduler(n: int, interval: float, duration: float, max_senders: int) -> dict[str, float]:
-    from callback_kit.heartbeat import HeartbeatScheduler
+    from callback_kit.task.heartbeat import HeartbeatScheduler
 
     gc.collect()
     sched = HeartbeatScheduler(max_senders=max_senders)

@@ -41,8 +41,8 @@ def _patched(module: Any, **values: Any) -> Iterator[None]:
 @contextlib.contextmanager
 def _stubbed() -> Iterator[None]:
     """The observe hooks of the task path replaced by constant stand-ins, as if they were not there."""
-    from callback_kit import completion
     from callback_kit.observe import tracing
+    from callback_kit.task import completion
 
     null = contextlib.nullcontext()
     hooks = {

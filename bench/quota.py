@@ -102,8 +102,8 @@ class BucketedStepFunctions:
 
 def _drive(n: int, burst: float, refill: float, limiter: bool) -> dict[str, float]:
     import callback_kit as ck
-    import callback_kit.completion as completion
-    from callback_kit.ratelimit import UNPACED
+    import callback_kit.task.completion as completion
+    from callback_kit.task.ratelimit import UNPACED
     from callback_kit.testing import FakeLambdaContext, sqs_event
 
     fake = BucketedStepFunctions(burst, refill)

@@ -3,7 +3,7 @@
 A fleet shares the account's bucket, so one process sees any slice of it. Every cell of burst {50, 100, 1,500,
 3,000} x refill {50, 200, 500}/s x concurrency {10, 100, 1,000} x SQS batch {10, 1,000, 10,000} runs two
 invocations of ``batch`` completions each (instant tasks, ``concurrency`` at once, 20 ms per call) through the real
-:class:`~callback_kit.completion.Completer` and :class:`~callback_kit.ratelimit.RateLimiter`, while five long
+:class:`~callback_kit.task.completion.Completer` and :class:`~callback_kit.task.ratelimit.RateLimiter`, while five long
 tasks beat every 2 s. Each invocation has 60 s, or twice what the bucket needs for its batch when that is more
 (at most Lambda's 900 s), less a 2 s margin. Time is simulated (:mod:`bench.simtime`): the figures are the
 algorithm's, not the machine's.
@@ -78,13 +78,13 @@ def run_cell(
         total: the completions in all (default: two batches), sent in invocations of ``batch``.
         remaining: each invocation's time (default: 60 s, or twice what the bucket needs for a batch).
     """
-    import callback_kit.completion as completion
+    import callback_kit.task.completion as completion
     from bench.quota import BucketedStepFunctions
     from bench.simtime import SimTime
-    from callback_kit.completion import Completer, RetryPolicy
     from callback_kit.exceptions import CallbackDeliveryError
     from callback_kit.outcome import Success
-    from callback_kit.ratelimit import RateLimiter
+    from callback_kit.task.completion import Completer, RetryPolicy
+    from callback_kit.task.ratelimit import RateLimiter
 
     sim = SimTime()
     rng = random.Random(seed)

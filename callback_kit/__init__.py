@@ -11,11 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# The heartbeat *module* is imported first so that the ``heartbeat`` *function* imported below is what
-# ``callback_kit.heartbeat`` names: importing a submodule binds its name on the package, and the public API's
-# ck.heartbeat() must not be shadowed by the module that implements the scheduler.
-from callback_kit import heartbeat as _heartbeat_module  # noqa: F401
-from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.context import TaskInfo, current_task, hand_off, heartbeat, is_cancelled
 from callback_kit.durable_task import durable_task_handler
 from callback_kit.exceptions import (
@@ -30,6 +25,7 @@ from callback_kit.exceptions import (
 )
 from callback_kit.handler import CallbackHandler, callback_handler, process_event
 from callback_kit.prewarm import prewarm
+from callback_kit.send import Delivery, send_failure, send_heartbeat, send_success
 
 if TYPE_CHECKING:
     from callback_kit.activity import ActivityWorker

@@ -2,7 +2,7 @@
 
 :class:`ActivityWorker` runs ``concurrency`` slots. Each slot is one thread that holds one long poll open and,
 when the poll hands it a task, runs that task itself; so the worker never holds more open polls than free slots
-and never takes a task it cannot start at once. A task goes through :class:`~callback_kit.runner.TaskRun`, as a
+and never takes a task it cannot start at once. A task goes through :class:`~callback_kit.task.runner.TaskRun`, as a
 Lambda record does: the same payload handling (``sources.parse_activity_task``), ``model=`` validation, outcome
 mapping, error names and heartbeats, so one function serves both.
 
@@ -52,17 +52,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from callback_kit.awsconfig import configuration_problem
-from callback_kit.completion import (
-    Completer,
-    Delivery,
-    RetryPolicy,
-    error_code,
-    expect_concurrent_calls,
-    is_transient,
-)
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, CallbackDeliveryError
 from callback_kit.handler import CallbackHandler
-from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger
 from callback_kit.observe import span_scope
 from callback_kit.outcome import ErrorMap, Failure, describe, failure
@@ -73,10 +64,19 @@ from callback_kit.poller import (
     PollBackoff,
     poll_client,
 )
-from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import TaskRecord, parse_activity_task
+from callback_kit.task.clients import expect_concurrent_calls
+from callback_kit.task.completion import (
+    Completer,
+    Delivery,
+    RetryPolicy,
+    error_code,
+    is_transient,
+)
+from callback_kit.task.heartbeat import HeartbeatScheduler, get_scheduler
+from callback_kit.task.runner import RunOptions, Status, TaskResult, TaskRun
+from callback_kit.task.workers import shared_pool
 from callback_kit.validation import check_metrics, check_worker
-from callback_kit.workers import shared_pool
 
 if TYPE_CHECKING:
     from callback_kit.observe.metrics import MetricsRecorder
@@ -172,7 +172,7 @@ class ActivityWorker:
             or 30.
         model: a pydantic model (or type) the payload is validated into.
         client: a ``stepfunctions`` client (or :class:`~callback_kit.testing.FakeStepFunctions`) for polls and
-            callbacks. Default: a poll client with a 70 s read timeout, and ``completion.default_client()``.
+            callbacks. Default: a poll client with a 70 s read timeout, and callback-kit's default client.
         worker_name: sent with each poll (shown in the execution history). Default: ``host:pid``.
         max_task_seconds: fail a task that runs longer with ``CallbackKit.TaskTimeout`` (default: no limit).
         shutdown_grace_seconds: how long in-flight tasks may run on after a stop.

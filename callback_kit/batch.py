@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from callback_kit.exceptions import ERROR_LAMBDA_DEADLINE
-from callback_kit.latch import Latch
 from callback_kit.logs import get_logger
-from callback_kit.runner import Status, TaskResult, TaskRun
-from callback_kit.workers import MAX_POOL_THREADS, WorkerPool, shared_pool
+from callback_kit.task.latch import Latch
+from callback_kit.task.runner import Status, TaskResult, TaskRun
+from callback_kit.task.workers import MAX_POOL_THREADS, WorkerPool, shared_pool
 
 __all__ = ["MAX_POOL_THREADS", "Batch", "WorkerPool", "invocation_deadline", "shared_pool"]
 #: How often the deadline guard re-reads the Lambda context's remaining time while tasks run.
@@ -237,7 +237,7 @@ def invocation_deadline(context: Any, margin: float, clock: Callable[[], float] 
 
     The same hard deadline :class:`Batch` gives its runs: the Lambda's end less a reserve (a quarter of
     ``margin``, itself cut down for a short Lambda timeout), so that an answer made with
-    :meth:`~callback_kit.completion.Completer.complete` under it is over before the handler must return. For
+    :meth:`~callback_kit.task.completion.Completer.complete` under it is over before the handler must return. For
     handlers that answer without running a user function (the ECS reaper).
 
     Example:

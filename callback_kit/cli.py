@@ -44,13 +44,13 @@ from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from callback_kit import __version__
-from callback_kit.answers import DURABLE, STEP_FUNCTIONS, Answers
 from callback_kit.awsconfig import configuration_problem, region_from_arn
 from callback_kit.check.command import add_parser as add_check_parser
 from callback_kit.check.command import run as run_check
-from callback_kit.completion import Delivery, send_failure, send_heartbeat, send_success
 from callback_kit.exceptions import CallbackDeliveryError, CallbackKitError, InvalidOutputError, InvalidTokenError
 from callback_kit.logs import fingerprint, get_logger
+from callback_kit.send import Delivery, send_failure, send_heartbeat, send_success
+from callback_kit.task.answers import DURABLE, STEP_FUNCTIONS, Answers
 
 if TYPE_CHECKING:
     from callback_kit.activity import ActivityWorker

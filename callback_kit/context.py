@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from callback_kit.exceptions import NotInTaskError
-from callback_kit.latch import Latch
+from callback_kit.task.latch import Latch
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ a replay reaches by another path (a step that failed this time) would answer wit
 Why the answer step is safe to run more than once. The step runs at least once per attempt (the SDK's default
 semantics): if the Lambda dies after the call and before the checkpoint, the next invocation sends the same answer
 again. Step Functions takes only the first answer of a token and says ``TaskTimedOut`` to any later one, which
-:class:`~callback_kit.completion.Completer` reads as "already closed" and acknowledges: no second answer can land.
+:class:`~callback_kit.task.completion.Completer` reads as "already closed" and acknowledges: no second answer can land.
 The same holds for the step's retries (:func:`answer_delay`): a call that failed transiently (throttled, 5xx, a lost
 connection, the Lambda's time running out) is retried by the SDK in a later invocation, which costs nothing while
 the function is suspended. Only a transient failure is retried: ``InvalidToken`` (not a token Step Functions issued)
@@ -37,8 +37,6 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from callback_kit.classify import CONFIG_FAULT_CODES, error_code, is_transient
-from callback_kit.completion import Completer, RetryPolicy
 from callback_kit.exceptions import (
     ERROR_MALFORMED_MESSAGE,
     CallbackDeliveryError,
@@ -50,9 +48,11 @@ from callback_kit.exceptions import (
 from callback_kit.logs import fingerprint, lazy_logger
 from callback_kit.options import DEFAULT_DEADLINE_MARGIN
 from callback_kit.outcome import ErrorMap, Failure, Outcome, Success, encode_output, failure, from_exception
-from callback_kit.ratelimit import THROTTLE_CODES
 from callback_kit.sources.depth import MessageTooDeepError
 from callback_kit.sources.tokens import check_token, find_token_path, get_path, without_token
+from callback_kit.task.classify import CONFIG_FAULT_CODES, error_code, is_transient
+from callback_kit.task.completion import Completer, RetryPolicy
+from callback_kit.task.ratelimit import THROTTLE_CODES
 
 if TYPE_CHECKING:
     from aws_durable_execution_sdk_python import DurableContext, StepContext
@@ -120,7 +120,7 @@ def durable_task_handler(
         client: a ``stepfunctions`` client (or a fake); by default callback-kit's own, built on first use.
         error_map: exception class -> error name, as for :func:`~callback_kit.callback_handler`. A failed
             ``context.step`` reaches the handler as the SDK's ``StepError``: map it to name it.
-        retry: how the answer is retried within one invocation (:class:`~callback_kit.completion.RetryPolicy`);
+        retry: how the answer is retried within one invocation (:class:`~callback_kit.task.completion.RetryPolicy`);
             what outlasts it is retried by the answer step itself, in a later invocation (:func:`answer_delay`).
 
     Returns:

@@ -23,9 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from callback_kit.batch import Batch
-from callback_kit.completion import Completer, RetryPolicy, expect_concurrent_calls
 from callback_kit.exceptions import CallbackDeliveryError, MissingTokenError
-from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.observe import span_scope, tracing
 from callback_kit.options import (
     DEFAULT_DEADLINE_MARGIN,
@@ -39,8 +37,11 @@ from callback_kit.options import (
     environment_key,
 )
 from callback_kit.outcome import ErrorMap
-from callback_kit.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.sources import Source, TaskRecord, parse_event
+from callback_kit.task.clients import expect_concurrent_calls
+from callback_kit.task.completion import Completer, RetryPolicy
+from callback_kit.task.heartbeat import HeartbeatScheduler, get_scheduler
+from callback_kit.task.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.validation import check_function, check_option_names, check_options
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ def callback_handler(
         deadline_margin: seconds before the Lambda timeout at which running tasks are failed with
             ``CallbackKit.LambdaDeadline``. Default: ``$CALLBACK_KIT_DEADLINE_MARGIN`` or 2.
         max_concurrency: SQS records run at once. Default: ``$CALLBACK_KIT_MAX_CONCURRENCY`` or 10.
-        retry: the :class:`~callback_kit.completion.RetryPolicy` of completion calls (tests inject its ``sleep``).
+        retry: the :class:`~callback_kit.task.completion.RetryPolicy` of completion calls (tests inject its ``sleep``).
         scheduler: the heartbeat scheduler to use instead of the process-wide one (tests drive it by hand).
         idempotency: a :class:`callback_kit.idempotency.Idempotency` so that a redelivered message whose task
             already ran does not run the function again (off by default).

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from callback_kit.exceptions import RedeliverError, TaskFailed
 from callback_kit.outcome import Failure, encode_output
-from callback_kit.runner import run_awaitable
+from callback_kit.task.runner import run_awaitable
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer, IdempotencyConfig

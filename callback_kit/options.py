@@ -21,9 +21,9 @@ from callback_kit.sources import SOURCES, Source
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
 
-    from callback_kit.completion import RetryPolicy
-    from callback_kit.heartbeat import HeartbeatScheduler
     from callback_kit.idempotency import Idempotency
+    from callback_kit.task.completion import RetryPolicy
+    from callback_kit.task.heartbeat import HeartbeatScheduler
 
 ENV_HEARTBEAT_INTERVAL = "CALLBACK_KIT_HEARTBEAT_INTERVAL"
 ENV_DEADLINE_MARGIN = "CALLBACK_KIT_DEADLINE_MARGIN"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from callback_kit.logs import install_token_redaction
-from callback_kit.timeouts import build_client
+from callback_kit.task.timeouts import build_client
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient

@@ -26,11 +26,12 @@ def prewarm(*, client: bool = True) -> None:
         >>> ck.prewarm(client=False)  # at module level, beside the decorated handler
     """
     # Each import below is one the first task would otherwise make (see the modules' own lazy imports).
-    import callback_kit.workers  # noqa: F401 - the handler's shared pool (its threads start with the first task)
-    from callback_kit.completion import default_client, is_transient
-    from callback_kit.heartbeat import get_scheduler
+    import callback_kit.task.workers  # noqa: F401 - the handler's shared pool (its threads start with the first task)
     from callback_kit.logs import fingerprint, get_logger
     from callback_kit.outcome import encode_output
+    from callback_kit.task.classify import is_transient
+    from callback_kit.task.clients import default_client
+    from callback_kit.task.heartbeat import get_scheduler
 
     get_logger()
     encode_output({"prewarm": True})  # imports pydantic-core's encoder

@@ -13,7 +13,7 @@ carries the RunTask overrides, token included. For such an event this module's h
   by default, as for ``callback-kit run --token-env``);
 * sends SendTaskFailure ``CallbackKit.ContainerStopped``, whose cause names the ``stopCode``, the
   ``stoppedReason`` and each container's ``exitCode`` and ``reason`` (never the token), within Step Functions'
-  limits, through :class:`~callback_kit.completion.Completer`: the same retries, deadline bounds and token
+  limits, through :class:`~callback_kit.task.completion.Completer`: the same retries, deadline bounds and token
   fingerprints as every other answer;
 * takes ``TaskTimedOut``/``TaskDoesNotExist`` for "the container answered before it stopped" (the usual end of a
   task that ran): logged at INFO, and the handler returns normally so that Lambda does not retry for nothing;
@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from callback_kit.batch import invocation_deadline
-from callback_kit.completion import Completer, Delivery, RetryPolicy
 from callback_kit.container import DEFAULT_TOKEN_ENV
 from callback_kit.exceptions import (
     ERROR_CONTAINER_STOPPED,
@@ -45,6 +44,7 @@ from callback_kit.exceptions import (
 from callback_kit.logs import fingerprint, get_logger, mask_token
 from callback_kit.outcome import failure
 from callback_kit.sources.tokens import check_token
+from callback_kit.task.completion import Completer, Delivery, RetryPolicy
 
 __all__ = [
     "DETAIL_TYPE",

@@ -31,8 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from callback_kit.classify import error_code
 from callback_kit.logs import fingerprint
+from callback_kit.task.classify import error_code
 from demo.template import SamApp
 
 __all__ = ["DurableRun", "DurableSpec", "durable_functions", "unavailable"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
-from callback_kit.completion import Completer, Delivery, RetryPolicy
 from callback_kit.container.streams import StderrRelay, read_capped
 from callback_kit.exceptions import (
     ERROR_COMMAND_FAILED,
@@ -23,9 +22,10 @@ from callback_kit.exceptions import (
     ERROR_WORKER_SHUTDOWN,
     CallbackDeliveryError,
 )
-from callback_kit.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.logs import fingerprint, get_logger, mask_token
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure, Outcome, encode_output, failure
+from callback_kit.task.completion import Completer, Delivery, RetryPolicy
+from callback_kit.task.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.validation import check_metrics
 
 if TYPE_CHECKING:

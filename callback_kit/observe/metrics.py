@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from callback_kit.logs import get_logger
 
 if TYPE_CHECKING:
-    from callback_kit.runner import TaskResult
+    from callback_kit.task.runner import TaskResult
 
 SUCCEEDED = "TaskSucceeded"
 FAILED = "TaskFailed"

@@ -22,8 +22,8 @@ from callback_kit.observe.upstream import Upstream, from_traceparent, from_xray,
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-    from callback_kit.runner import TaskResult
     from callback_kit.sources import TaskRecord
+    from callback_kit.task.runner import TaskResult
 
 T = TypeVar("T")
 
@@ -166,7 +166,7 @@ class _CallSpan:
         if isinstance(exc, Exception):
             from opentelemetry.trace import Status, StatusCode
 
-            from callback_kit.classify import error_code
+            from callback_kit.task.classify import error_code
 
             code = error_code(exc) or type(exc).__name__
             span.set_attribute("callback_kit.error_code", code)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from callback_kit.answers import MAX_DURABLE_RESULT_BYTES
+from callback_kit.task.answers import MAX_DURABLE_RESULT_BYTES
 from callback_kit.testing import FakeLambdaContext
 from callback_kit.testing.fake_sfn import client_error
 

@@ -36,7 +36,7 @@ class TaskRecord:
         trace_header: the SQS record's ``AWSTraceHeader`` attribute (X-Ray format), which its span links to.
         traceparent: a W3C ``traceparent`` the message carries (a ``traceparent`` key, or an SQS message attribute).
         kind: ``"stepfunctions"`` (a task token) or ``"durable"`` (a Lambda durable callback id): where the answer
-            goes (:mod:`callback_kit.answers`).
+            goes (:mod:`callback_kit.task.answers`).
 
     The repr shows the token's fingerprint, never the token (a bearer credential), and a payload of any size or
     depth shortened.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from callback_kit.answers import MAX_CALLBACK_ID_CHARS, MAX_DURABLE_RESULT_BYTES
+from callback_kit.task.answers import MAX_CALLBACK_ID_CHARS, MAX_DURABLE_RESULT_BYTES
 from callback_kit.testing.fake_sfn import Call, client_error
 
 SUCCESS = "SendDurableExecutionCallbackSuccess"

@@ -11,8 +11,8 @@ import pytest
 
 import callback_kit as ck
 from callback_kit.activity import FINAL_DELIVERY_SECONDS, ActivityWorker, PollBackoff
-from callback_kit.completion import RetryPolicy
 from callback_kit.exceptions import ERROR_WORKER_SHUTDOWN
+from callback_kit.task.completion import RetryPolicy
 from callback_kit.testing import FakeStepFunctions
 
 ARN = "arn:aws:states:us-east-1:123456789012:activity:shutdown"

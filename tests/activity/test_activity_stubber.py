@@ -9,7 +9,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from callback_kit.activity import POLL_READ_TIMEOUT, ActivityWorker, PollBackoff, poll_client
-from callback_kit.heartbeat import HeartbeatScheduler
+from callback_kit.task.heartbeat import HeartbeatScheduler
 
 ARN = "arn:aws:states:us-east-1:123456789012:activity:ageCheck"
 TOKEN_OK = "AAAAKgAAAAIAAAAAAAAAAQ" + "x" * 600

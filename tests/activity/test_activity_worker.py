@@ -14,7 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 import callback_kit as ck
 from callback_kit.activity import ActivityWorker, PollBackoff
 from callback_kit.exceptions import ERROR_MALFORMED_MESSAGE, ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN
-from callback_kit.heartbeat import HeartbeatScheduler
+from callback_kit.task.heartbeat import HeartbeatScheduler
 from callback_kit.testing import FakeStepFunctions
 from tests.clock import wait_until
 

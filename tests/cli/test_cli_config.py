@@ -30,9 +30,9 @@ def no_aws_config(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr("callback_kit.completion._default_client", None)
+    monkeypatch.setattr("callback_kit.task.clients._default_client", None)
     # A fresh botocore session too: the shared one caches the credentials an earlier test's client resolved.
-    monkeypatch.setattr("callback_kit.timeouts._session", None)
+    monkeypatch.setattr("callback_kit.task.timeouts._session", None)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

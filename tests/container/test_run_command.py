@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from callback_kit.cli import EXIT_USAGE, main
-from callback_kit.completion import RetryPolicy
 from callback_kit.container import CommandRun, RunStatus, run_command
 from callback_kit.exceptions import (
     ERROR_COMMAND_FAILED,
@@ -24,8 +23,9 @@ from callback_kit.exceptions import (
     ERROR_OUTPUT_TOO_LARGE,
     ERROR_WORKER_SHUTDOWN,
 )
-from callback_kit.heartbeat import HeartbeatScheduler
 from callback_kit.outcome import MAX_OUTPUT_BYTES
+from callback_kit.task.completion import RetryPolicy
+from callback_kit.task.heartbeat import HeartbeatScheduler
 from callback_kit.testing import FakeStepFunctions
 
 PY = sys.executable

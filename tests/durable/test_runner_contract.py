@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from callback_kit.answers import MAX_DURABLE_RESULT_BYTES
+from callback_kit.task.answers import MAX_DURABLE_RESULT_BYTES
 from tests.durable.runner import CallbackQueue, RunnerLambdaClient, durable_order, running
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ from aws_durable_execution_sdk_python import DurableContext
 from aws_durable_execution_sdk_python_testing import DurableFunctionTestResult, DurableFunctionTestRunner
 from aws_durable_execution_sdk_python_testing.runner import StepOperation
 
-from callback_kit.completion import RetryPolicy
 from callback_kit.durable_task import ANSWER_STEP_NAME
+from callback_kit.task.completion import RetryPolicy
 
 #: Real seconds a test waits for an execution (the runner skips durable waits: it never takes this long).
 TIMEOUT = 30

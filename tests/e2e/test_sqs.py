@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 import callback_kit as ck
-from callback_kit.completion import default_client
 from callback_kit.exceptions import ERROR_OUTPUT_TOO_LARGE
-from callback_kit.ledger import ledger_for
 from callback_kit.outcome import MAX_OUTPUT_BYTES
 from callback_kit.simulator import CallbackCall, Delivery, LocalStepFunctions, Queue
+from callback_kit.task.clients import default_client
+from callback_kit.task.ledger import ledger_for
 from tests.e2e.asl import WAIT, machine, sqs_task
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import callback_kit as ck
-from callback_kit.completion import RetryPolicy
+from callback_kit.task.completion import RetryPolicy
 from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, direct_event, sqs_event
 from tests.observe.conftest import SERVICE, emf_documents, everything_in, metric_names, task_spans, total, values
 

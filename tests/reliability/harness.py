@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from callback_kit.completion import CLOSED_CODES, RetryPolicy
-from callback_kit.heartbeat import HeartbeatScheduler
 from callback_kit.logs import get_logger
+from callback_kit.task.completion import CLOSED_CODES, RetryPolicy
+from callback_kit.task.heartbeat import HeartbeatScheduler
 from callback_kit.testing import Call, FakeStepFunctions, client_error, direct_event, eventbridge_event, sqs_event
 
 LambdaSource = Literal["sqs", "fifo", "eventbridge", "direct"]
@@ -29,7 +29,7 @@ ERROR_USER = "Order.OutOfStock"
 
 def another_sandbox(fake: Any) -> None:
     """Make the next invocation behave as in another Lambda sandbox: one that never answered these tokens."""
-    from callback_kit.ledger import ledger_for
+    from callback_kit.task.ledger import ledger_for
 
     ledger_for(fake).clear()
 

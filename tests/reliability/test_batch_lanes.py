@@ -10,8 +10,8 @@ import pytest
 import callback_kit as ck
 from callback_kit import batch
 from callback_kit.exceptions import ERROR_LAMBDA_DEADLINE
+from callback_kit.task.workers import WorkerPool
 from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, sqs_event
-from callback_kit.workers import WorkerPool
 
 
 def _fifo(messages: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:

@@ -15,9 +15,9 @@ import pytest
 import callback_kit as ck
 from callback_kit.activity import ActivityWorker, PollBackoff
 from callback_kit.exceptions import ERROR_MALFORMED_MESSAGE
-from callback_kit.runner import Status
 from callback_kit.sources import parse_event
 from callback_kit.sources.depth import MAX_DEPTH
+from callback_kit.task.runner import Status
 from callback_kit.testing import FakeStepFunctions, eventbridge_event, sqs_event
 from tests.reliability.harness import ScriptedStepFunctions, invoke, new_token, no_sleep_policy
 

@@ -10,13 +10,13 @@ import functools
 
 import pytest
 
-import callback_kit.completion as completion
+import callback_kit.task.completion as completion
 from bench.quota import BucketedStepFunctions
 from bench.quotamatrix import INTERVAL, run_cell
 from bench.simtime import SimTime
-from callback_kit.completion import Completer, RetryPolicy
 from callback_kit.outcome import Success
-from callback_kit.ratelimit import RateLimiter
+from callback_kit.task.completion import Completer, RetryPolicy
+from callback_kit.task.ratelimit import RateLimiter
 
 
 def test_2100_completions_in_batches_of_1000_against_100_burst_and_200_per_second_hand_nothing_back() -> None:

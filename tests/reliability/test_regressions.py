@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 import callback_kit as ck
-from callback_kit.completion import Completer, RetryPolicy
 from callback_kit.exceptions import ERROR_LAMBDA_DEADLINE
-from callback_kit.heartbeat import HeartbeatScheduler
-from callback_kit.runner import RunOptions, Status, TaskRun
 from callback_kit.sources import parse_event
+from callback_kit.task.completion import Completer, RetryPolicy
+from callback_kit.task.heartbeat import HeartbeatScheduler
+from callback_kit.task.runner import RunOptions, Status, TaskRun
 from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, client_error, direct_event, sqs_event
 
 NO_SLEEP = RetryPolicy(sleep=lambda s: None, random=lambda: 0.5)

@@ -21,8 +21,9 @@ import pytest
 from moto import mock_aws
 
 import callback_kit as ck
-from callback_kit import completion, logs
+from callback_kit import logs, send
 from callback_kit.logs import BOTOCORE_LOGGERS, TokenRedactingFilter, fingerprint, redact_tokens
+from callback_kit.task import clients, completion
 from callback_kit.testing import FakeLambdaContext
 from tests.reliability.harness import (
     FakeClock,
@@ -157,7 +158,7 @@ def test_deadline_and_missing_or_oversized_tokens_never_log_the_token(
 def moto_default_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The library's own default client, built inside moto (and forgotten afterwards)."""
     with mock_aws():
-        monkeypatch.setattr(completion, "_default_client", None)
+        monkeypatch.setattr(clients, "_default_client", None)
         yield
 
 
@@ -265,7 +266,7 @@ def test_cli_never_prints_or_logs_the_token(
         monkeypatch.setenv(cli.ENV_TOKEN, token)
     args = [argv[0], *([token] if token_via == "argv" else ["-"] if token_via == "stdin" else []), *argv[1:]]
     # The command's completions retry with the default policy: keep its backoff from really sleeping.
-    monkeypatch.setattr(completion, "Completer", functools.partial(completion.Completer, policy=no_sleep_policy()))
+    monkeypatch.setattr(send, "Completer", functools.partial(completion.Completer, policy=no_sleep_policy()))
 
     # WHEN the command runs
     code = cli.main(args, client=fake, stdin=stdin)

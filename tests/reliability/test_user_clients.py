@@ -26,8 +26,8 @@ from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 
 import callback_kit as ck
-from callback_kit import completion
-from callback_kit.completion import RetryPolicy
+from callback_kit.task import clients
+from callback_kit.task.completion import RetryPolicy
 from callback_kit.testing import FakeLambdaContext, sqs_event
 from tests.schedules.endpoint import self_signed
 
@@ -224,7 +224,7 @@ def slow_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Slow]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setattr(completion, "_default_client", None)
+    monkeypatch.setattr(clients, "_default_client", None)
     try:
         yield server
     finally:

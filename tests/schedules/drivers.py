@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 import callback_kit as ck
 from callback_kit import testing
 from callback_kit.activity import FINAL_DELIVERY_SECONDS, PollBackoff
-from callback_kit.completion import RetryPolicy
+from callback_kit.task.completion import RetryPolicy
 from callback_kit.testing import FakeLambdaContext, eventbridge_event, sqs_event
 from tests.schedules import endpoint
 from tests.schedules.behaviours import Runs, dispatcher

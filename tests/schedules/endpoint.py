@@ -32,7 +32,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from callback_kit import completion, logs, ratelimit
+from callback_kit import logs
+from callback_kit.task import clients, ratelimit
 from tests.schedules.fake import ScheduleFake
 
 _lock = threading.Lock()
@@ -166,7 +167,7 @@ def serving(fake: ScheduleFake, tokens: list[str | None], *, activity: bool, use
     """Route the schedule's tokens (and polls) to ``fake`` and yield a client for the endpoint: a user's (``user``,
     one of ``plan.USER_CLIENTS``), or else one callback-kit builds.
 
-    The client is built the way callback-kit builds its own: ``completion.default_client()`` for the Lambda
+    The client is built the way callback-kit builds its own: ``clients.default_client()`` for the Lambda
     handler, ``activity.poll_client()`` for the activity worker (which then uses it for its callbacks too). As in
     a fresh process, no redaction filter is installed beforehand: whatever keeps tokens out of botocore's logs
     must be set up by the code under test. The environment and the process-wide client are put back at once, so
@@ -208,17 +209,17 @@ def _build(activity: bool, path: str) -> Any:
         "AWS_SESSION_TOKEN": "testing",
     }
     saved_env = {name: os.environ.get(name) for name in env}
-    saved_client = completion._default_client
+    saved_client = clients._default_client
     os.environ.update(env)
     try:
         if activity:
             from callback_kit.activity import poll_client
 
             return poll_client()
-        completion._default_client = None
-        return completion.default_client()
+        clients._default_client = None
+        return clients.default_client()
     finally:
-        completion._default_client = saved_client
+        clients._default_client = saved_client
         for name, value in saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

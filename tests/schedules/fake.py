@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-from callback_kit.answers import MAX_CALLBACK_ID_CHARS, MAX_DURABLE_RESULT_BYTES
+from callback_kit.task.answers import MAX_CALLBACK_ID_CHARS, MAX_DURABLE_RESULT_BYTES
 from callback_kit.testing import client_error
 from callback_kit.testing.fake_sfn import field_error
 from tests.schedules.plan import CallPlan

@@ -111,7 +111,7 @@ def test_a_bucket_refuses_calls_beyond_its_tokens_before_they_reach_the_task() -
 
 def test_a_bucketed_fake_has_an_endpoint_of_its_own_so_callback_kit_paces_it() -> None:
     # GIVEN two bucketed fakes and a plain one
-    from callback_kit.ratelimit import UNPACED, limiter_for
+    from callback_kit.task.ratelimit import UNPACED, limiter_for
 
     a, b = ScheduleFake(SCALE, bucket=(50.0, 50.0, 1.0)), ScheduleFake(SCALE, bucket=(50.0, 50.0, 1.0))
     # WHEN their limiters are looked up / THEN each has its own (a fresh process's), the plain fake none

@@ -41,7 +41,7 @@ class FakeSns:
 @pytest.fixture
 def sfn(monkeypatch: pytest.MonkeyPatch) -> FakeStepFunctions:
     fake = FakeStepFunctions()
-    monkeypatch.setattr("callback_kit.completion.default_client", lambda: fake)
+    monkeypatch.setattr("callback_kit.task.clients.default_client", lambda: fake)
     monkeypatch.setenv("CALLBACK_KIT_HEARTBEAT_INTERVAL", "0")
     return fake
 

@@ -8,14 +8,6 @@ import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 import callback_kit as ck
-from callback_kit.completion import (
-    Completer,
-    Delivery,
-    RetryPolicy,
-    send_failure,
-    send_heartbeat,
-    send_success,
-)
 from callback_kit.exceptions import (
     ERROR_OUTPUT_REJECTED,
     CallbackDeliveryError,
@@ -23,6 +15,8 @@ from callback_kit.exceptions import (
     InvalidTokenError,
 )
 from callback_kit.outcome import Failure, Success
+from callback_kit.send import send_failure, send_heartbeat, send_success
+from callback_kit.task.completion import Completer, Delivery, RetryPolicy
 from callback_kit.testing import FakeStepFunctions
 
 
@@ -254,11 +248,11 @@ def test_send_success_refuses_bad_output_before_sending(sfn: FakeStepFunctions) 
 
 
 def test_default_client_is_lazy_and_shared(monkeypatch: pytest.MonkeyPatch) -> None:
-    import callback_kit.completion as completion
+    from callback_kit.task import clients
 
-    monkeypatch.setattr(completion, "_default_client", None)
-    first = completion.default_client()
-    assert completion.default_client() is first
+    monkeypatch.setattr(clients, "_default_client", None)
+    first = clients.default_client()
+    assert clients.default_client() is first
     retries = getattr(first.meta.config, "retries", None)
     assert retries is not None
     assert retries.get("total_max_attempts") == 1

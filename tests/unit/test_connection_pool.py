@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import callback_kit as ck
-from callback_kit import completion, timeouts
+from callback_kit.task import clients, timeouts
 from callback_kit.testing import FakeLambdaContext, sqs_event
 
 CALL_SECONDS = 0.02
@@ -68,9 +68,9 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(completion, "_default_client", None)
-    monkeypatch.setattr(completion, "_expected_calls", 0)
-    monkeypatch.setattr(completion, "_pool_warned", False)
+    monkeypatch.setattr(clients, "_default_client", None)
+    monkeypatch.setattr(clients, "_expected_calls", 0)
+    monkeypatch.setattr(clients, "_pool_warned", False)
     try:
         yield server
     finally:
@@ -99,25 +99,25 @@ def test_a_wide_batch_reuses_its_connections(
     # client, the default one or a bounded variant of it, has its own connections; the time left decides which variant)
     assert endpoint.calls == 3 * CONCURRENCY
     assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
-    client: Any = completion.default_client()
+    client: Any = clients.default_client()
     recipe = timeouts._recipe(client)
     assert recipe is not None
     clients_used = 1 if remaining_ms == 30_000 else len(recipe.variants)
     assert endpoint.connections <= CONCURRENCY * clients_used
-    assert client.meta.config.max_pool_connections >= CONCURRENCY + completion.POOL_HEADROOM
+    assert client.meta.config.max_pool_connections >= CONCURRENCY + clients.POOL_HEADROOM
 
 
 def test_a_larger_concurrency_after_the_client_is_built_is_reported_once(
     endpoint: _Server, library_lines: list[logging.LogRecord]
 ) -> None:
     # GIVEN the default client, built for the default concurrency, and callback-kit's log lines collected
-    client: Any = completion.default_client()
+    client: Any = clients.default_client()
     kept = client.meta.config.max_pool_connections
-    assert kept == completion.MIN_POOL_CONNECTIONS + completion.POOL_HEADROOM
+    assert kept == clients.MIN_POOL_CONNECTIONS + clients.POOL_HEADROOM
     lines = library_lines
     # WHEN a worker then says it will make more calls at once than that, twice
-    completion.expect_concurrent_calls(kept * 2)
-    completion.expect_concurrent_calls(kept * 3)
+    clients.expect_concurrent_calls(kept * 2)
+    clients.expect_concurrent_calls(kept * 3)
 
     # THEN one log line says so and what to do (the client cannot grow its pool once built)
     said = [r for r in lines if "max_pool_connections" in r.getMessage()]

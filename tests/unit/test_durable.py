@@ -13,13 +13,19 @@ import botocore
 import pytest
 
 import callback_kit as ck
-from callback_kit.answers import DURABLE, MAX_CALLBACK_ID_CHARS, MAX_DURABLE_RESULT_BYTES, STEP_FUNCTIONS, answers_for
 from callback_kit.cli import main
-from callback_kit.completion import Completer, Delivery, RetryPolicy
 from callback_kit.exceptions import ERROR_OUTPUT_TOO_LARGE
 from callback_kit.logs import fingerprint
 from callback_kit.outcome import Failure
 from callback_kit.sources import parse_event
+from callback_kit.task.answers import (
+    DURABLE,
+    MAX_CALLBACK_ID_CHARS,
+    MAX_DURABLE_RESULT_BYTES,
+    STEP_FUNCTIONS,
+    answers_for,
+)
+from callback_kit.task.completion import Completer, Delivery, RetryPolicy
 from callback_kit.testing import (
     FakeDurableCallbacks,
     FakeLambdaContext,
@@ -373,12 +379,12 @@ def test_the_callback_id_is_never_logged(lam: FakeDurableCallbacks) -> None:
 
 @needs_durable_botocore
 def test_the_default_lambda_client_is_built_as_the_step_functions_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    from callback_kit import answers, timeouts
+    from callback_kit.task import clients, timeouts
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setattr(answers, "_default_lambda_client", None)
+    monkeypatch.setattr(clients, "_default_lambda_client", None)
     client = Completer().resolved_client("durable")
-    assert client is answers.default_lambda_client()
+    assert client is clients.default_lambda_client()
     assert client.meta.service_model.service_name == "lambda"
     assert timeouts.own(client)  # bounded variants, as for Step Functions
     assert client.meta.config.retries["total_max_attempts"] == 1  # the completer retries, not botocore
@@ -389,8 +395,8 @@ def test_botocore_debug_logs_of_the_default_lambda_client_show_no_callback_id(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN callback-kit's default Lambda client, pointed at a port where nothing listens, and botocore at DEBUG
-    from callback_kit import answers
     from callback_kit.logs import BOTOCORE_LOGGERS
+    from callback_kit.task import clients
 
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -399,7 +405,7 @@ def test_botocore_debug_logs_of_the_default_lambda_client_show_no_callback_id(
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(answers, "_default_lambda_client", None)
+    monkeypatch.setattr(clients, "_default_lambda_client", None)
     callback_id = "SECRET+Callback/" + "k3y" * 60 + "=="
     # WHEN a durable success cannot be delivered
     with captured_logs(*BOTOCORE_LOGGERS) as handler, pytest.raises(ck.CallbackDeliveryError):
@@ -423,11 +429,11 @@ def test_a_heartbeat_never_raises_whatever_the_lambda_client_does() -> None:
 
 def test_a_botocore_without_the_durable_api_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN a botocore whose Lambda client lacks the durable callback methods (older than 1.42.1)
-    from callback_kit import answers, timeouts
+    from callback_kit.task import clients
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setattr(answers, "_default_lambda_client", None)
-    monkeypatch.setattr(timeouts, "build_client", lambda service, config: object())
+    monkeypatch.setattr(clients, "_default_lambda_client", None)
+    monkeypatch.setattr(clients, "build_client", lambda service, config: object())
 
     def echo(payload: Any) -> Any:
         return payload

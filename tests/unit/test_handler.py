@@ -11,13 +11,13 @@ import pydantic
 import pytest
 
 import callback_kit as ck
-from callback_kit.completion import RetryPolicy
 from callback_kit.exceptions import (
     ERROR_INVALID_PAYLOAD,
     ERROR_LAMBDA_DEADLINE,
     ERROR_MALFORMED_MESSAGE,
     ERROR_OUTPUT_TOO_LARGE,
 )
+from callback_kit.task.completion import RetryPolicy
 from callback_kit.testing import FakeLambdaContext, FakeStepFunctions, direct_event, eventbridge_event, sqs_event
 
 NO_SLEEP = RetryPolicy(sleep=lambda s: None)
@@ -445,7 +445,7 @@ def test_process_event_is_the_function_form(sfn: FakeStepFunctions) -> None:
 
 
 def test_public_heartbeat_is_the_function_not_the_module() -> None:
-    import callback_kit.heartbeat  # noqa: F401 - importing the module must not shadow the function
+    import callback_kit.task.heartbeat  # noqa: F401 - importing the module must not shadow the function
 
     assert callable(ck.heartbeat)
     assert ck.heartbeat.__module__ == "callback_kit.context"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
-from callback_kit.heartbeat_senders import SenderPool, senders_needed
+from callback_kit.task.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
+from callback_kit.task.heartbeat_senders import SenderPool, senders_needed
 
 WAIT = 10.0  # generous bound for events between real threads; never reached when the code is right
 
@@ -448,7 +448,7 @@ def test_an_on_closed_that_raises_does_not_stop_the_scheduler(clock: Clock) -> N
 def test_registrations_of_finished_tasks_do_not_pile_up_while_the_scheduler_sleeps(clock: Clock) -> None:
     # A sandbox running many short tasks: each registers and unregisters long before its first beat is due, and
     # the scheduler thread (here: nobody) does not wake in between. The queue must not hold them all.
-    from callback_kit.heartbeat import COMPACT_AT
+    from callback_kit.task.heartbeat import COMPACT_AT
 
     sched = HeartbeatScheduler(clock=clock, start_thread=False, jitter=0.0)
     keep = [sched.register(lambda: True, 30, lambda: None) for _ in range(3)]
@@ -469,7 +469,7 @@ def test_registrations_of_finished_tasks_do_not_pile_up_while_the_scheduler_slee
 
 
 def test_the_heap_drops_entries_of_finished_tasks_in_bulk(clock: Clock) -> None:
-    from callback_kit.heartbeat import COMPACT_AT
+    from callback_kit.task.heartbeat import COMPACT_AT
 
     sched = HeartbeatScheduler(clock=clock, start_thread=False, jitter=0.0)
     beats = [sched.register(lambda: True, 30, lambda: None) for _ in range(3 * COMPACT_AT)]

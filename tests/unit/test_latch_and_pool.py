@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from callback_kit.latch import Latch
-from callback_kit.workers import WorkerPool
+from callback_kit.task.latch import Latch
+from callback_kit.task.workers import WorkerPool
 
 WAIT = 10.0  # generous bound for events between real threads; never reached when the code is right
 

@@ -1,4 +1,4 @@
-"""callback_kit.ledger: one owner per token, and nothing run again once answered, from many threads at once."""
+"""callback_kit.task.ledger: one owner per token, and nothing run again once answered, from many threads at once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from callback_kit.ledger import Ledger
+from callback_kit.task.ledger import Ledger
 
 WAIT = 30.0
 

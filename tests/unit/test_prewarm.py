@@ -13,8 +13,8 @@ import callback_kit as ck
 from callback_kit.testing import FakeLambdaContext, FakeStepFunctions
 threads = threading.active_count()
 ck.prewarm(client=sys.argv[1] == "client")
-from callback_kit import completion
-built = completion._default_client is not None
+from callback_kit.task import clients, completion
+built = clients._default_client is not None
 threads_after = threading.active_count()
 before = set(sys.modules)
 fake = FakeStepFunctions()

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from callback_kit.ratelimit import BETA, MIN_RATE, UNPACED, RateLimiter, Throttled, Ticket, limiter_for
+from callback_kit.task.ratelimit import BETA, MIN_RATE, UNPACED, RateLimiter, Throttled, Ticket, limiter_for
 from tests.clock import FakeTime
 
 

@@ -1,14 +1,14 @@
-"""The rate limiter as completion calls and heartbeats use it (callback_kit.completion), on injected time."""
+"""The rate limiter as completion calls and heartbeats use it (callback_kit.task.completion), on injected time."""
 
 from __future__ import annotations
 
 import pytest
 
-import callback_kit.completion as completion
-from callback_kit.completion import Completer, Delivery, RetryPolicy
+import callback_kit.task.completion as completion
 from callback_kit.exceptions import CallbackDeliveryError
 from callback_kit.outcome import Success
-from callback_kit.ratelimit import RateLimiter, Throttled
+from callback_kit.task.completion import Completer, Delivery, RetryPolicy
+from callback_kit.task.ratelimit import RateLimiter, Throttled
 from callback_kit.testing import FakeStepFunctions
 from tests.clock import FakeTime
 

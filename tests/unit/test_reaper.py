@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from callback_kit import reaper
-from callback_kit.completion import Completer
 from callback_kit.exceptions import (
     ERROR_CONTAINER_STOPPED,
     CallbackDeliveryError,
@@ -21,6 +20,7 @@ from callback_kit.exceptions import (
 )
 from callback_kit.logs import fingerprint
 from callback_kit.outcome import MAX_CAUSE_CHARS
+from callback_kit.task.completion import Completer
 from callback_kit.testing import FakeLambdaContext, FakeStepFunctions
 from tests.reliability.harness import ListHandler, captured_logs, no_sleep_policy
 
@@ -150,7 +150,7 @@ def test_the_module_handler_reads_the_token_variable_from_the_environment(
     sfn: FakeStepFunctions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the module-level handler, configured by $CALLBACK_KIT_TOKEN_ENV, on callback-kit's default client
-    monkeypatch.setattr("callback_kit.completion.default_client", lambda: sfn)
+    monkeypatch.setattr("callback_kit.task.clients.default_client", lambda: sfn)
     monkeypatch.setattr(reaper, "_configured", None)
     monkeypatch.setenv(reaper.ENV_TOKEN_ENV, "JOB_TOKEN")
     # WHEN it handles a stopped task whose token is in JOB_TOKEN

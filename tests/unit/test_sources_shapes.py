@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 import callback_kit as ck
-from callback_kit.completion import RetryPolicy
 from callback_kit.exceptions import MalformedEventError
 from callback_kit.sources import TOKEN_KEYS, describe_event, parse_event
+from callback_kit.task.completion import RetryPolicy
 from callback_kit.testing import (
     FakeLambdaContext,
     FakeStepFunctions,

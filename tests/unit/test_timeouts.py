@@ -1,4 +1,4 @@
-"""callback_kit.timeouts: callback-kit's own clients get bounded variants that end in time; a user's is never copied."""
+"""callback_kit.task.timeouts: callback-kit's own clients get bounded copies that end in time; a user's is not."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from callback_kit import completion
-from callback_kit.timeouts import (
+from callback_kit.task import clients
+from callback_kit.task.timeouts import (
     CONNECT_SHARE,
     MIN_TIMEOUT,
     attempts,
@@ -44,8 +44,8 @@ def user_client() -> Any:
 @pytest.fixture
 def own_client(monkeypatch: pytest.MonkeyPatch) -> Any:
     """callback-kit's default client, built fresh for the test (and forgotten after it)."""
-    monkeypatch.setattr(completion, "_default_client", None)
-    return completion.default_client()
+    monkeypatch.setattr(clients, "_default_client", None)
+    return clients.default_client()
 
 
 def test_the_grid_rounds_down_and_stays_small() -> None:

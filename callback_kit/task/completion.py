@@ -1,8 +1,8 @@
 """Deliver callbacks: to Step Functions (SendTask*) or to Lambda durable functions (SendDurableExecutionCallback*).
 
-What differs between the two backends (calls, codes, limits, failure shape) lives in :mod:`callback_kit.answers`;
+What differs between the two backends (calls, codes, limits, failure shape) lives in :mod:`callback_kit.task.answers`;
 everything here is written once for both. Each answer from Step Functions falls in one of four classes (see
-``AWS_FACTS``; the durable API's codes map onto the same classes, see :mod:`callback_kit.answers`):
+``AWS_FACTS``; the durable API's codes map onto the same classes, see :mod:`callback_kit.task.answers`):
 
 * **transient** (throttling, 5xx, connection and read errors, ``KmsThrottlingException``): retried with
   exponential backoff and full jitter, within the attempt budget and any deadline;
@@ -17,7 +17,7 @@ everything here is written once for both. Each answer from Step Functions falls 
   message that carried the token is redelivered and, in the end, reaches a DLQ.
 
 Under a deadline (the Lambda's), no attempt starts without time left, every attempt, the first included, is made
-with a timeout that ends before the deadline (:func:`callback_kit.timeouts.bounded`), and no retry waits past it:
+with a timeout that ends before the deadline (:func:`callback_kit.task.timeouts.bounded`), and no retry waits past it:
 nothing of a completion outlives the handler that made it.
 
 Retries live here rather than in botocore's retry modes because ``KmsThrottlingException`` is not in botocore's
@@ -31,14 +31,22 @@ import enum
 import itertools
 import math
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from callback_kit.answers import Answers, Kind, answers_for, default_lambda_client
-from callback_kit.classify import (
+from callback_kit.exceptions import (
+    ERROR_OUTPUT_REJECTED,
+    CallbackDeliveryError,
+    InvalidTokenError,
+)
+from callback_kit.logs import fingerprint, get_logger, lazy_logger, mask_token
+from callback_kit.observe.tracing import call_span
+from callback_kit.outcome import Failure, Outcome, Success, failure, truncate_text
+from callback_kit.task import clients
+from callback_kit.task.answers import Answers, Kind, answers_for
+from callback_kit.task.classify import (
     CLOSED_CODES,
     CONFIG_FAULT_CODES,
     INVALID_TOKEN_CODE,
@@ -48,22 +56,10 @@ from callback_kit.classify import (
     is_transient,
     may_have_landed,
 )
-from callback_kit.exceptions import (
-    ERROR_OUTPUT_REJECTED,
-    CallbackDeliveryError,
-    InvalidOutputError,
-    InvalidTokenError,
-)
-from callback_kit.heartbeat_senders import MAX_SENDERS
-from callback_kit.logs import fingerprint, get_logger, install_token_redaction, lazy_logger, mask_token
-from callback_kit.observe.tracing import call_span
-from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, from_exception, truncate_text
-from callback_kit.ratelimit import THROTTLE_CODES, RateLimiter, Ticket, limiter_for
-from callback_kit.timeouts import MIN_TIMEOUT, bounded, build_client
+from callback_kit.task.ratelimit import THROTTLE_CODES, RateLimiter, Ticket, limiter_for
+from callback_kit.task.timeouts import MIN_TIMEOUT, bounded
 
 if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions import SFNClient
-
     from callback_kit.observe.metrics import MetricsRecorder
 
 __all__ = [
@@ -76,14 +72,9 @@ __all__ = [
     "Deadline",
     "Delivery",
     "RetryPolicy",
-    "default_client",
     "error_code",
-    "expect_concurrent_calls",
     "is_transient",
     "may_have_landed",
-    "send_failure",
-    "send_heartbeat",
-    "send_success",
 ]
 
 
@@ -103,7 +94,7 @@ class RetryPolicy:
     Attempt ``n`` (from 0) waits a random time up to ``min(max_delay, base_delay * 2**n)``. A call is given
     ``max_attempts`` attempts for faults (5xx, lost connections). Throttles are the quota speaking rather than a
     fault: under a deadline they never use up attempts, and the call keeps its turn at the process-wide rate
-    limiter (:mod:`callback_kit.ratelimit`) until the deadline leaves no room for another; without a deadline
+    limiter (:mod:`callback_kit.task.ratelimit`) until the deadline leaves no room for another; without a deadline
     (a command line, an activity task without a time limit) they have their own budget,
     ``max_throttled_attempts``. Giving up earlier would hand the message back to run the whole task again into
     the same quota. No retry starts past a deadline.
@@ -136,7 +127,7 @@ class Completer:
             lazily built client (see :func:`default_client`).
         lambda_client: what durable callbacks (``kind="durable"``) are answered with: a boto3 ``lambda`` client or
             any object with its three ``send_durable_execution_callback_*`` methods; by default one shared, lazily
-            built client (:func:`callback_kit.answers.default_lambda_client`).
+            built client (:func:`callback_kit.task.clients.default_lambda_client`).
         policy: the retry policy.
         closed_is_expected: log a task found already closed at INFO rather than WARNING. For a caller that
             answers after someone else normally has (the ECS reaper, after a container that answered and exited),
@@ -159,8 +150,8 @@ class Completer:
 
     def _client(self, kind: Kind = "stepfunctions") -> Any:
         if kind == "durable":
-            return self.lambda_client if self.lambda_client is not None else default_lambda_client()
-        return self.client if self.client is not None else default_client()
+            return self.lambda_client if self.lambda_client is not None else clients.default_lambda_client()
+        return self.client if self.client is not None else clients.default_client()
 
     def resolved_client(self, kind: Kind = "stepfunctions") -> Any:
         """The client ``kind``'s calls are made with: the injected one, else the process-wide default (built on
@@ -279,6 +270,19 @@ class Completer:
             "heartbeat failed; will beat again", extra={"token_fp": fingerprint(token), "code": code or what}
         )
         return True
+
+    def beat(self, token: str, *, kind: Kind = "stepfunctions") -> Delivery:
+        """One heartbeat, retried and classified as an answer is (``ck.send_heartbeat``); unlike :meth:`heartbeat`,
+        a beat that cannot be delivered raises.
+
+        Raises:
+            CallbackDeliveryError: the service could not be reached, or refused the call.
+        """
+        answers = answers_for(kind)
+        try:
+            return self._call(answers, answers.heartbeat_api, token, None, answers.heartbeat_params(token))
+        except _Rejected as exc:
+            raise CallbackDeliveryError(exc.message, api=answers.heartbeat_api, code=exc.code) from exc
 
     def _turn(self, limiter: RateLimiter, deadline: Deadline, *, front: bool) -> Ticket | None:
         """Wait for this call's turn at the shared limiter, never past ``deadline`` (less a call's minimum time).
@@ -416,180 +420,3 @@ class _Rejected(Exception):
 
 def _noun(answers: Answers) -> str:
     return "durable callback id" if answers.kind == "durable" else "task token"
-
-
-_client_lock = threading.Lock()
-_default_client: SFNClient | None = None
-
-#: The fewest completion calls at once the default client keeps connections for (botocore keeps 10 in all).
-MIN_POOL_CONNECTIONS = 32
-#: Connections kept beside those for completions: one per heartbeat sender thread the scheduler may start. (The
-#: deadline guard's failures replace completions that were never sent, so they need none of their own.)
-POOL_HEADROOM = MAX_SENDERS
-_expected_calls = 0
-_pool_warned = False
-
-
-def expect_concurrent_calls(count: int) -> None:
-    """Say that this process may make ``count`` completion calls at once, so that the default client keeps enough
-    connections open for them (and :data:`POOL_HEADROOM` more, for heartbeats).
-
-    A call that finds every kept connection busy opens one more, uses it once and closes it, and urllib3 logs
-    ``Connection pool is full, discarding connection`` at WARNING: with ``max_concurrency=100`` and botocore's
-    default of 10, ninety calls in every wave paid a new TLS handshake. The decorated handler and the activity
-    worker call this with their concurrency; it counts only until the default client is built (on the first task),
-    after which a count larger than the client's whole pool is logged once, at WARNING.
-
-    Example:
-        >>> expect_concurrent_calls(10)
-    """
-    global _expected_calls, _pool_warned
-    if count <= _expected_calls:
-        return
-    with _client_lock:
-        _expected_calls = max(_expected_calls, count)
-        client = _default_client
-    if client is not None and not _pool_warned:
-        kept = getattr(client.meta.config, "max_pool_connections", None)
-        if kept is not None and count > kept:  # the completions alone would open and discard connections
-            _pool_warned = True
-            get_logger().warning(
-                "the default Step Functions client keeps fewer connections than calls may run at once; pass "
-                "client= built with a larger max_pool_connections",
-                extra={"max_pool_connections": kept, "concurrent_calls": count},
-            )
-
-
-def client_config() -> Any:
-    """The botocore ``Config`` of callback-kit's default clients (Step Functions and Lambda alike).
-
-    Short timeouts, botocore's own retries off because :class:`Completer` retries (the two would multiply), and
-    enough connections kept open for the calls the process runs at once (see :func:`expect_concurrent_calls`).
-    """
-    from botocore.config import Config
-
-    return Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=5,
-        read_timeout=15,
-        max_pool_connections=max(MIN_POOL_CONNECTIONS, _expected_calls) + POOL_HEADROOM,
-        user_agent_extra="callback-kit",
-    )
-
-
-def default_client() -> SFNClient:
-    """The process-wide ``stepfunctions`` client, built on first use (never at import).
-
-    It honours the usual AWS environment (region, credentials, ``AWS_ENDPOINT_URL``) and is configured by
-    :func:`client_config`.
-    """
-    global _default_client
-    if _default_client is None:
-        with _client_lock:
-            if _default_client is None:
-                config = client_config()
-                # botocore's DEBUG logs print request bodies, task tokens included: mask them before any is made.
-                install_token_redaction()
-                # Built from the shared session, with its recipe kept (callback_kit.timeouts), so that its bounded
-                # variants reuse the service model and endpoint data this client loaded. botocore's own session,
-                # not boto3's: callback-kit needs nothing boto3 adds, and importing boto3 (s3transfer with it) is
-                # 10-25 ms of a cold start.
-                _default_client = build_client("stepfunctions", config)
-    return _default_client
-
-
-def _completer(client: Any, lambda_client: Any, kind: Kind) -> Completer:
-    answers_for(kind)  # an unknown kind is refused before anything is encoded or sent
-    return Completer(client, lambda_client=lambda_client)
-
-
-def send_success(
-    token: str, output: Any = None, *, client: Any = None, kind: Kind = "stepfunctions", lambda_client: Any = None
-) -> Delivery:
-    """Complete a task successfully with ``output`` (any JSON-able value), retrying transient errors.
-
-    With ``kind="durable"``, ``token`` is a Lambda durable callback id, answered with
-    SendDurableExecutionCallbackSuccess through ``lambda_client`` (default: callback-kit's own Lambda client).
-    The kind is never guessed: a token and a callback id cannot be told apart reliably.
-
-    Example:
-        >>> from callback_kit.testing import FakeDurableCallbacks, FakeStepFunctions
-        >>> fake = FakeStepFunctions()
-        >>> send_success(fake.open_task(), {"approved": True}, client=fake)
-        <Delivery.DELIVERED: 'delivered'>
-        >>> lam = FakeDurableCallbacks()
-        >>> send_success(lam.open_callback(), {"approved": True}, kind="durable", lambda_client=lam)
-        <Delivery.DELIVERED: 'delivered'>
-
-    Raises:
-        InvalidOutputError: ``output`` is not JSON-serialisable or over the limit (262,144 bytes for Step
-            Functions, 1,048,576 for a durable callback, or less if the client's botocore says less); nothing was
-            sent.
-        CallbackDeliveryError: the service could not be reached, or refused the call.
-    """
-    completer = _completer(client, lambda_client, kind)
-    answers = answers_for(kind)
-    limit = answers.output_limit(completer.resolved_client(kind))
-    encoded = encode_output(output, max_bytes=limit, service=answers.service)
-    if isinstance(encoded, Failure):
-        raise InvalidOutputError(encoded.cause, error=encoded.error)
-    return completer.complete(token, encoded, kind=kind)
-
-
-def send_failure(
-    token: str,
-    error: str | BaseException = "Error",
-    cause: str | None = None,
-    *,
-    client: Any = None,
-    kind: Kind = "stepfunctions",
-    lambda_client: Any = None,
-) -> Delivery:
-    """Fail a task with an error name and cause (or with an exception, mapped as the decorator maps it).
-
-    With ``kind="durable"``, ``token`` is a durable callback id: the error name becomes ``ErrorType`` and the
-    cause ``ErrorMessage`` (see :mod:`callback_kit.answers`).
-
-    Example:
-        >>> from callback_kit.testing import FakeStepFunctions
-        >>> fake = FakeStepFunctions()
-        >>> send_failure(fake.open_task(), "Order.Invalid", "negative total", client=fake)
-        <Delivery.DELIVERED: 'delivered'>
-
-    Raises:
-        ValueError: ``error`` starts with the reserved ``States.`` or is over 256 characters.
-        CallbackDeliveryError: the service could not be reached, or refused the call.
-    """
-    completer = _completer(client, lambda_client, kind)
-    if isinstance(error, BaseException):
-        outcome = from_exception(error)
-    else:
-        from callback_kit.exceptions import validate_error_name
-
-        outcome = Failure(validate_error_name(error), truncate_text(cause or "", 32_768))
-    return completer.complete(token, outcome, kind=kind)
-
-
-def send_heartbeat(
-    token: str, *, client: Any = None, kind: Kind = "stepfunctions", lambda_client: Any = None
-) -> Delivery:
-    """Send one heartbeat for ``token`` (a durable callback id with ``kind="durable"``), retrying transient errors.
-
-    Example:
-        >>> from callback_kit.testing import FakeStepFunctions
-        >>> fake = FakeStepFunctions()
-        >>> send_heartbeat(fake.open_task(), client=fake)
-        <Delivery.DELIVERED: 'delivered'>
-
-    Returns:
-        ``Delivery.ALREADY_CLOSED`` if the service says the task is closed (stop working on it).
-
-    Raises:
-        CallbackDeliveryError: the service could not be reached, or refused the call.
-    """
-    completer = _completer(client, lambda_client, kind)
-    answers = answers_for(kind)
-    try:
-        return completer._call(answers, answers.heartbeat_api, token, None, answers.heartbeat_params(token))
-    except _Rejected as exc:
-        raise CallbackDeliveryError(exc.message, api=answers.heartbeat_api, code=exc.code) from exc

@@ -10,7 +10,7 @@ Two AWS services suspend work until someone answers a string they handed out:
 An :class:`Answers` holds what differs between them and nothing else: the three calls and how their parameters are
 spelled, which error codes mean "already closed" and which "not a string this service issued", the output limit,
 and the shape of a failure. Retries, deadline bounds, rate limiting and heartbeat scheduling are written once, above
-these objects (:class:`callback_kit.completion.Completer`), and so behave the same for both.
+these objects (:class:`callback_kit.task.completion.Completer`), and so behave the same for both.
 
 The durable API's error codes are read as Step Functions' are:
 
@@ -26,15 +26,13 @@ The durable API's error codes are read as Step Functions' are:
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from callback_kit.classify import CLOSED_CODES, CONFIG_FAULT_CODES, INVALID_TOKEN_CODE, REJECTED_CODES
-from callback_kit.exceptions import CallbackDeliveryError
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure
 from callback_kit.sources.records import Kind
 from callback_kit.sources.tokens import MAX_CALLBACK_ID_CHARS
+from callback_kit.task.classify import CLOSED_CODES, CONFIG_FAULT_CODES, INVALID_TOKEN_CODE, REJECTED_CODES
 
 #: The backends, by the name ``ck.current_task().kind`` reports.
 KINDS: tuple[Kind, ...] = ("stepfunctions", "durable")
@@ -72,7 +70,7 @@ class Answers:
     rejected_codes: frozenset[str]
     #: Configuration faults (KMS): surfaced loudly, never retried.
     config_fault_codes: frozenset[str]
-    #: Codes retried besides the ones every backend retries (:data:`callback_kit.classify.TRANSIENT_CODES`).
+    #: Codes retried besides the ones every backend retries (:data:`callback_kit.task.classify.TRANSIENT_CODES`).
     transient_codes: frozenset[str]
     #: The largest success output, in UTF-8 bytes.
     max_output_bytes: int
@@ -221,41 +219,3 @@ def answers_for(kind: str) -> Answers:
         return _BY_KIND[kind]  # type: ignore[index]
     except KeyError:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}") from None
-
-
-_client_lock = threading.Lock()
-_default_lambda_client: Any = None
-
-
-def default_lambda_client() -> Any:
-    """The process-wide ``lambda`` client durable callbacks are answered with, built on first use (never at import).
-
-    Built as the Step Functions default is (:func:`callback_kit.completion.default_client`): from the same botocore
-    session, with short timeouts and bounded variants, botocore's retries off (the completer retries), and
-    callback ids masked in botocore's DEBUG logs.
-
-    Raises:
-        CallbackDeliveryError: the installed botocore predates the durable callback API (1.42.1).
-    """
-    global _default_lambda_client
-    if _default_lambda_client is None:
-        with _client_lock:
-            if _default_lambda_client is None:
-                from callback_kit.completion import client_config
-                from callback_kit.logs import install_token_redaction
-                from callback_kit.timeouts import build_client
-
-                install_token_redaction()
-                client = build_client("lambda", client_config())
-                if not hasattr(client, DURABLE.method(DURABLE.success_api)):
-                    # botocore older than 1.42.1 (an old Lambda runtime's) has no durable callback API: say so,
-                    # rather than fail with an AttributeError on the first answer. The message goes back.
-                    import botocore
-
-                    raise CallbackDeliveryError(
-                        f"answering Lambda durable callbacks needs botocore >= 1.42.1; this is {botocore.__version__}",
-                        api=DURABLE.success_api,
-                        code="BotocoreTooOld",
-                    )
-                _default_lambda_client = client
-    return _default_lambda_client

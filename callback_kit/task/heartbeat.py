@@ -1,7 +1,7 @@
 """Automatic heartbeats for every open task: one scheduler thread, a bounded pool of sender threads.
 
 One daemon thread owns a heap of due times. It never sends a beat itself: it hands each due beat to a small
-pool of sender threads (:mod:`callback_kit.heartbeat_senders`) sized from the observed call latency, so that a
+pool of sender threads (:mod:`callback_kit.task.heartbeat_senders`) sized from the observed call latency, so that a
 slow or stuck SendTaskHeartbeat delays no other task's beats.
 
 * **Lazy, cheap registration.** Most tasks finish before their first beat is due, so :meth:`register` only
@@ -34,8 +34,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from callback_kit.heartbeat_senders import MAX_SENDERS, SenderPool
 from callback_kit.logs import get_logger
+from callback_kit.task.heartbeat_senders import MAX_SENDERS, SenderPool
 
 #: ``ck.heartbeat()`` sends at most this often per task, so a tight loop cannot exhaust the account's quota.
 MIN_MANUAL_GAP = 1.0

@@ -4,7 +4,7 @@ A Lambda handler must return before its deadline even when a function hangs, so 
 thread that returns: every task of an invocation with a deadline is handed to a pooled thread, and that hand-off
 is paid on every task. :class:`WorkerPool` makes it as cheap as a hand-off between threads can be: a job goes into
 a ``queue.SimpleQueue`` (C, no Python-level lock) and an idle thread takes it; there is no ``Future`` per job (the
-caller learns that a job ended from the job itself, e.g. a :class:`~callback_kit.latch.Latch`). Against
+caller learns that a job ended from the job itself, e.g. a :class:`~callback_kit.task.latch.Latch`). Against
 ``concurrent.futures.ThreadPoolExecutor`` it saves the future's condition variable, the waiter the caller builds
 to wait on it, and the pool's Python-level idle semaphore: about 20 us of CPU per hand-off.
 
@@ -13,7 +13,7 @@ A thread is started only when no idle one is free, so the thread count follows t
 hangs past its deadline must not hold the process at exit (``ThreadPoolExecutor`` joins its threads at exit).
 
 Example:
-    >>> from callback_kit.latch import Latch
+    >>> from callback_kit.task.latch import Latch
     >>> pool = WorkerPool(max_threads=2)
     >>> done = Latch()
     >>> pool.submit(done.set)

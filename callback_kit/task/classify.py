@@ -1,6 +1,6 @@
 """How Step Functions' answers to a callback call are read: closed, not a token, rejected, transient, or fatal.
 
-See :mod:`callback_kit.completion` for what each class leads to, and AWS_FACTS for where the codes come from.
+See :mod:`callback_kit.task.completion` for what each class leads to, and AWS_FACTS for where the codes come from.
 """
 
 from __future__ import annotations

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from callback_kit.answers import Kind, answers_for
-from callback_kit.completion import Completer, Deadline, Delivery
 from callback_kit.context import TaskInfo, TaskState, _current
 from callback_kit.exceptions import (
     ERROR_INVALID_PAYLOAD,
@@ -27,14 +25,16 @@ from callback_kit.exceptions import (
     CallbackDeliveryError,
     RedeliverError,
 )
-from callback_kit.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
-from callback_kit.latch import Latch
-from callback_kit.ledger import Ledger, ledger_for
 from callback_kit.logs import debug_enabled, fingerprint, get_logger
 from callback_kit.observe import tracing
 from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
 from callback_kit.payload import mismatch_message, validate
 from callback_kit.sources import TaskRecord
+from callback_kit.task.answers import Kind, answers_for
+from callback_kit.task.completion import Completer, Deadline, Delivery
+from callback_kit.task.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
+from callback_kit.task.latch import Latch
+from callback_kit.task.ledger import Ledger, ledger_for
 
 
 class Status(enum.Enum):
@@ -135,7 +135,7 @@ class TaskRun:
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
         >>> from callback_kit.sources import parse_event
-        >>> from callback_kit.heartbeat import HeartbeatScheduler
+        >>> from callback_kit.task.heartbeat import HeartbeatScheduler
         >>> fake = FakeStepFunctions()
         >>> [record] = parse_event({"token": fake.open_task(), "n": 2})
         >>> run = TaskRun(record, lambda p: p["n"] * 2, RunOptions(), Completer(fake), HeartbeatScheduler())
