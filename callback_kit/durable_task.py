@@ -50,9 +50,8 @@ from callback_kit.options import DEFAULT_DEADLINE_MARGIN
 from callback_kit.outcome import ErrorMap, Failure, Outcome, Success, encode_output, failure, from_exception
 from callback_kit.sources.depth import MessageTooDeepError
 from callback_kit.sources.tokens import check_token, find_token_path, get_path, without_token
-from callback_kit.task.classify import CONFIG_FAULT_CODES, error_code, is_transient
+from callback_kit.task.classify import CONFIG_FAULT_CODES, THROTTLE_CODES, error_code, is_transient
 from callback_kit.task.completion import Completer, RetryPolicy
-from callback_kit.task.ratelimit import THROTTLE_CODES
 
 if TYPE_CHECKING:
     from aws_durable_execution_sdk_python import DurableContext, StepContext

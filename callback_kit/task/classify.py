@@ -9,17 +9,23 @@ CLOSED_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist"})
 #: Step Functions did not issue this token: never "closed", always a poison message (see the module docstring).
 INVALID_TOKEN_CODE = "InvalidToken"  # noqa: S105 - an error code, not a secret
 REJECTED_CODES = frozenset({"InvalidOutput", "ValidationException"})
-TRANSIENT_CODES = frozenset(
+#: "The service's rate limit refused this call" (botocore's throttling codes): retried, and paced by the limiter.
+THROTTLE_CODES = frozenset(
     {
-        # botocore's throttling and transient error codes, plus KMS throttling, which botocore does not retry.
         "Throttling",
         "ThrottlingException",
         "ThrottledException",
         "RequestThrottledException",
         "TooManyRequestsException",
         "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
+        "RequestThrottled",
         "SlowDown",
+    }
+)
+#: Retried: the throttles, botocore's other transient codes, and KMS throttling, which botocore does not retry.
+TRANSIENT_CODES = THROTTLE_CODES | frozenset(
+    {
+        "BandwidthLimitExceeded",
         "PriorRequestNotComplete",
         "EC2ThrottledException",
         "RequestTimeout",

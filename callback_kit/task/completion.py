@@ -51,12 +51,13 @@ from callback_kit.task.classify import (
     CONFIG_FAULT_CODES,
     INVALID_TOKEN_CODE,
     REJECTED_CODES,
+    THROTTLE_CODES,
     TRANSIENT_CODES,
     error_code,
     is_transient,
     may_have_landed,
 )
-from callback_kit.task.ratelimit import THROTTLE_CODES, RateLimiter, Ticket, limiter_for
+from callback_kit.task.ratelimit import RateLimiter, Ticket, limiter_for
 from callback_kit.task.timeouts import MIN_TIMEOUT, bounded
 
 if TYPE_CHECKING:

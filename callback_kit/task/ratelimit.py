@@ -47,25 +47,14 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from callback_kit.task.classify import THROTTLE_CODES
+
 #: The factor a throttle cuts the rate by; each accepted call that waited adds ``1 - BETA`` calls per second.
 BETA = 0.9
 #: Seconds of the rate the bucket holds (the service's bucket holds seconds of its own).
 DEPTH = 1.0
 #: The slowest the limiter ever paces calls (calls per second): a bucket never refills slower.
 MIN_RATE = 0.5
-#: Error codes meaning "the service's rate limit refused this call" (botocore's throttling codes).
-THROTTLE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "SlowDown",
-    }
-)
 
 
 class Ticket(NamedTuple):

@@ -21,7 +21,7 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, 
 import callback_kit as ck
 from callback_kit.activity import ActivityWorker
 from callback_kit.exceptions import ERROR_OUTPUT_REJECTED
-from callback_kit.task.ratelimit import THROTTLE_CODES
+from callback_kit.task.classify import THROTTLE_CODES
 from tests.reliability.harness import (
     ERROR_USER,
     Delivery,

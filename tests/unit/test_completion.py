@@ -16,6 +16,7 @@ from callback_kit.exceptions import (
 )
 from callback_kit.outcome import Failure, Success
 from callback_kit.send import send_failure, send_heartbeat, send_success
+from callback_kit.task.classify import THROTTLE_CODES
 from callback_kit.task.completion import Completer, Delivery, RetryPolicy
 from callback_kit.testing import FakeStepFunctions
 
@@ -99,6 +100,18 @@ def test_no_retry_starts_past_the_deadline(sfn: FakeStepFunctions, sleeps: Sleep
         Completer(sfn, policy).complete(token, Success("{}"), deadline=100.05)
     # THEN it gave up at once rather than sleep past it
     assert sleeps.pauses == []
+
+
+@pytest.mark.parametrize("code", sorted(THROTTLE_CODES))
+def test_every_throttle_the_limiter_paces_on_is_retried(code: str, sfn: FakeStepFunctions, sleeps: Sleeps) -> None:
+    # GIVEN a task whose first two SendTaskSuccess calls are refused with one of botocore's throttling codes
+    token = sfn.open_task()
+    sfn.inject("SendTaskSuccess", code, times=2)
+    # WHEN the success is completed
+    delivery = completer(sfn, sleeps).complete(token, Success('{"ok":1}'))
+    # THEN the throttles are retried, as the rate limiter slows down for them, and the third attempt lands
+    assert delivery is Delivery.DELIVERED
+    assert len(sfn.calls_for(token)) == 3
 
 
 @pytest.mark.parametrize("code", ["TaskTimedOut", "TaskDoesNotExist"])
