@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callback_kit.task.answers import MAX_DURABLE_RESULT_BYTES
-from callback_kit.testing import FakeLambdaContext
+from callback_kit.testing import FakeLambdaContext, sqs_event
 from callback_kit.testing.fake_sfn import client_error
 
 __all__ = ["CallbackQueue", "RunnerLambdaClient"]
@@ -205,13 +205,8 @@ class CallbackQueue:
 
 
 def _record(message: _Message) -> dict[str, Any]:
-    return {
-        "messageId": message.message_id,
-        "receiptHandle": message.message_id,
-        "body": message.body,
-        "attributes": {"ApproximateReceiveCount": str(message.receive_count)},
-        "messageAttributes": {},
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:durable-callbacks",
-        "awsRegion": "us-east-1",
-    }
+    """The SQS record Lambda delivers for ``message``: the testing helpers' record, with this delivery's ids."""
+    record: dict[str, Any] = sqs_event(message.body, queue="durable-callbacks")["Records"][0]
+    record["messageId"] = message.message_id
+    record["attributes"]["ApproximateReceiveCount"] = str(message.receive_count)
+    return record
