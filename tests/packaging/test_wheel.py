@@ -129,3 +129,19 @@ def test_the_console_script_and_the_pytest_plugin_are_declared(built: Built) -> 
         text = zf.read(name).decode()
     assert "callback-kit = callback_kit.cli:main" in text
     assert "callback_kit = callback_kit.pytest_plugin" in text
+
+
+def test_the_test_extra_holds_only_what_local_sfn_needs(built: Built) -> None:
+    # GIVEN the wheel's requirements for the `test` extra, the one the README gives users of local_sfn
+    from packaging.requirements import Requirement
+
+    requires = [Requirement(r) for r in metadata(built.wheel).get_all("Requires-Dist") or []]
+    test = sorted(r.name for r in requires if r.marker is not None and 'extra == "test"' in str(r.marker))
+    # THEN it is pytest, moto and AWS's durable runner with its SDK: the project's own tools (hypothesis, cfn-lint
+    # and its sympy, linters, type checkers) are in `dev`, so that a user's install stays small
+    assert test == [
+        "aws-durable-execution-sdk-python",
+        "aws-durable-execution-sdk-python-testing",
+        "moto",
+        "pytest",
+    ]
