@@ -336,7 +336,8 @@ class ActivityWorker:
     def run_one(self, response: Mapping[str, Any]) -> TaskResult:
         """Run one GetActivityTask response (``taskToken`` and ``input``) to its completion, in this thread."""
         record = parse_activity_task(response.get("taskToken"), response.get("input"), payload_path=self.payload_path)
-        run = TaskRun(record, self.fn, self._options, self._completer, self._scheduler or get_scheduler())
+        scheduler = self._scheduler or get_scheduler()
+        run = TaskRun(record, self.fn, self._options, self._completer, scheduler, deadline=self._answers_deadline)
         entry = _InFlight(run, self._clock())
         with self._lock:
             self._in_flight[id(entry)] = entry
@@ -472,12 +473,6 @@ class ActivityWorker:
                     self._recorder.flush("activity")
                 self._stopping.wait(self._tick)
             get_logger().info("activity worker stopping: no new polls", extra={"in_flight": self.stats.running})
-            # Tasks that finish during the grace answer by the same deadline as those expired at its end.
-            answers_deadline = self._shutdown_deadline()
-            with self._lock:
-                for entry in self._in_flight.values():
-                    if entry.run is not None:
-                        entry.run.deadline = answers_deadline
             deadline = self._stop_times()[0] + self.shutdown_grace_seconds
             while any(t.is_alive() for t in self._threads if t is not threading.current_thread()):
                 self._expire_overdue()
@@ -496,6 +491,13 @@ class ActivityWorker:
         if stopped_at is None:  # stopped by setting the event alone (a configuration error): stop now
             stopped_at = self._stopped_at = (self._clock(), self._completer.policy.clock())
         return stopped_at
+
+    def _answers_deadline(self) -> float | None:
+        """The deadline of a task's own answer, read at each look: none while the worker runs (an activity answer
+        has all the time it needs), and from the moment :meth:`stop` returns the stop's, so that a task finishing
+        during the grace answers by the same deadline as those expired at its end, without waiting for the
+        supervisor to wake and say so."""
+        return self._shutdown_deadline() if self._stopping.is_set() else None
 
     def _shutdown_deadline(self) -> float:
         """The ``retry.clock`` time by which every answer of a stopping worker must be over."""

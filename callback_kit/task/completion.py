@@ -76,6 +76,7 @@ __all__ = [
     "error_code",
     "is_transient",
     "may_have_landed",
+    "resolve_deadline",
 ]
 
 
@@ -294,11 +295,11 @@ class Completer:
             The ticket to send on, or ``None``: its turn does not come before the deadline.
         """
         policy = self.policy
-        limit = _resolve(deadline)
+        limit = resolve_deadline(deadline)
         ticket = limiter.reserve(None if limit is None else limit - policy.clock() - MIN_TIMEOUT, front=front)
         wait = 0.0 if ticket is None else ticket.wait
         while wait > 0:
-            limit = _resolve(deadline)
+            limit = resolve_deadline(deadline)
             if limit is not None and policy.clock() + wait + MIN_TIMEOUT > limit:
                 return None  # a cut, or a deadline that came meanwhile, moved its turn past the deadline
             # Sleep half the wait and ask again: the rate may rise while this call waits, and unless it doubles
@@ -317,7 +318,7 @@ class Completer:
         front = False  # whether the last attempt was throttled: it asks again at the head of the queue
         for attempt in itertools.count():
             ticket = self._turn(limiter, until, front=front)
-            deadline = _resolve(until)  # read again at each attempt: it may have come while this call waited
+            deadline = resolve_deadline(until)  # read again at each attempt: it may have come while this call waited
             timeout = None
             if deadline is not None:
                 timeout = deadline - policy.clock()
@@ -408,7 +409,13 @@ class Completer:
 Deadline = float | Callable[[], float | None] | None
 
 
-def _resolve(deadline: Deadline) -> float | None:
+def resolve_deadline(deadline: Deadline) -> float | None:
+    """The time ``deadline`` says now: itself, or what it returns when it is a function.
+
+    Example:
+        >>> resolve_deadline(lambda: 12.5), resolve_deadline(None)
+        (12.5, None)
+    """
     return deadline() if callable(deadline) else deadline
 
 

@@ -31,7 +31,7 @@ from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_ou
 from callback_kit.payload import mismatch_message, validate
 from callback_kit.sources import TaskRecord
 from callback_kit.task.answers import Kind, answers_for
-from callback_kit.task.completion import Completer, Deadline, Delivery
+from callback_kit.task.completion import Completer, Deadline, Delivery, resolve_deadline
 from callback_kit.task.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
 from callback_kit.task.latch import Latch
 from callback_kit.task.ledger import Ledger, ledger_for
@@ -130,7 +130,8 @@ class TaskRun:
 
     Args:
         deadline: a ``clock`` time by which every Step Functions call of this run must be over (the Lambda's
-            deadline less a reserve), or ``None`` (an activity). Calls get timeouts that fit it.
+            deadline less a reserve), ``None`` (no limit), or a function that says it at each look (an activity
+            worker's: none until its stop, then the stop's). Calls get timeouts that fit it.
 
     Example:
         >>> from callback_kit.testing import FakeStepFunctions
@@ -174,7 +175,7 @@ class TaskRun:
         completer: Completer,
         scheduler: HeartbeatScheduler,
         clock: Callable[[], float] = time.monotonic,
-        deadline: float | None = None,
+        deadline: Deadline = None,
         ledger: Ledger | None = None,
         twin: TaskRun | None = None,
     ) -> None:
@@ -264,7 +265,8 @@ class TaskRun:
                 return self._settle(TaskResult(status, self.record, detail="closed while running"))
         get_logger().warning(message, extra={"token_fp": fingerprint(self.record.token), "error": error})
         with tracing.activated(self._span):  # on the guard's or the supervisor's thread: parent the call explicitly
-            return self._settle(self._deliver(failure(error, message), _earliest(deadline, self.deadline)))
+            own = resolve_deadline(self.deadline)
+            return self._settle(self._deliver(failure(error, message), _earliest(deadline, own)))
 
     def cancel_unstarted(self) -> bool:
         """Settle the run as never started if its function has not been called; True unless it needs :meth:`expire`.
@@ -382,7 +384,8 @@ class TaskRun:
         fp = fingerprint(self.record.token)
         if isinstance(twin, TaskRun):
             if wait:
-                timeout = None if self.deadline is None else max(0.0, self.deadline - self.clock())
+                limit = resolve_deadline(self.deadline)
+                timeout = None if limit is None else max(0.0, limit - self.clock())
                 twin.done.wait(timeout)
             owner = twin.result
             answered = owner is not None and owner.status.answered
@@ -460,7 +463,7 @@ class TaskRun:
                 extra={"token_fp": fingerprint(self.record.token)},
             )
             return TaskResult(Status.CLOSED, self.record, detail="closed while running", duration=duration)
-        # Read at each look, not now: an activity worker's stop sets a deadline while this answer may be waiting
+        # Read at each look, not now: an activity worker's stop brings a deadline while this answer may be waiting
         # for its turn at the rate limiter, and it must then be over by that deadline too.
         return self._deliver(outcome, self._deadline_now, duration, ended)
 
@@ -471,7 +474,7 @@ class TaskRun:
         return TaskResult(Status.UNDELIVERABLE, self.record, detail=reason)
 
     def _deadline_now(self) -> float | None:
-        return self.deadline
+        return resolve_deadline(self.deadline)
 
     def _deliver(
         self, outcome: Outcome, deadline: Deadline, duration: float | None = None, ended: float | None = None

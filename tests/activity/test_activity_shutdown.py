@@ -72,6 +72,10 @@ def test_a_1s_grace_sends_every_workershutdown_within_about_the_grace(release: t
     # AND the worker is done by the one deadline, every answer bounded by it
     assert worker.wait(1.0 + FINAL_DELIVERY_SECONDS + 1.0)
     assert time.monotonic() - stopped < 1.0 + FINAL_DELIVERY_SECONDS + 1.0
+    assert all(bound <= FINAL_DELIVERY_SECONDS for bound in fake.timeouts)
+    # AND each of them went out (the fake lands a call that outlives its bound at the bound's end, the moment the
+    # worker stops waiting for it: on a busy CPU, that thread may wake a little after wait() returned)
+    assert wait_until(lambda: all(fake.outcome(t) is not None for t in tokens), timeout=1.0)
     assert all(outcome is not None and outcome[1] == ERROR_WORKER_SHUTDOWN for outcome in map(fake.outcome, tokens))
 
 
@@ -152,3 +156,31 @@ def test_wait_returns_only_once_a_task_that_arrived_after_the_stop_is_answered()
     assert outcome is not None
     assert outcome[1] == ERROR_WORKER_SHUTDOWN
     assert (worker.stats.shut_down, worker.stats.running, ran) == (1, 0, [])
+
+
+def test_an_answer_given_right_after_the_stop_is_bounded_by_the_stops_deadline() -> None:
+    # GIVEN a worker stopped at 0 s whose supervisor has not looked since (run_one runs a task in this thread, and
+    # the worker's threads were never started), on a clock the test moves
+    clock = ManualClock()
+    fake = FakeStepFunctions()
+    bounds: list[tuple[float, float]] = []
+    original = fake.with_timeout
+
+    def with_timeout(seconds: float) -> Any:
+        bounds.append((clock(), seconds))
+        return original(seconds)
+
+    fake.with_timeout = with_timeout  # type: ignore[method-assign]
+    worker = ActivityWorker(
+        ARN, lambda payload: "done", client=fake, heartbeat_interval=0, clock=clock,
+        retry=RetryPolicy(clock=clock, sleep=lambda s: None),
+    )  # fmt: skip
+    worker.stop()
+    clock.now = 10.0
+    # WHEN a task finishes at 10 s
+    token = fake.open_task()
+    worker.run_one({"taskToken": token, "input": "{}"})
+    # THEN its answer was already bounded by the stop's deadline (25 s of grace + FINAL_DELIVERY_SECONDS), as the
+    # supervisor's expiries are: the deadline holds from the moment stop() returns, not from when a thread sees it
+    assert fake.outcome(token) == ("success", "done")
+    assert bounds == [(10.0, 25.0 + FINAL_DELIVERY_SECONDS - 10.0)]
