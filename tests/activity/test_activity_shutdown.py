@@ -89,11 +89,9 @@ class ManualClock:
         return self.now
 
 
-def test_with_the_default_grace_every_answer_is_over_before_sigkill() -> None:
-    # GIVEN a worker with the default 25 s grace, two tasks that never finish and one that finishes after the stop,
-    # on a clock the test moves, and a record of when (on that clock) each answer is given which timeout
-    clock = ManualClock()
-    fake = FakeStepFunctions(activity_poll_seconds=0.02)
+def record_bounds(fake: FakeStepFunctions, clock: ManualClock) -> list[tuple[float, float]]:
+    """``(clock time, seconds)`` of every bounded call made through ``fake`` from now on: when each answer was
+    given, and the timeout it was given."""
     bounds: list[tuple[float, float]] = []
     original = fake.with_timeout
 
@@ -102,6 +100,15 @@ def test_with_the_default_grace_every_answer_is_over_before_sigkill() -> None:
         return original(seconds)
 
     fake.with_timeout = with_timeout  # type: ignore[method-assign]
+    return bounds
+
+
+def test_with_the_default_grace_every_answer_is_over_before_sigkill() -> None:
+    # GIVEN a worker with the default 25 s grace, two tasks that never finish and one that finishes after the stop,
+    # on a clock the test moves, and a record of when (on that clock) each answer is given which timeout
+    clock = ManualClock()
+    fake = FakeStepFunctions(activity_poll_seconds=0.02)
+    bounds = record_bounds(fake, clock)
 
     def work(payload: dict[str, str]) -> str:
         if payload["kind"] == "finishes":
@@ -163,14 +170,7 @@ def test_an_answer_given_right_after_the_stop_is_bounded_by_the_stops_deadline()
     # the worker's threads were never started), on a clock the test moves
     clock = ManualClock()
     fake = FakeStepFunctions()
-    bounds: list[tuple[float, float]] = []
-    original = fake.with_timeout
-
-    def with_timeout(seconds: float) -> Any:
-        bounds.append((clock(), seconds))
-        return original(seconds)
-
-    fake.with_timeout = with_timeout  # type: ignore[method-assign]
+    bounds = record_bounds(fake, clock)
     worker = ActivityWorker(
         ARN, lambda payload: "done", client=fake, heartbeat_interval=0, clock=clock,
         retry=RetryPolicy(clock=clock, sleep=lambda s: None),
