@@ -55,7 +55,7 @@ from callback_kit.awsconfig import configuration_problem
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, CallbackDeliveryError
 from callback_kit.handler import CallbackHandler
 from callback_kit.logs import fingerprint, get_logger
-from callback_kit.observe import span_scope
+from callback_kit.observe import recorder_for, span_scope
 from callback_kit.outcome import ErrorMap, Failure, describe, failure
 from callback_kit.poller import (
     MAX_OPEN_POLLS,
@@ -79,7 +79,7 @@ from callback_kit.task.workers import shared_pool
 from callback_kit.validation import check_metrics, check_worker
 
 if TYPE_CHECKING:
-    from callback_kit.observe.metrics import MetricsRecorder
+    pass
 
 __all__ = [
     "MAX_OPEN_POLLS",
@@ -237,11 +237,7 @@ class ActivityWorker:
         self._options = RunOptions(model, error_map, interval or None)
         self._client = client
         self._poller: Any = None
-        self._recorder: MetricsRecorder | None = None
-        if metrics is not None:
-            from callback_kit.observe.metrics import MetricsRecorder
-
-            self._recorder = MetricsRecorder(metrics)
+        self._recorder = recorder_for(metrics)
         self._completer = _CountingCompleter(
             client, retry or RetryPolicy(), observer=self._recorder, on_beat=self._count_beat
         )

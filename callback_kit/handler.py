@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from callback_kit.batch import Batch
 from callback_kit.exceptions import CallbackDeliveryError, MissingTokenError
-from callback_kit.observe import span_scope, tracing
+from callback_kit.observe import recorder_for, span_scope, tracing
 from callback_kit.options import (
     DEFAULT_DEADLINE_MARGIN,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -245,11 +245,7 @@ def _task_parts(options: HandlerOptions) -> tuple[Completer, RunOptions]:
     """The completer and runner options of every invocation under ``options`` (both stateless)."""
     if options.client is None or options.lambda_client is None:
         expect_concurrent_calls(options.max_concurrency)  # the default client's connections (built on first use)
-    recorder = None
-    if options.metrics is not None:
-        from callback_kit.observe.metrics import MetricsRecorder
-
-        recorder = MetricsRecorder(options.metrics)
+    recorder = recorder_for(options.metrics)
     completer = Completer(
         options.client, options.retry or RetryPolicy(), observer=recorder, lambda_client=options.lambda_client
     )

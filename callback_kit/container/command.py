@@ -23,13 +23,14 @@ from callback_kit.exceptions import (
     CallbackDeliveryError,
 )
 from callback_kit.logs import fingerprint, get_logger, mask_token
+from callback_kit.observe import recorder_for
 from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure, Outcome, encode_output, failure
 from callback_kit.task.completion import Completer, Delivery, RetryPolicy
 from callback_kit.task.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.validation import check_metrics
 
 if TYPE_CHECKING:
-    from callback_kit.observe.metrics import MetricsRecorder
+    pass
 
 #: How much of the command's stdout (or output file) is read. More than Step Functions' limit: whitespace and
 #: formatting do not count, since the output is judged by its compact JSON as a Lambda function's return value is.
@@ -105,12 +106,8 @@ class CommandRun:
         self.heartbeat_interval = heartbeat_interval or None
         self.scheduler = scheduler
         self.shutdown_grace = shutdown_grace
-        self._recorder: MetricsRecorder | None = None
-        if metrics is not None:
-            from callback_kit.observe.metrics import MetricsRecorder
-
-            check_metrics(metrics)
-            self._recorder = MetricsRecorder(metrics)
+        check_metrics(metrics)
+        self._recorder = recorder_for(metrics)
         self.completer = Completer(client, retry or RetryPolicy(), observer=self._recorder)
         child_env = dict(os.environ if env is None else env)
         if token_env is not None:

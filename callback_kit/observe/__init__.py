@@ -17,7 +17,23 @@ from callback_kit.observe.tracing import TASK_SPAN, span_scope, tracer
 if TYPE_CHECKING:
     from callback_kit.observe.metrics import MetricsRecorder
 
-__all__ = ["TASK_SPAN", "MetricsRecorder", "span_scope", "tracer"]
+__all__ = ["TASK_SPAN", "MetricsRecorder", "recorder_for", "span_scope", "tracer"]
+
+
+def recorder_for(metrics: Any) -> MetricsRecorder | None:
+    """The recorder that feeds ``metrics=`` (a powertools ``Metrics``), or ``None`` without one.
+
+    The metrics module, and powertools' Metrics with it, is imported only when there is one.
+
+    Example:
+        >>> recorder_for(None) is None
+        True
+    """
+    if metrics is None:
+        return None
+    from callback_kit.observe.metrics import MetricsRecorder
+
+    return MetricsRecorder(metrics)
 
 
 def __getattr__(name: str) -> Any:
