@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from callback_kit.awsconfig import configuration_problem
 from callback_kit.exceptions import ERROR_TASK_TIMEOUT, ERROR_WORKER_SHUTDOWN, CallbackDeliveryError
@@ -77,9 +77,6 @@ from callback_kit.task.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.task.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.task.workers import shared_pool
 from callback_kit.validation import check_metrics, check_worker
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "MAX_OPEN_POLLS",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from callback_kit.container.streams import StderrRelay, read_capped
 from callback_kit.exceptions import (
@@ -28,9 +28,6 @@ from callback_kit.outcome import MAX_OUTPUT_BYTES, Failure, Outcome, encode_outp
 from callback_kit.task.completion import Completer, Delivery, RetryPolicy
 from callback_kit.task.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.validation import check_metrics
-
-if TYPE_CHECKING:
-    pass
 
 #: How much of the command's stdout (or output file) is read. More than Step Functions' limit: whitespace and
 #: formatting do not count, since the output is judged by its compact JSON as a Lambda function's return value is.
