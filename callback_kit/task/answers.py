@@ -57,8 +57,6 @@ class Answers:
     kind: Kind
     #: The service as log lines name it.
     service: str
-    #: The botocore service name of its default client.
-    client_service: str
     success_api: str
     failure_api: str
     heartbeat_api: str
@@ -166,7 +164,6 @@ def _lambda_error(cause: str) -> tuple[str, list[str]] | None:
 STEP_FUNCTIONS = Answers(
     kind="stepfunctions",
     service="Step Functions",
-    client_service="stepfunctions",
     success_api="SendTaskSuccess",
     failure_api="SendTaskFailure",
     heartbeat_api="SendTaskHeartbeat",
@@ -183,7 +180,6 @@ STEP_FUNCTIONS = Answers(
 DURABLE = Answers(
     kind="durable",
     service="Lambda",
-    client_service="lambda",
     success_api="SendDurableExecutionCallbackSuccess",
     failure_api="SendDurableExecutionCallbackFailure",
     heartbeat_api="SendDurableExecutionCallbackHeartbeat",
