@@ -65,14 +65,9 @@ from callback_kit.poller import (
     poll_client,
 )
 from callback_kit.sources import TaskRecord, parse_activity_task
+from callback_kit.task.classify import error_code, is_transient
 from callback_kit.task.clients import expect_concurrent_calls
-from callback_kit.task.completion import (
-    Completer,
-    Delivery,
-    RetryPolicy,
-    error_code,
-    is_transient,
-)
+from callback_kit.task.completion import Completer, Delivery, RetryPolicy
 from callback_kit.task.heartbeat import HeartbeatScheduler, get_scheduler
 from callback_kit.task.runner import RunOptions, Status, TaskResult, TaskRun
 from callback_kit.task.workers import shared_pool

@@ -46,38 +46,14 @@ from callback_kit.observe.tracing import call_span
 from callback_kit.outcome import Failure, Outcome, Success, failure, truncate_text
 from callback_kit.task import clients
 from callback_kit.task.answers import Answers, Kind, answers_for
-from callback_kit.task.classify import (
-    CLOSED_CODES,
-    CONFIG_FAULT_CODES,
-    INVALID_TOKEN_CODE,
-    REJECTED_CODES,
-    THROTTLE_CODES,
-    TRANSIENT_CODES,
-    error_code,
-    is_transient,
-    may_have_landed,
-)
+from callback_kit.task.classify import THROTTLE_CODES, error_code, is_transient, may_have_landed
 from callback_kit.task.ratelimit import RateLimiter, Ticket, limiter_for
 from callback_kit.task.timeouts import MIN_TIMEOUT, bounded
 
 if TYPE_CHECKING:
     from callback_kit.observe.metrics import MetricsRecorder
 
-__all__ = [
-    "CLOSED_CODES",
-    "CONFIG_FAULT_CODES",
-    "INVALID_TOKEN_CODE",
-    "REJECTED_CODES",
-    "TRANSIENT_CODES",
-    "Completer",
-    "Deadline",
-    "Delivery",
-    "RetryPolicy",
-    "error_code",
-    "is_transient",
-    "may_have_landed",
-    "resolve_deadline",
-]
+__all__ = ["Completer", "Deadline", "Delivery", "RetryPolicy", "resolve_deadline"]
 
 
 class Delivery(enum.Enum):

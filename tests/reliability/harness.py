@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from callback_kit.logs import get_logger
-from callback_kit.task.completion import CLOSED_CODES, RetryPolicy
+from callback_kit.task.classify import CLOSED_CODES
+from callback_kit.task.completion import RetryPolicy
 from callback_kit.task.heartbeat import HeartbeatScheduler
 from callback_kit.testing import Call, FakeStepFunctions, client_error, direct_event, eventbridge_event, sqs_event
 
