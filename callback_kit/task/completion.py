@@ -126,15 +126,12 @@ class Completer:
     observer: MetricsRecorder | None = None
     lambda_client: Any = None
 
-    def _client(self, kind: Kind = "stepfunctions") -> Any:
-        if kind == "durable":
-            return self.lambda_client if self.lambda_client is not None else clients.default_lambda_client()
-        return self.client if self.client is not None else clients.default_client()
-
     def resolved_client(self, kind: Kind = "stepfunctions") -> Any:
         """The client ``kind``'s calls are made with: the injected one, else the process-wide default (built on
         first use)."""
-        return self._client(kind)
+        if kind == "durable":
+            return self.lambda_client if self.lambda_client is not None else clients.default_lambda_client()
+        return self.client if self.client is not None else clients.default_client()
 
     def complete(
         self, token: str, outcome: Outcome, *, deadline: Deadline = None, kind: Kind = "stepfunctions"
@@ -199,7 +196,7 @@ class Completer:
             errors, which are logged: a missed beat is covered by the next one).
         """
         answers = answers_for(kind)
-        client = self._client(kind)
+        client = self.resolved_client(kind)
         limiter = limiter_for(client)
         policy = self.policy
         observer = self.observer
@@ -288,7 +285,7 @@ class Completer:
         policy = self.policy
         log = lazy_logger()  # powertools is imported only if a line is logged: a cold start's cost
         landed = False  # whether an earlier attempt may have reached the service
-        client = self._client(answers.kind)
+        client = self.resolved_client(answers.kind)
         limiter = limiter_for(client)  # one limiter shared by every call to this endpoint
         failed = throttled = 0  # failed attempts, and throttled ones (see RetryPolicy)
         front = False  # whether the last attempt was throttled: it asks again at the head of the queue
