@@ -50,7 +50,7 @@ from callback_kit.options import DEFAULT_DEADLINE_MARGIN
 from callback_kit.outcome import ErrorMap, Failure, Outcome, Success, encode_output, failure, from_exception
 from callback_kit.sources.depth import MessageTooDeepError
 from callback_kit.sources.tokens import check_token, find_token_path, get_path, without_token
-from callback_kit.task.classify import CONFIG_FAULT_CODES, THROTTLE_CODES, error_code, is_transient
+from callback_kit.task.classify import CONFIG_FAULT_CODES, THROTTLE_CODES, is_transient
 from callback_kit.task.completion import Completer, RetryPolicy
 
 if TYPE_CHECKING:
@@ -297,7 +297,7 @@ def _transient_delivery(error: Exception) -> bool:
     if error.code in CONFIG_FAULT_CODES:
         return False
     cause = error.__cause__
-    return cause is not None and (is_transient(cause) or error_code(cause) in THROTTLE_CODES)
+    return cause is not None and is_transient(cause)
 
 
 def _require_sdk() -> None:
