@@ -371,7 +371,7 @@ def _durable_flag(parser: argparse.ArgumentParser) -> None:
         "--durable",
         action="store_true",
         help="TOKEN is a Lambda durable function's callback id: answer it with the Lambda API "
-        "(SendDurableExecutionCallback*; output up to 1,048,576 bytes)",
+        "(SendDurableExecutionCallback*; output up to 1,048,576 bytes, less with a botocore older than 1.44)",
     )
 
 
