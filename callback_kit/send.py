@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from callback_kit.exceptions import InvalidOutputError
-from callback_kit.outcome import Failure, encode_output, from_exception, truncate_text
+from callback_kit.outcome import Failure, from_exception, truncate_text
 from callback_kit.task.answers import Kind, answers_for
 from callback_kit.task.completion import Completer, Delivery
 
@@ -48,9 +48,7 @@ def send_success(
         CallbackDeliveryError: the service could not be reached, or refused the call.
     """
     completer = _completer(client, lambda_client, kind)
-    answers = answers_for(kind)
-    limit = answers.output_limit(completer.resolved_client(kind))
-    encoded = encode_output(output, max_bytes=limit, service=answers.service)
+    encoded = completer.encode(output, kind)
     if isinstance(encoded, Failure):
         raise InvalidOutputError(encoded.cause, error=encoded.error)
     return completer.complete(token, encoded, kind=kind)

@@ -43,7 +43,7 @@ from callback_kit.exceptions import (
 )
 from callback_kit.logs import fingerprint, get_logger, lazy_logger, mask_token
 from callback_kit.observe.tracing import call_span
-from callback_kit.outcome import Failure, Outcome, Success, failure, truncate_text
+from callback_kit.outcome import Failure, Outcome, Success, encode_output, failure, truncate_text
 from callback_kit.task import clients
 from callback_kit.task.answers import Answers, Kind, answers_for
 from callback_kit.task.classify import THROTTLE_CODES, error_code, is_transient, may_have_landed
@@ -132,6 +132,19 @@ class Completer:
         if kind == "durable":
             return self.lambda_client if self.lambda_client is not None else clients.default_lambda_client()
         return self.client if self.client is not None else clients.default_client()
+
+    def encode(self, value: Any, kind: Kind = "stepfunctions") -> Success | Failure:
+        """``value`` as the output of a success for ``kind``, or the failure that says why it cannot be one: within
+        the backend's limit as the client that would send it sees it (:meth:`Answers.output_limit`).
+
+        Example:
+            >>> from callback_kit.testing import FakeStepFunctions
+            >>> Completer(FakeStepFunctions()).encode({"ok": True})
+            Success(output='{"ok":true}')
+        """
+        answers = answers_for(kind)
+        limit = answers.output_limit(self.resolved_client(kind))
+        return encode_output(value, max_bytes=limit, service=answers.service)
 
     def complete(
         self, token: str, outcome: Outcome, *, deadline: Deadline = None, kind: Kind = "stepfunctions"

@@ -27,10 +27,10 @@ from callback_kit.exceptions import (
 )
 from callback_kit.logs import debug_enabled, fingerprint, get_logger
 from callback_kit.observe import tracing
-from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, encode_output, failure, from_exception
+from callback_kit.outcome import ErrorMap, Failure, Outcome, describe, failure, from_exception
 from callback_kit.payload import mismatch_message, validate
 from callback_kit.sources import TaskRecord
-from callback_kit.task.answers import Kind, answers_for
+from callback_kit.task.answers import Kind
 from callback_kit.task.completion import Completer, Deadline, Delivery, resolve_deadline
 from callback_kit.task.heartbeat import MIN_MANUAL_GAP, Beat, HeartbeatScheduler
 from callback_kit.task.latch import Latch
@@ -444,9 +444,7 @@ class TaskRun:
                 },
             )
             return answer
-        answers = answers_for(self.record.kind)
-        limit = answers.output_limit(self.completer.resolved_client(self.record.kind))
-        return encode_output(value, max_bytes=limit, service=answers.service)
+        return self.completer.encode(value, self.record.kind)
 
     def _finish(self, outcome: Outcome, duration: float | None = None, ended: float | None = None) -> TaskResult | None:
         if not self._claim():
